@@ -1,0 +1,206 @@
+"""Journal values: accounts, postings, entry drafts and recorded entries, and their rules.
+
+An amount is a signed integer of the asset's base units: positive is a debit, negative a
+credit. Per entry and per asset the postings sum to zero.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+from ledger.domain.money import check_range
+from ledger.errors import Reason, Rejected
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICRO = timedelta(microseconds=1)
+
+_BOOK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_ACCOUNT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$")
+_KIND = re.compile(r"^[a-z][a-z0-9_.]{0,63}$")
+MAX_KEY_LENGTH = 256
+MAX_METADATA_ITEMS = 64
+MAX_METADATA_TEXT = 4096
+
+
+class AccountType(StrEnum):
+    """The five classic account types."""
+
+    ASSET = "asset"
+    LIABILITY = "liability"
+    EQUITY = "equity"
+    INCOME = "income"
+    EXPENSE = "expense"
+
+
+class BalanceRule(StrEnum):
+    """A constraint on an account's balance, per asset, checked atomically with every write."""
+
+    NONE = "none"
+    NON_NEGATIVE = "non_negative"  # balance >= 0 (a holder cannot spend what they lack)
+    NON_POSITIVE = "non_positive"  # balance <= 0 (a credit-normal account never turns debit)
+
+    def allows(self, balance: int) -> bool:
+        """Return whether `balance` satisfies this rule."""
+        if self is BalanceRule.NON_NEGATIVE:
+            return balance >= 0
+        if self is BalanceRule.NON_POSITIVE:
+            return balance <= 0
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """An account of one book, opened explicitly before it is posted to."""
+
+    book: str
+    code: str
+    type: AccountType
+    rule: BalanceRule = BalanceRule.NONE
+
+    def __post_init__(self) -> None:
+        check_book(self.book)
+        check_account_code(self.code)
+
+
+@dataclass(frozen=True, slots=True)
+class Posting:
+    """One line of an entry: `amount` base units of `asset` to `account` (debit > 0)."""
+
+    account: str
+    asset: str
+    amount: int
+
+
+@dataclass(frozen=True, slots=True)
+class EntryDraft:
+    """What a caller asks to append: one economic event, not yet sequenced or chained.
+
+    `metadata` is a sorted tuple of (key, value) text pairs. `reverses` is the sequence number
+    of the entry this one corrects, if any.
+    """
+
+    book: str
+    kind: str
+    effective_at: datetime
+    postings: tuple[Posting, ...]
+    metadata: tuple[tuple[str, str], ...] = ()
+    idempotency_key: str | None = None
+    reverses: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    """An appended entry: the draft plus its sequence number, record time and chain hashes."""
+
+    draft: EntryDraft
+    seq: int
+    recorded_at: datetime
+    prev_hash: bytes
+    hash: bytes = field(repr=False)
+
+    @property
+    def book(self) -> str:
+        return self.draft.book
+
+    @property
+    def postings(self) -> tuple[Posting, ...]:
+        return self.draft.postings
+
+
+def check_book(book: str) -> str:
+    """Return `book` if it is a valid book code."""
+    if not isinstance(book, str) or not _BOOK.match(book):
+        raise Rejected(
+            Reason.BAD_INPUT, f"book {book!r} must be 1-64 characters of A-Z a-z 0-9 _ . -"
+        )
+    return book
+
+
+def check_account_code(code: str) -> str:
+    """Return `code` if it is a valid account code."""
+    if not isinstance(code, str) or not _ACCOUNT.match(code):
+        raise Rejected(
+            Reason.BAD_INPUT,
+            f"account {code!r} must be 1-128 characters of A-Z a-z 0-9 _ . : @ -",
+        )
+    return code
+
+
+def make_metadata(items: Mapping[str, str] | Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    """Return metadata as sorted (key, value) text pairs, refusing non-text values."""
+    pairs = list(items.items()) if isinstance(items, Mapping) else list(items)
+    if len(pairs) > MAX_METADATA_ITEMS:
+        raise Rejected(Reason.BAD_INPUT, f"metadata has more than {MAX_METADATA_ITEMS} items")
+    for key, value in pairs:
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise Rejected(
+                Reason.BAD_INPUT, f"metadata {key!r} must map text to text (got {value!r})"
+            )
+        if len(key) + len(value) > MAX_METADATA_TEXT:
+            raise Rejected(Reason.BAD_INPUT, f"metadata {key!r} is too long")
+    result = tuple(sorted(pairs))
+    if len({key for key, _ in result}) != len(result):
+        raise Rejected(Reason.BAD_INPUT, "metadata has a repeated key")
+    return result
+
+
+def to_micros(moment: datetime) -> int:
+    """Return an aware datetime as integer microseconds since the Unix epoch (UTC)."""
+    if moment.tzinfo is None:
+        raise Rejected(Reason.BAD_INPUT, f"time {moment.isoformat()} has no time zone")
+    return (moment - EPOCH) // _MICRO
+
+
+def from_micros(micros: int) -> datetime:
+    """Return integer microseconds since the Unix epoch as an aware UTC datetime."""
+    return EPOCH + timedelta(microseconds=micros)
+
+
+def check_draft(draft: EntryDraft) -> EntryDraft:
+    """Return `draft` if it is well formed and balanced per asset; otherwise refuse it."""
+    check_book(draft.book)
+    if not _KIND.match(draft.kind):
+        raise Rejected(Reason.BAD_INPUT, f"kind {draft.kind!r} must match [a-z][a-z0-9_.]*")
+    to_micros(draft.effective_at)
+    if draft.idempotency_key is not None and not 0 < len(draft.idempotency_key) <= MAX_KEY_LENGTH:
+        raise Rejected(Reason.BAD_INPUT, f"key must be 1-{MAX_KEY_LENGTH} characters")
+    if draft.reverses is not None and draft.reverses < 1:
+        raise Rejected(Reason.BAD_INPUT, "reverses must name a sequence number >= 1")
+    if not draft.postings:
+        raise Rejected(Reason.EMPTY_ENTRY, "an entry needs at least one posting")
+    make_metadata(draft.metadata)
+    totals: dict[str, int] = {}
+    for posting in draft.postings:
+        check_account_code(posting.account)
+        if type(posting.amount) is not int:
+            raise Rejected(Reason.BAD_INPUT, f"amount {posting.amount!r} is not an integer")
+        if posting.amount == 0:
+            raise Rejected(Reason.BAD_INPUT, f"posting to {posting.account} has amount zero")
+        check_range(posting.amount)
+        totals[posting.asset] = totals.get(posting.asset, 0) + posting.amount
+    unbalanced = {asset: total for asset, total in totals.items() if total != 0}
+    if unbalanced:
+        detail = ", ".join(f"{asset} {total:+d}" for asset, total in sorted(unbalanced.items()))
+        raise Rejected(Reason.UNBALANCED, f"postings do not sum to zero per asset: {detail}")
+    return draft
+
+
+def reversal_of(
+    entry: JournalEntry, *, effective_at: datetime, key: str | None = None
+) -> EntryDraft:
+    """Return the draft of an entry that exactly undoes `entry` and points to it."""
+    return EntryDraft(
+        book=entry.draft.book,
+        kind="reversal",
+        effective_at=effective_at,
+        postings=tuple(
+            Posting(p.account, p.asset, -p.amount) for p in entry.draft.postings
+        ),
+        metadata=(("reverses_kind", entry.draft.kind),),
+        idempotency_key=key,
+        reverses=entry.seq,
+    )
