@@ -1,0 +1,118 @@
+"""What every command shares: the database option, `--json`, rendering and exit codes.
+
+Exit codes: 0 ok, 2 rejected (bad input or refused request), 3 audit findings,
+70 internal error. Errors are one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import click
+
+from ledger.errors import InvariantViolation, LedgerError, Reason, Rejected
+
+EXIT_OK = 0
+EXIT_REJECTED = 2
+EXIT_AUDIT = 3
+EXIT_INTERNAL = 70
+
+DEFAULT_DB = "sqlite:///token-ledger.db"
+ENV_DB = "TOKEN_LEDGER_DB"
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class CliState:
+    """Options given before the command name, shared by every command."""
+
+    db_url: str
+    json_output: bool = False
+
+
+class AuditFailed(Exception):
+    """Raised by a command whose audit found a discrepancy; exits with status 3."""
+
+    def __init__(self, message: str, payload: Any = None) -> None:
+        super().__init__(message)
+        self.payload = payload
+
+
+def db_url_from(value: str | None) -> str:
+    """Return the database URL: the option, else TOKEN_LEDGER_DB, else ./token-ledger.db."""
+    return value or os.environ.get(ENV_DB) or DEFAULT_DB
+
+
+def json_option(func: F) -> F:
+    """Add `--json` to a command; it may also be given before the command name."""
+
+    def callback(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+        if value:
+            ctx.find_object(CliState).json_output = True  # type: ignore[union-attr]
+        return value
+
+    return click.option(
+        "--json",
+        "json_flag",
+        is_flag=True,
+        expose_value=False,
+        callback=callback,
+        help="Print machine-readable JSON (stable; amounts are decimal strings).",
+    )(func)
+
+
+def state() -> CliState:
+    """Return the shared CLI state of the running command."""
+    obj = click.get_current_context().find_object(CliState)
+    assert obj is not None
+    return obj
+
+
+def emit(payload: Any, text: Callable[[], str] | str | None = None) -> None:
+    """Print `payload` as JSON under `--json`, else the human text (default: the JSON)."""
+    if state().json_output or text is None:
+        click.echo(json.dumps(payload, indent=2, sort_keys=False, ensure_ascii=False))
+        return
+    click.echo(text() if callable(text) else text)
+
+
+def fail(message: str, code: int, reason: str) -> None:
+    """Write one line to stderr (JSON under `--json`) and exit with `code`."""
+    st = click.get_current_context().find_object(CliState)
+    if st is not None and st.json_output:
+        click.echo(json.dumps({"error": reason, "message": message}), err=True)
+    else:
+        click.echo(f"token-ledger: {message}", err=True)
+    sys.exit(code)
+
+
+def handle_errors(func: F) -> F:
+    """Turn library errors into one-line messages and exit codes, never tracebacks."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except Rejected as exc:
+            retry = " (retryable)" if exc.retryable else ""
+            fail(f"{exc.reason.value}: {exc.message}{retry}", EXIT_REJECTED, exc.reason.value)
+        except AuditFailed as exc:
+            if state().json_output and exc.payload is not None:
+                click.echo(json.dumps(exc.payload, indent=2))
+            fail(str(exc), EXIT_AUDIT, "audit_failed")
+        except InvariantViolation as exc:
+            fail(f"invariant violated: {exc.message}", EXIT_INTERNAL, "invariant")
+        except LedgerError as exc:
+            fail(exc.message, EXIT_INTERNAL, "error")
+        except (OSError, ValueError) as exc:
+            fail(f"{type(exc).__name__}: {exc}", EXIT_REJECTED, Reason.BAD_INPUT.value)
+        return None
+
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,1 @@
+"""Use cases. Each public call is one database transaction."""
