@@ -23,9 +23,7 @@ def apply_postings(
     return changed
 
 
-def check_rules(
-    changed: Mapping[BalanceKey, int], rules: Mapping[str, BalanceRule]
-) -> None:
+def check_rules(changed: Mapping[BalanceKey, int], rules: Mapping[str, BalanceRule]) -> None:
     """Refuse if any changed balance breaks its account's rule or leaves the uint256 range."""
     for (account, asset), balance in changed.items():
         rule = rules.get(account, BalanceRule.NONE)

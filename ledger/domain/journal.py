@@ -130,7 +130,9 @@ def check_account_code(code: str) -> str:
     return code
 
 
-def make_metadata(items: Mapping[str, str] | Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+def make_metadata(
+    items: Mapping[str, str] | Iterable[tuple[str, str]],
+) -> tuple[tuple[str, str], ...]:
     """Return metadata as sorted (key, value) text pairs, refusing non-text values."""
     pairs = list(items.items()) if isinstance(items, Mapping) else list(items)
     if len(pairs) > MAX_METADATA_ITEMS:
@@ -197,9 +199,7 @@ def reversal_of(
         book=entry.draft.book,
         kind="reversal",
         effective_at=effective_at,
-        postings=tuple(
-            Posting(p.account, p.asset, -p.amount) for p in entry.draft.postings
-        ),
+        postings=tuple(Posting(p.account, p.asset, -p.amount) for p in entry.draft.postings),
         metadata=(("reverses_kind", entry.draft.kind),),
         idempotency_key=key,
         reverses=entry.seq,

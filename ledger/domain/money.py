@@ -41,9 +41,7 @@ class Asset:
     def __post_init__(self) -> None:
         check_asset_code(self.code)
         if not 0 <= self.scale <= MAX_SCALE:
-            raise Rejected(
-                Reason.BAD_INPUT, f"decimals must be 0..{MAX_SCALE}, got {self.scale}"
-            )
+            raise Rejected(Reason.BAD_INPUT, f"decimals must be 0..{MAX_SCALE}, got {self.scale}")
 
 
 def check_asset_code(code: str) -> str:
@@ -81,9 +79,7 @@ def parse_units(text: str, scale: int, what: str = "amount") -> int:
     sign, whole, frac = match.group(1), match.group(2), match.group(3) or ""
     frac = frac.rstrip("0")
     if len(frac) > scale:
-        raise Rejected(
-            Reason.BAD_INPUT, f"{what} {text!r} has more than {scale} decimal places"
-        )
+        raise Rejected(Reason.BAD_INPUT, f"{what} {text!r} has more than {scale} decimal places")
     units = int(whole) * 10**scale + (int(frac) * 10 ** (scale - len(frac)) if frac else 0)
     return check_range(-units if sign else units, what)
 

@@ -6,9 +6,370 @@
     lg.add_asset(Asset("USDT", 6))
     lg.open_account(Account("BTC3L", "fund:collateral", AccountType.ASSET))
     entry = lg.post(draft)                   # one DB transaction, chained, checked
+
+Every public call is one database transaction. Writes to one book are serialised by its
+chain head: on PostgreSQL the head row is locked (`SELECT ... FOR UPDATE`), on SQLite the
+whole database is (`BEGIN IMMEDIATE`). Writers to different PostgreSQL books never wait for
+each other.
 """
 
 from __future__ import annotations
 
-# Implementation lands in the next commits; the public surface is fixed here so that the
-# fund engine and the chain mirror can be written against it.
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from ledger.clock import Clock, SystemClock
+from ledger.domain.audit import Auditor
+from ledger.domain.canonical import GENESIS_HASH
+from ledger.domain.journal import (
+    Account,
+    AccountType,
+    BalanceRule,
+    EntryDraft,
+    JournalEntry,
+    check_account_code,
+    check_book,
+    reversal_of,
+    to_micros,
+)
+from ledger.domain.money import Asset
+from ledger.errors import Reason, Rejected
+from ledger.services.append import AppendBatch
+from ledger.storage import migrate
+from ledger.storage.engine import make_engine
+from ledger.storage.guards import missing_guards
+from ledger.storage.journal_store import JournalStore
+from ledger.storage.mapping import rows_to_entries
+
+READ_CHUNK = 5_000
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """What `verify` found: ok, or the first sequence number where something disagrees."""
+
+    book: str
+    ok: bool
+    entries: int
+    head_seq: int
+    head_hash: str
+    first_bad_seq: int | None = None
+    problem: str | None = None
+
+
+class Ledger:
+    """Append-only, hash-chained double-entry journal over one database."""
+
+    def __init__(self, engine: Engine, *, clock: Clock | None = None) -> None:
+        self.engine = engine
+        self.clock: Clock = clock or SystemClock()
+        self._assets: dict[str, int] = {}
+        self._accounts: dict[str, dict[str, tuple[str, str]]] = {}
+        self._schema_checked = False
+
+    # --- transactions -------------------------------------------------------------------------
+    @contextmanager
+    def _tx(self, *, write: bool) -> Iterator[JournalStore]:
+        """Run one database transaction; map a busy database to a retryable rejection."""
+        try:
+            with (
+                self.engine.connect() as connection,
+                connection.execution_options(tl_begin="IMMEDIATE" if write else "DEFERRED").begin(),
+            ):
+                store = JournalStore(connection)
+                if write and not self._schema_checked:
+                    self._check_schema(store)
+                yield store
+        except OperationalError as exc:
+            if _is_busy(exc):
+                raise Rejected(
+                    Reason.BUSY, "the database is busy with another writer", retryable=True
+                ) from exc
+            raise
+        except DBAPIError as exc:
+            if "serializ" in str(exc).lower() or "deadlock" in str(exc).lower():
+                raise Rejected(Reason.BUSY, "concurrent write conflict", retryable=True) from exc
+            raise
+
+    def _check_schema(self, store: JournalStore) -> None:
+        migrate.check_writable(store.connection)
+        missing = missing_guards(lambda sql: [row[0] for row in store.all(sql)], store.dialect)
+        if missing:
+            raise Rejected(
+                Reason.SCHEMA_VERSION,
+                f"append-only guards are missing ({', '.join(missing)}): run `token-ledger init`",
+            )
+        self._schema_checked = True
+
+    # --- schema and reference data ---------------------------------------------------------------
+    def init(self) -> str:
+        """Create or upgrade the schema to the newest revision; return the revision."""
+        revision = migrate.upgrade(self.engine)
+        with self.engine.begin() as connection:
+            store = JournalStore(connection)
+            from ledger.storage.guards import install_guards
+
+            install_guards(lambda sql: store.execute(sql).close(), store.dialect)
+        self._schema_checked = False
+        return revision
+
+    def add_asset(self, asset: Asset) -> Asset:
+        """Register an asset; idempotent when the scale matches, refused otherwise."""
+        with self._tx(write=True) as store:
+            known = store.assets()
+            if asset.code in known:
+                if known[asset.code] != asset.scale:
+                    raise Rejected(
+                        Reason.DUPLICATE,
+                        f"asset {asset.code} exists with {known[asset.code]} decimals",
+                    )
+                return asset
+            store.insert_asset(asset.code, asset.scale)
+        return asset
+
+    def asset(self, code: str) -> Asset:
+        """Return a registered asset or refuse."""
+        if code not in self._assets:
+            with self._tx(write=False) as store:
+                self._assets = store.assets()
+        if code not in self._assets:
+            raise Rejected(Reason.UNKNOWN_ASSET, f"unknown asset {code!r}: add it first")
+        return Asset(code, self._assets[code])
+
+    def assets(self) -> list[Asset]:
+        """Return every registered asset, by code."""
+        with self._tx(write=False) as store:
+            self._assets = store.assets()
+        return [Asset(code, scale) for code, scale in sorted(self._assets.items())]
+
+    def open_account(self, account: Account) -> Account:
+        """Open an account (and its book, if new); idempotent when identical."""
+        with self._tx(write=True) as store:
+            store.ensure_book(account.book, GENESIS_HASH)
+            existing = store.accounts(account.book).get(account.code)
+            if existing is not None:
+                if existing != (account.type.value, account.rule.value):
+                    raise Rejected(
+                        Reason.DUPLICATE,
+                        f"account {account.code} exists in {account.book} as {existing[0]}"
+                        f" ({existing[1]})",
+                    )
+                return account
+            store.insert_account(account.book, account.code, account.type.value, account.rule.value)
+        self._accounts.pop(account.book, None)
+        return account
+
+    def open_accounts(self, accounts: Sequence[Account]) -> None:
+        """Open many accounts in one transaction; idempotent for identical ones."""
+        with self._tx(write=True) as store:
+            for book in sorted({a.book for a in accounts}):
+                store.ensure_book(book, GENESIS_HASH)
+            existing = {book: store.accounts(book) for book in {a.book for a in accounts}}
+            for account in accounts:
+                found = existing[account.book].get(account.code)
+                wanted = (account.type.value, account.rule.value)
+                if found is None:
+                    store.insert_account(account.book, account.code, *wanted)
+                    existing[account.book][account.code] = wanted
+                elif found != wanted:
+                    raise Rejected(Reason.DUPLICATE, f"account {account.code} exists as {found[0]}")
+        for book in {a.book for a in accounts}:
+            self._accounts.pop(book, None)
+
+    def accounts(self, book: str) -> list[Account]:
+        """Return the accounts of a book, by code."""
+        with self._tx(write=False) as store:
+            rows = store.accounts(check_book(book))
+        return [
+            Account(book, code, AccountType(type_), BalanceRule(rule))
+            for code, (type_, rule) in sorted(rows.items())
+        ]
+
+    def books(self) -> list[str]:
+        """Return every book, by code."""
+        with self._tx(write=False) as store:
+            return store.books()
+
+    # --- appends ----------------------------------------------------------------------------------
+    def post(self, draft: EntryDraft) -> JournalEntry:
+        """Append one entry in its own transaction; see `post_many`."""
+        return self.post_many([draft])[0]
+
+    def post_many(self, drafts: Sequence[EntryDraft]) -> list[JournalEntry]:
+        """Append entries in one transaction, all or nothing; return them as recorded.
+
+        Each draft must balance per asset and touch only opened accounts and known assets;
+        every balance rule must hold after every entry. A draft whose idempotency key was used
+        with the same content returns the original entry and writes nothing; the same key with
+        other content is refused.
+        """
+        if not drafts:
+            return []
+        with self._tx(write=True) as store:
+            batch = AppendBatch(store, self._assets, self._accounts, self.clock.now())
+            return batch.append(drafts)
+
+    def restore(self, book: str, entries: Sequence[JournalEntry]) -> int:
+        """Append already-sealed entries (a replay), checking they extend the chain exactly."""
+        with self._tx(write=True) as store:
+            batch = AppendBatch(store, self._assets, self._accounts, self.clock.now())
+            return batch.restore(book, entries)
+
+    def reverse(
+        self,
+        book: str,
+        seq: int,
+        *,
+        key: str | None = None,
+        effective_at: datetime | None = None,
+    ) -> JournalEntry:
+        """Append the entry that exactly undoes entry `seq` and points to it."""
+        original = self.entry(book, seq)
+        moment = effective_at or self.clock.now()
+        return self.post(reversal_of(original, effective_at=moment, key=key))
+
+    # --- reads ------------------------------------------------------------------------------------
+    def head(self, book: str) -> tuple[int, bytes]:
+        """Return (last seq, last hash) of a book; (0, zero hash) if it has no entries."""
+        with self._tx(write=False) as store:
+            rows = store.all("SELECT head_seq, head_hash FROM tl_books WHERE code = ?", (book,))
+        return (0, GENESIS_HASH) if not rows else (int(rows[0][0]), bytes(rows[0][1]))
+
+    def balance(
+        self,
+        book: str,
+        account: str,
+        asset: str,
+        *,
+        as_of_seq: int | None = None,
+        as_of_time: datetime | None = None,
+    ) -> int:
+        """Return an account's balance of an asset in base units, now or as of a point."""
+        check_account_code(account)
+        with self._tx(write=False) as store:
+            if as_of_seq is None and as_of_time is None:
+                return store.balances_of(book, [account]).get((account, asset), 0)
+            return store.sum_postings(
+                book,
+                account,
+                asset,
+                max_seq=as_of_seq,
+                max_effective_us=None if as_of_time is None else to_micros(as_of_time),
+            )
+
+    def balances(
+        self, book: str, *, account: str | None = None, asset: str | None = None
+    ) -> dict[tuple[str, str], int]:
+        """Return current non-zero balances {(account, asset): units} of a book."""
+        with self._tx(write=False) as store:
+            rows = (
+                store.all_balances(book) if account is None else store.balances_of(book, [account])
+            )
+        return {
+            key: units
+            for key, units in sorted(rows.items())
+            if units != 0 and (asset is None or key[1] == asset)
+        }
+
+    def entry(self, book: str, seq: int) -> JournalEntry:
+        """Return one entry or refuse."""
+        found = list(self.entries(book, from_seq=seq, to_seq=seq))
+        if not found:
+            raise Rejected(Reason.UNKNOWN_ENTRY, f"book {book} has no entry {seq}")
+        return found[0]
+
+    def entries(
+        self, book: str, *, from_seq: int = 1, to_seq: int | None = None
+    ) -> Iterator[JournalEntry]:
+        """Yield a book's entries in sequence order, reading in chunks."""
+        last = self.head(book)[0] if to_seq is None else to_seq
+        with self._tx(write=False) as store:
+            for rows, postings in store.iter_chunks(book, max(1, from_seq), last, READ_CHUNK):
+                yield from rows_to_entries(book, rows, postings)
+
+    def history(self, book: str, account: str) -> list[JournalEntry]:
+        """Return the entries that post to `account`, in sequence order."""
+        with self._tx(write=False) as store:
+            seqs = store.account_seqs(book, check_account_code(account))
+        return [self.entry(book, seq) for seq in seqs]
+
+    def verify(self, book: str) -> VerifyReport:
+        """Walk a book's chain; recompute every hash and balance from the postings alone."""
+        with self._tx(write=False) as store:
+            rows = store.all("SELECT head_seq, head_hash FROM tl_books WHERE code = ?", (book,))
+            if not rows:
+                raise Rejected(Reason.UNKNOWN_BOOK, f"unknown book {book!r}")
+            stored_head = (int(rows[0][0]), bytes(rows[0][1]))
+            top = store.all("SELECT MAX(seq) FROM tl_entries WHERE book = ?", (book,))[0][0]
+            last = max(stored_head[0], int(top or 0))
+            rules = {
+                code: BalanceRule(rule)
+                for code, (_, rule) in store.accounts(book).items()
+                if rule != BalanceRule.NONE.value
+            }
+            auditor = Auditor(book, rules)
+            count = 0
+            for rows_, postings in store.iter_chunks(book, 1, last, 20_000):
+                if not _audit_chunk(auditor, rows_, postings):
+                    break
+                count += len(rows_)
+            finding = auditor.finish(
+                stored_balances=store.all_balances(book), stored_head=stored_head
+            )
+        return VerifyReport(
+            book=book,
+            ok=finding is None,
+            entries=count,
+            head_seq=auditor.head_seq,
+            head_hash=auditor.head_hash.hex(),
+            first_bad_seq=None if finding is None else finding.seq,
+            problem=None if finding is None else finding.problem,
+        )
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self.engine.dispose()
+
+
+def open_ledger(url: str, *, clock: Clock | None = None, **engine_options: Any) -> Ledger:
+    """Return a `Ledger` over the database at `url` (sqlite:///FILE or postgresql://...)."""
+    return Ledger(make_engine(url, **engine_options), clock=clock)
+
+
+def _is_busy(exc: OperationalError) -> bool:
+    text = str(exc.orig).lower() if exc.orig is not None else str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+def _audit_chunk(auditor: Auditor, rows: list[Any], postings: list[Any]) -> bool:
+    """Feed one chunk of rows to the auditor; False at the first finding."""
+    grouped: dict[int, list[tuple[str, str, int]]] = {}
+    for seq, account, asset, units in postings:
+        grouped.setdefault(seq, []).append((account, asset, int(units)))
+    feed = auditor.feed
+    for row in rows:
+        seq = row[0]
+        entry_row = (
+            seq,
+            row[1],
+            row[2],
+            row[3],
+            row[4],
+            row[5],
+            row[6],
+            bytes(row[7]),
+            bytes(row[8]),
+        )
+        if not feed(entry_row, grouped.get(seq, ())):
+            return False
+    if len(grouped) > len(rows):
+        stray = sorted(set(grouped) - {row[0] for row in rows})
+        auditor._found(stray[0], "postings exist for an entry that does not")
+        return False
+    return True

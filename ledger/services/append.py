@@ -1,0 +1,264 @@
+"""Appending a batch of entries inside one transaction: the write path of the ledger.
+
+Order of work, all inside the caller's transaction:
+1. check every draft in the pure domain (shape, balance per asset, ranges);
+2. lock the head of every book touched, in sorted order (no deadlock between batches);
+3. load, once, what the batch needs: accounts, assets, used idempotency keys, balances;
+4. for each draft in order: resolve idempotency, check the reversal, apply postings to the
+   in-memory balances and check every balance rule, seal it into the chain;
+5. write entries, postings, changed balances and new heads with executemany.
+Nothing is written unless every draft passes, so a refused batch changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from ledger.domain.balances import apply_postings, check_rules
+from ledger.domain.canonical import (
+    chain_hash,
+    encode_fields,
+    encode_metadata,
+    encode_postings,
+    request_digest,
+)
+from ledger.domain.journal import (
+    BalanceRule,
+    EntryDraft,
+    JournalEntry,
+    check_draft,
+    from_micros,
+    to_micros,
+)
+from ledger.errors import Reason, Rejected, invariant
+from ledger.storage.journal_store import JournalStore
+from ledger.storage.mapping import rows_to_entries
+
+
+class AppendBatch:
+    """One transaction's worth of appends."""
+
+    def __init__(
+        self,
+        store: JournalStore,
+        asset_cache: dict[str, int],
+        account_cache: dict[str, dict[str, tuple[str, str]]],
+        now: datetime,
+    ) -> None:
+        self.store = store
+        self.assets = asset_cache
+        self.accounts = account_cache
+        self.recorded_us = to_micros(now)
+        self.heads: dict[str, tuple[int, bytes]] = {}
+        self.rules: dict[str, dict[str, BalanceRule]] = {}
+        self.balances: dict[str, dict[tuple[str, str], int]] = {}
+        self.dirty: dict[str, set[tuple[str, str]]] = {}
+        self.used_keys: dict[str, dict[str, tuple[int, bytes]]] = {}
+        self.reversed: set[tuple[str, int]] = set()
+        self.entry_rows: list[tuple[object, ...]] = []
+        self.posting_rows: list[tuple[str, int, int, str, str, int]] = []
+        self.made: dict[tuple[str, int], JournalEntry] = {}
+
+    # --- public ---------------------------------------------------------------------------------
+    def append(self, drafts: Sequence[EntryDraft]) -> list[JournalEntry]:
+        """Check, seal and write `drafts`; return the recorded entries in order."""
+        for draft in drafts:
+            check_draft(draft)
+        self._prepare(drafts)
+        results: list[JournalEntry | int] = []
+        for draft in drafts:
+            duplicate = self._resolve_key(draft)
+            if duplicate is not None:
+                results.append(duplicate)
+                continue
+            seq, prev_hash = self.heads[draft.book]
+            results.append(self._append_one(draft, seq + 1, self.recorded_us, prev_hash))
+        self._write()
+        return [
+            r if isinstance(r, JournalEntry) else self._load(drafts[i].book, r)
+            for i, r in enumerate(results)
+        ]
+
+    def restore(self, book: str, entries: Sequence[JournalEntry]) -> int:
+        """Append sealed entries that must extend `book`'s chain exactly; return the count."""
+        drafts = [entry.draft for entry in entries]
+        for entry in entries:
+            if entry.draft.book != book:
+                raise Rejected(Reason.BAD_INPUT, f"entry {entry.seq} belongs to {entry.draft.book}")
+            check_draft(entry.draft)
+        self._prepare(drafts)
+        for entry in entries:
+            seq, prev_hash = self.heads[book]
+            if entry.seq != seq + 1 or entry.prev_hash != prev_hash:
+                raise Rejected(
+                    Reason.BAD_INPUT,
+                    f"entry {entry.seq} does not extend {book} at {seq} (chain mismatch)",
+                )
+            if self._resolve_key(entry.draft) is not None:
+                raise Rejected(Reason.DUPLICATE, f"entry {entry.seq} repeats a used key")
+            made = self._append_one(entry.draft, entry.seq, to_micros(entry.recorded_at), prev_hash)
+            if made.hash != entry.hash:
+                raise Rejected(
+                    Reason.BAD_INPUT, f"entry {entry.seq}: hash does not match its content"
+                )
+        self._write()
+        return len(entries)
+
+    # --- steps ----------------------------------------------------------------------------------
+    def _prepare(self, drafts: Sequence[EntryDraft]) -> None:
+        by_book: dict[str, list[EntryDraft]] = {}
+        for draft in drafts:
+            by_book.setdefault(draft.book, []).append(draft)
+        for book in sorted(by_book):
+            head = self.store.lock_head(book)
+            if head is None:
+                raise Rejected(
+                    Reason.UNKNOWN_BOOK, f"book {book!r} has no accounts: open one first"
+                )
+            self.heads[book] = head
+            self._load_accounts(book, by_book[book])
+            self._check_assets(by_book[book])
+            keys = sorted({d.idempotency_key for d in by_book[book] if d.idempotency_key})
+            self.used_keys[book] = self.store.keys_used(book, keys) if keys else {}
+            touched = {p.account for d in by_book[book] for p in d.postings}
+            self.balances[book] = self.store.balances_of(book, touched)
+            self.dirty[book] = set()
+
+    def _load_accounts(self, book: str, drafts: list[EntryDraft]) -> None:
+        known = self.accounts.get(book)
+        needed = {p.account for d in drafts for p in d.postings}
+        if known is None or not needed <= known.keys():
+            known = self.accounts[book] = self.store.accounts(book)
+        missing = sorted(needed - known.keys())
+        if missing:
+            raise Rejected(
+                Reason.UNKNOWN_ACCOUNT, f"account {missing[0]} is not open in book {book}"
+            )
+        self.rules[book] = {
+            code: BalanceRule(rule) for code, (_, rule) in known.items() if rule != "none"
+        }
+
+    def _check_assets(self, drafts: list[EntryDraft]) -> None:
+        needed = {p.asset for d in drafts for p in d.postings}
+        if not needed <= self.assets.keys():
+            self.assets.update(self.store.assets())
+        missing = sorted(needed - self.assets.keys())
+        if missing:
+            raise Rejected(Reason.UNKNOWN_ASSET, f"unknown asset {missing[0]!r}: add it first")
+
+    def _resolve_key(self, draft: EntryDraft) -> JournalEntry | int | None:
+        """Return the original entry (or its seq) for a repeated key; refuse a conflict."""
+        key = draft.idempotency_key
+        if key is None:
+            return None
+        used = self.used_keys[draft.book].get(key)
+        if used is None:
+            return None
+        seq, digest = used
+        if digest != request_digest(draft):
+            raise Rejected(
+                Reason.IDEMPOTENCY_CONFLICT,
+                f"key {key!r} was used by entry {seq} with different content",
+                seq=seq,
+            )
+        return self.made.get((draft.book, seq), seq)
+
+    def _check_reversal(self, draft: EntryDraft, next_seq: int) -> None:
+        target = draft.reverses
+        if target is None:
+            return
+        if target >= next_seq:
+            raise Rejected(Reason.UNKNOWN_ENTRY, f"book {draft.book} has no entry {target}")
+        if (draft.book, target) in self.reversed or self.store.reversed_by(draft.book, target):
+            raise Rejected(Reason.ALREADY_REVERSED, f"entry {target} is already reversed")
+        original = self.made.get((draft.book, target))
+        lines = (
+            [(p.account, p.asset, p.amount) for p in original.postings]
+            if original is not None
+            else [
+                (a, c, int(u)) for _, a, c, u in self.store.posting_rows(draft.book, target, target)
+            ]
+        )
+        if sorted((a, c, -u) for a, c, u in lines) != sorted(
+            (p.account, p.asset, p.amount) for p in draft.postings
+        ):
+            raise Rejected(
+                Reason.BAD_INPUT, f"a reversal of {target} must negate its postings exactly"
+            )
+        self.reversed.add((draft.book, target))
+
+    def _append_one(
+        self, draft: EntryDraft, seq: int, recorded_us: int, prev_hash: bytes
+    ) -> JournalEntry:
+        book = draft.book
+        self._check_reversal(draft, seq)
+        balances = self.balances[book]
+        changed = apply_postings(balances, draft.postings)
+        check_rules(changed, self.rules[book])
+        balances.update(changed)
+        self.dirty[book].update(changed)
+        metadata_json = encode_metadata(draft.metadata)
+        postings = [(p.account, p.asset, p.amount) for p in draft.postings]
+        canonical = encode_fields(
+            book=book,
+            seq=seq,
+            kind=draft.kind,
+            effective_us=to_micros(draft.effective_at),
+            recorded_us=recorded_us,
+            key=draft.idempotency_key,
+            reverses=draft.reverses,
+            metadata_json=metadata_json,
+            postings_json=encode_postings(postings),
+        )
+        hash_ = chain_hash(prev_hash, canonical)
+        digest = request_digest(draft) if draft.idempotency_key is not None else b""
+        self.entry_rows.append(
+            (
+                book,
+                seq,
+                draft.kind,
+                to_micros(draft.effective_at),
+                recorded_us,
+                draft.idempotency_key,
+                digest,
+                draft.reverses,
+                metadata_json,
+                prev_hash,
+                hash_,
+            )
+        )
+        self.posting_rows.extend(
+            (book, seq, idx, account, asset, units)
+            for idx, (account, asset, units) in enumerate(postings)
+        )
+        if draft.idempotency_key is not None:
+            self.used_keys[book][draft.idempotency_key] = (seq, digest)
+        self.heads[book] = (seq, hash_)
+        entry = JournalEntry(
+            draft=draft,
+            seq=seq,
+            recorded_at=from_micros(recorded_us),
+            prev_hash=prev_hash,
+            hash=hash_,
+        )
+        self.made[(book, seq)] = entry
+        return entry
+
+    def _write(self) -> None:
+        store = self.store
+        store.insert_entries(self.entry_rows)
+        store.insert_postings(self.posting_rows)
+        for book, keys in self.dirty.items():
+            balances = self.balances[book]
+            store.upsert_balances(book, {key: balances[key] for key in keys})
+            seq, hash_ = self.heads[book]
+            store.set_head(book, seq, hash_)
+        invariant(
+            len(self.entry_rows) == len({(r[0], r[1]) for r in self.entry_rows}),
+            "a batch assigned one sequence number twice",
+        )
+
+    def _load(self, book: str, seq: int) -> JournalEntry:
+        rows = self.store.entry_rows(book, seq, seq)
+        return next(rows_to_entries(book, rows, self.store.posting_rows(book, seq, seq)))
