@@ -37,7 +37,10 @@ class JournalStore:
 
     def execute(self, statement: str, params: Sequence[Any] = ()) -> Any:
         cursor = self.raw.cursor()
-        cursor.execute(self.sql(statement), params)
+        if params:
+            cursor.execute(self.sql(statement), params)
+        else:  # no parameters: the text goes as written (a '%' in PL/pgSQL stays a '%')
+            cursor.execute(statement)
         return cursor
 
     def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
