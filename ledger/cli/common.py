@@ -113,6 +113,49 @@ def handle_errors(func: F) -> F:
             fail(exc.message, EXIT_INTERNAL, "error")
         except (OSError, ValueError) as exc:
             fail(f"{type(exc).__name__}: {exc}", EXIT_REJECTED, Reason.BAD_INPUT.value)
+        except Exception as exc:
+            if os.environ.get("TOKEN_LEDGER_DEBUG"):
+                raise
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            fail(
+                f"internal error: {type(exc).__name__}: {first_line}"
+                " (set TOKEN_LEDGER_DEBUG=1 for the traceback)",
+                EXIT_INTERNAL,
+                "internal",
+            )
         return None
 
     return wrapper  # type: ignore[return-value]
+
+
+class Progress:
+    """A progress bar on stderr for long work; silent under --json or when not a terminal."""
+
+    def __init__(self, label: str, total: int | None) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, TimeRemainingColumn
+        from rich.progress import Progress as RichProgress
+
+        console = Console(stderr=True)
+        self._enabled = console.is_terminal and not state().json_output
+        self._bar = RichProgress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+            disable=not self._enabled,
+        )
+        self._task = self._bar.add_task(label, total=total)
+
+    def __enter__(self) -> Progress:
+        self._bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._bar.__exit__(None, None, None)
+
+    def advance(self, count: int) -> None:
+        """Record `count` more units of work done."""
+        self._bar.advance(self._task, count)

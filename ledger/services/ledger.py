@@ -15,7 +15,8 @@ each other.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -48,6 +49,8 @@ from ledger.storage.journal_store import JournalStore
 from ledger.storage.mapping import rows_to_entries
 
 READ_CHUNK = 5_000
+RESTORE_CHUNK = 10_000
+VERIFY_CHUNK = 20_000
 
 
 @dataclass(frozen=True)
@@ -215,11 +218,27 @@ class Ledger:
             batch = AppendBatch(store, self._assets, self._accounts, self.clock.now())
             return batch.append(drafts)
 
-    def restore(self, book: str, entries: Sequence[JournalEntry]) -> int:
-        """Append already-sealed entries (a replay), checking they extend the chain exactly."""
+    def restore(
+        self,
+        book: str,
+        entries: Iterable[JournalEntry],
+        *,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Append already-sealed entries (a replay) in one transaction; return the count.
+
+        Each entry must extend the book's chain exactly: its sequence number follows the head,
+        its prev_hash is the head's hash, and its hash recomputes from its content. Everything
+        else is checked as for `post_many`. Nothing is written unless every entry passes.
+        """
+        total = 0
         with self._tx(write=True) as store:
-            batch = AppendBatch(store, self._assets, self._accounts, self.clock.now())
-            return batch.restore(book, entries)
+            for chunk in _batched(entries, RESTORE_CHUNK):
+                batch = AppendBatch(store, self._assets, self._accounts, self.clock.now())
+                total += batch.restore(book, chunk)
+                if progress is not None:
+                    progress(len(chunk))
+        return total
 
     def reverse(
         self,
@@ -299,7 +318,7 @@ class Ledger:
             seqs = store.account_seqs(book, check_account_code(account))
         return [self.entry(book, seq) for seq in seqs]
 
-    def verify(self, book: str) -> VerifyReport:
+    def verify(self, book: str, *, progress: Callable[[int], None] | None = None) -> VerifyReport:
         """Walk a book's chain; recompute every hash and balance from the postings alone."""
         with self._tx(write=False) as store:
             rows = store.all("SELECT head_seq, head_hash FROM tl_books WHERE code = ?", (book,))
@@ -315,10 +334,12 @@ class Ledger:
             }
             auditor = Auditor(book, rules)
             count = 0
-            for rows_, postings in store.iter_chunks(book, 1, last, 20_000):
+            for rows_, postings in store.iter_chunks(book, 1, last, VERIFY_CHUNK):
                 if not _audit_chunk(auditor, rows_, postings):
                     break
                 count += len(rows_)
+                if progress is not None:
+                    progress(len(rows_))
             finding = auditor.finish(
                 stored_balances=store.all_balances(book), stored_head=stored_head
             )
@@ -373,3 +394,10 @@ def _audit_chunk(auditor: Auditor, rows: list[Any], postings: list[Any]) -> bool
         auditor._found(stray[0], "postings exist for an entry that does not")
         return False
     return True
+
+
+def _batched(items: Iterable[JournalEntry], size: int) -> Iterator[list[JournalEntry]]:
+    """Yield lists of up to `size` items (itertools.batched arrives in Python 3.12)."""
+    iterator = iter(items)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
