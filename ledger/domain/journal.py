@@ -174,10 +174,14 @@ def check_draft(draft: EntryDraft) -> EntryDraft:
         raise Rejected(Reason.BAD_INPUT, "reverses must name a sequence number >= 1")
     if not draft.postings:
         raise Rejected(Reason.EMPTY_ENTRY, "an entry needs at least one posting")
-    make_metadata(draft.metadata)
+    if draft.metadata and make_metadata(draft.metadata) != draft.metadata:
+        raise Rejected(
+            Reason.BAD_INPUT, "metadata must be sorted (key, value) pairs: use make_metadata"
+        )
+    # Account codes are checked when accounts are opened; an entry may only post to opened
+    # accounts, which the service checks, so the codes need no second pattern match here.
     totals: dict[str, int] = {}
     for posting in draft.postings:
-        check_account_code(posting.account)
         if type(posting.amount) is not int:
             raise Rejected(Reason.BAD_INPUT, f"amount {posting.amount!r} is not an integer")
         if posting.amount == 0:

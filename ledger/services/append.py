@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from ledger.domain.balances import apply_postings, check_rules
+from ledger.domain.balances import check_rules
 from ledger.domain.canonical import (
     chain_hash,
     encode_fields,
@@ -31,6 +31,7 @@ from ledger.domain.journal import (
     from_micros,
     to_micros,
 )
+from ledger.domain.money import UINT256_MAX
 from ledger.errors import Reason, Rejected, invariant
 from ledger.storage.journal_store import JournalStore
 from ledger.storage.mapping import rows_to_entries
@@ -50,6 +51,7 @@ class AppendBatch:
         self.assets = asset_cache
         self.accounts = account_cache
         self.recorded_us = to_micros(now)
+        self.recorded_at = from_micros(self.recorded_us)
         self.heads: dict[str, tuple[int, bytes]] = {}
         self.rules: dict[str, dict[str, BalanceRule]] = {}
         self.balances: dict[str, dict[tuple[str, str], int]] = {}
@@ -192,35 +194,36 @@ class AppendBatch:
         self, draft: EntryDraft, seq: int, recorded_us: int, prev_hash: bytes
     ) -> JournalEntry:
         book = draft.book
-        self._check_reversal(draft, seq)
-        balances = self.balances[book]
-        changed = apply_postings(balances, draft.postings)
-        check_rules(changed, self.rules[book])
-        balances.update(changed)
-        self.dirty[book].update(changed)
+        if draft.reverses is not None:
+            self._check_reversal(draft, seq)
+        self._apply(book, draft)
         metadata_json = encode_metadata(draft.metadata)
         postings = [(p.account, p.asset, p.amount) for p in draft.postings]
-        canonical = encode_fields(
-            book=book,
-            seq=seq,
-            kind=draft.kind,
-            effective_us=to_micros(draft.effective_at),
-            recorded_us=recorded_us,
-            key=draft.idempotency_key,
-            reverses=draft.reverses,
-            metadata_json=metadata_json,
-            postings_json=encode_postings(postings),
+        effective_us = to_micros(draft.effective_at)
+        key = draft.idempotency_key
+        hash_ = chain_hash(
+            prev_hash,
+            encode_fields(
+                book=book,
+                seq=seq,
+                kind=draft.kind,
+                effective_us=effective_us,
+                recorded_us=recorded_us,
+                key=key,
+                reverses=draft.reverses,
+                metadata_json=metadata_json,
+                postings_json=encode_postings(postings),
+            ),
         )
-        hash_ = chain_hash(prev_hash, canonical)
-        digest = request_digest(draft) if draft.idempotency_key is not None else b""
+        digest = b"" if key is None else request_digest(draft)
         self.entry_rows.append(
             (
                 book,
                 seq,
                 draft.kind,
-                to_micros(draft.effective_at),
+                effective_us,
                 recorded_us,
-                draft.idempotency_key,
+                key,
                 digest,
                 draft.reverses,
                 metadata_json,
@@ -229,21 +232,40 @@ class AppendBatch:
             )
         )
         self.posting_rows.extend(
-            (book, seq, idx, account, asset, units)
-            for idx, (account, asset, units) in enumerate(postings)
+            [
+                (book, seq, idx, account, asset, units)
+                for idx, (account, asset, units) in enumerate(postings)
+            ]
         )
-        if draft.idempotency_key is not None:
-            self.used_keys[book][draft.idempotency_key] = (seq, digest)
+        if key is not None:
+            self.used_keys[book][key] = (seq, digest)
         self.heads[book] = (seq, hash_)
+        recorded_at = (
+            self.recorded_at if recorded_us == self.recorded_us else from_micros(recorded_us)
+        )
         entry = JournalEntry(
-            draft=draft,
-            seq=seq,
-            recorded_at=from_micros(recorded_us),
-            prev_hash=prev_hash,
-            hash=hash_,
+            draft=draft, seq=seq, recorded_at=recorded_at, prev_hash=prev_hash, hash=hash_
         )
         self.made[(book, seq)] = entry
         return entry
+
+    def _apply(self, book: str, draft: EntryDraft) -> None:
+        """Apply the postings to the batch's balances, then check the rules they touch.
+
+        The batch is discarded as a whole on a refusal, so updating in place is safe.
+        """
+        balances = self.balances[book]
+        dirty = self.dirty[book]
+        for posting in draft.postings:
+            key = (posting.account, posting.asset)
+            balances[key] = balances.get(key, 0) + posting.amount
+            dirty.add(key)
+        rules = self.rules[book]
+        touched = {(p.account, p.asset) for p in draft.postings}
+        check_rules({key: balances[key] for key in touched if key[0] in rules}, rules)
+        for key in touched:
+            if not -UINT256_MAX <= balances[key] <= UINT256_MAX:
+                check_rules({key: balances[key]}, rules)
 
     def _write(self) -> None:
         store = self.store

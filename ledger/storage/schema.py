@@ -7,7 +7,7 @@ from the postings alone.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, String, Text, text
 from sqlmodel import Field, SQLModel
 
 from ledger.storage.amount import Amount
@@ -40,9 +40,23 @@ class AccountRow(SQLModel, table=True):
 class EntryRow(SQLModel, table=True):
     __tablename__ = "tl_entries"
     __table_args__ = (
-        Index("tl_entries_key", "book", "idem_key", unique=True),
-        Index("tl_entries_reverses", "book", "reverses", unique=True),
-        Index("tl_entries_effective", "book", "effective_us"),
+        Index(
+            "tl_entries_key",
+            "book",
+            "idem_key",
+            unique=True,
+            sqlite_where=text("idem_key IS NOT NULL"),
+            postgresql_where=text("idem_key IS NOT NULL"),
+        ),
+        Index(
+            "tl_entries_reverses",
+            "book",
+            "reverses",
+            unique=True,
+            sqlite_where=text("reverses IS NOT NULL"),
+            postgresql_where=text("reverses IS NOT NULL"),
+        ),
+        {"sqlite_with_rowid": False},
     )
 
     book: str = Field(sa_column=Column(String(64), primary_key=True))
@@ -60,7 +74,10 @@ class EntryRow(SQLModel, table=True):
 
 class PostingRow(SQLModel, table=True):
     __tablename__ = "tl_postings"
-    __table_args__ = (Index("tl_postings_account", "book", "account", "seq"),)
+    __table_args__ = (
+        Index("tl_postings_account", "book", "account", "seq"),
+        {"sqlite_with_rowid": False},
+    )
 
     book: str = Field(sa_column=Column(String(64), primary_key=True))
     seq: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
@@ -72,6 +89,7 @@ class PostingRow(SQLModel, table=True):
 
 class BalanceRow(SQLModel, table=True):
     __tablename__ = "tl_balances"
+    __table_args__ = ({"sqlite_with_rowid": False},)
 
     book: str = Field(sa_column=Column(String(64), primary_key=True))
     account: str = Field(sa_column=Column(String(128), primary_key=True))

@@ -51,10 +51,25 @@ def upgrade() -> None:
         sa.Column("prev_hash", sa.LargeBinary(32), nullable=False),
         sa.Column("hash", sa.LargeBinary(32), nullable=False),
         sa.CheckConstraint("seq >= 1", name="tl_entries_seq_positive"),
+        sqlite_with_rowid=False,
     )
-    op.create_index("tl_entries_key", "tl_entries", ["book", "idem_key"], unique=True)
-    op.create_index("tl_entries_reverses", "tl_entries", ["book", "reverses"], unique=True)
-    op.create_index("tl_entries_effective", "tl_entries", ["book", "effective_us"])
+    # Partial indexes: most entries carry no key and reverse nothing, so they cost nothing here.
+    op.create_index(
+        "tl_entries_key",
+        "tl_entries",
+        ["book", "idem_key"],
+        unique=True,
+        sqlite_where=sa.text("idem_key IS NOT NULL"),
+        postgresql_where=sa.text("idem_key IS NOT NULL"),
+    )
+    op.create_index(
+        "tl_entries_reverses",
+        "tl_entries",
+        ["book", "reverses"],
+        unique=True,
+        sqlite_where=sa.text("reverses IS NOT NULL"),
+        postgresql_where=sa.text("reverses IS NOT NULL"),
+    )
     op.create_table(
         "tl_postings",
         sa.Column("book", sa.String(64), primary_key=True),
@@ -63,6 +78,7 @@ def upgrade() -> None:
         sa.Column("account", sa.String(128), nullable=False),
         sa.Column("asset", sa.String(32), nullable=False),
         sa.Column("amount", Amount(), nullable=False),
+        sqlite_with_rowid=False,
     )
     op.create_index("tl_postings_account", "tl_postings", ["book", "account", "seq"])
     op.create_table(
@@ -71,6 +87,7 @@ def upgrade() -> None:
         sa.Column("account", sa.String(128), primary_key=True),
         sa.Column("asset", sa.String(32), primary_key=True),
         sa.Column("amount", Amount(), nullable=False),
+        sqlite_with_rowid=False,
     )
     install_guards(lambda sql: op.execute(sa.text(sql)), op.get_bind().dialect.name)
 
