@@ -16,6 +16,7 @@ from sqlalchemy import Connection
 from ledger.storage.amount import to_db
 
 CHUNK = 900  # stays under SQLite's default limit of bound parameters per statement
+COPY_THRESHOLD = 64  # below this many rows, COPY's setup costs more than it saves
 
 EntryTuple = tuple[Any, ...]
 """(seq, kind, effective_us, recorded_us, idem_key, reverses, metadata_json, prev_hash, hash)"""
@@ -48,6 +49,20 @@ class JournalStore:
             cursor = self.raw.cursor()
             cursor.executemany(self.sql(statement), rows)
             cursor.close()
+
+    def bulk_insert(self, table: str, columns: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Insert plain rows: COPY on PostgreSQL for large batches, executemany otherwise."""
+        if not rows:
+            return
+        if self.is_sqlite or len(rows) < COPY_THRESHOLD:
+            marks = ",".join("?" * len(rows[0]))
+            self.executemany(f"INSERT INTO {table} ({columns}) VALUES ({marks})", rows)
+            return
+        cursor = self.raw.cursor()
+        with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        cursor.close()
 
     def all(self, statement: str, params: Sequence[Any] = ()) -> list[Any]:
         cursor = self.execute(statement, params)
@@ -96,18 +111,18 @@ class JournalStore:
 
     # --- appends ----------------------------------------------------------------------------
     def insert_entries(self, rows: Sequence[Sequence[Any]]) -> None:
-        self.executemany(
-            "INSERT INTO tl_entries (book, seq, kind, effective_us, recorded_us, idem_key,"
-            " request_digest, reverses, metadata_json, prev_hash, hash)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        self.bulk_insert(
+            "tl_entries",
+            "book, seq, kind, effective_us, recorded_us, idem_key, request_digest, reverses,"
+            " metadata_json, prev_hash, hash",
             rows,
         )
 
     def insert_postings(self, rows: Iterable[tuple[str, int, int, str, str, int]]) -> None:
         amount = self._amount
-        self.executemany(
-            "INSERT INTO tl_postings (book, seq, idx, account, asset, amount)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
+        self.bulk_insert(
+            "tl_postings",
+            "book, seq, idx, account, asset, amount",
             [(b, s, i, a, c, amount(u)) for b, s, i, a, c, u in rows],
         )
 
