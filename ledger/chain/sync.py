@@ -1,0 +1,253 @@
+"""Move the chain toward the ledger: idempotent, resumable, batched; splits as one transaction.
+
+Each round reads the ledger (a consistent snapshot) and the chain (every holder's balance in
+one batched read), asks `plan.next_step` what to do, and sends the transactions. Every write
+is keyed: `batchAdjust` moves a holder from the balance read to the target and reverts if the
+holder is elsewhere; `rebase` applies split entry `seq` only if the chain has not passed it.
+So a run killed at any point, or a transaction mined late, can never mint twice: the next run
+reads the chain again and sends only what is still missing. A second run sends nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from web3 import Web3
+
+from ledger.chain import records
+from ledger.chain.deployment import Attached, ensure_deployed
+from ledger.chain.holders import HolderId, address_map, holder_of
+from ledger.chain.keys import Operator
+from ledger.chain.plan import (
+    Adjust,
+    LedgerSnapshot,
+    Rebase,
+    batched,
+    differences,
+    next_step,
+    rebase_corrections,
+)
+from ledger.chain.records import ChainTxRow
+from ledger.chain.token import (
+    GAS_BASE,
+    GAS_PER_HOLDER,
+    GAS_PER_HOLDER_EPOCH,
+    Call,
+    Sent,
+    TokenClient,
+)
+from ledger.clock import Clock, SystemClock
+from ledger.domain.journal import to_micros
+from ledger.errors import Reason, Rejected
+from ledger.services.ledger import Ledger
+
+MAX_BATCH = 500
+SNAPSHOT_ATTEMPTS = 5
+
+
+@dataclass
+class SyncReport:
+    """What one `sync` did."""
+
+    book: str
+    address: str
+    chain_id: int
+    head_seq: int
+    synced_seq: int = 0
+    txs: int = 0
+    failed_txs: int = 0
+    gas_used: int = 0
+    holders_written: int = 0
+    rebases: int = 0
+    rounds: int = 0
+    redeployed: bool = False
+    reset_reason: str | None = None
+    tx_hashes: list[str] = field(default_factory=list)
+
+
+def read_snapshot(lg: Ledger, book: str, *, from_seq: int) -> LedgerSnapshot:
+    """Return a consistent snapshot of `book`: retried if an entry lands while reading."""
+    for _ in range(SNAPSHOT_ATTEMPTS):
+        head_seq, head_hash = lg.head(book)
+        holders = sorted({h for a in lg.accounts(book) if (h := holder_of(a.code)) is not None})
+        balances = {
+            h: units
+            for (account, _), units in lg.balances(book, asset=book).items()
+            if (h := holder_of(account)) is not None
+        }
+        entries = tuple(lg.entries(book, from_seq=from_seq + 1, to_seq=head_seq))
+        if lg.head(book)[0] == head_seq:
+            return LedgerSnapshot(
+                book=book,
+                head_seq=head_seq,
+                head_hash=head_hash,
+                holders=tuple(holders),
+                balances=balances,
+                entries=entries,
+                from_seq=min(from_seq, head_seq),
+            )
+    raise Rejected(Reason.BUSY, f"book {book} kept changing while read", retryable=True)
+
+
+def batch_size(w3: Web3, epoch: int, requested: int | None = None) -> int:
+    """Return holders per transaction: as asked, else what fits 90% of the block gas limit."""
+    if requested is not None:
+        return max(1, requested)
+    gas_limit = int(w3.eth.get_block("latest")["gasLimit"])
+    per_holder = GAS_PER_HOLDER + GAS_PER_HOLDER_EPOCH * (epoch + 1)
+    return max(1, min(MAX_BATCH, (gas_limit * 9 // 10 - GAS_BASE) // per_holder))
+
+
+def sync_book(
+    lg: Ledger,
+    book: str,
+    w3: Web3,
+    operator: Operator,
+    *,
+    clock: Clock | None = None,
+    batch: int | None = None,
+    max_rounds: int | None = None,
+) -> SyncReport:
+    """Bring the book's mirror to the ledger's head; deploy or redeploy it when needed."""
+    clock = clock or SystemClock()
+    attached = ensure_deployed(lg, book, w3, operator, clock=clock)
+    client = attached.client
+    report = SyncReport(
+        book=book,
+        address=client.address,
+        chain_id=attached.deployment.chain_id,
+        head_seq=lg.head(book)[0],
+        redeployed=attached.redeployed,
+        reset_reason=attached.reset_reason,
+    )
+    client.wait_idle()
+    while True:
+        report.rounds += 1
+        if max_rounds is not None and report.rounds > max_rounds:
+            raise Rejected(Reason.CHAIN, f"sync of {book} did not converge in {max_rounds} rounds")
+        done = _round(lg, book, attached, report, clock=clock, batch=batch)
+        if done:
+            return report
+
+
+@dataclass
+class _Round:
+    """What one round works with."""
+
+    lg: Ledger
+    attached: Attached
+    report: SyncReport
+    clock: Clock
+    addresses: dict[HolderId, str]
+    size: int
+    epoch: int
+
+    @property
+    def client(self) -> TokenClient:
+        return self.attached.client
+
+
+def _round(
+    lg: Ledger,
+    book: str,
+    attached: Attached,
+    report: SyncReport,
+    *,
+    clock: Clock,
+    batch: int | None,
+) -> bool:
+    """Do one read-plan-send round; return True when the chain mirrors the snapshot's head."""
+    client = attached.client
+    chain_seq = client.last_synced_seq()
+    snapshot = read_snapshot(lg, book, from_seq=chain_seq)
+    if snapshot.head_seq < chain_seq:
+        raise Rejected(
+            Reason.CHAIN,
+            f"the mirror claims seq {chain_seq} but {book} ends at {snapshot.head_seq}:"
+            " is this the right database?",
+        )
+    report.head_seq = snapshot.head_seq
+    addresses = address_map(snapshot.holders)
+    epoch = client.epoch()
+    ctx = _Round(lg, attached, report, clock, addresses, batch_size(client.w3, epoch, batch), epoch)
+    balances = client.balances([addresses[h] for h in snapshot.holders])
+    chain = dict(zip(snapshot.holders, balances, strict=True))
+    step = next_step(snapshot, chain_seq)
+    if isinstance(step, Adjust):
+        return _adjust_to_head(ctx, step, chain, chain_seq)
+    return _mirror_split(ctx, step, chain)
+
+
+def _adjust_calls(ctx: _Round, seq: int, diffs: list[tuple[HolderId, int, int]]) -> list[Call]:
+    return [
+        ctx.client.adjust_call(
+            seq=seq,
+            rows=[(ctx.addresses[h], before, after) for h, before, after in part],
+            epoch=ctx.epoch,
+        )
+        for part in batched(diffs, ctx.size)
+    ]
+
+
+def _adjust_to_head(ctx: _Round, step: Adjust, chain: dict[HolderId, int], chain_seq: int) -> bool:
+    if not _send(ctx, _adjust_calls(ctx, step.seq, differences(step.targets, chain))):
+        return False
+    if chain_seq < step.seq:
+        _send(ctx, [ctx.client.mark_call(step.seq)])
+    ctx.report.synced_seq = ctx.client.last_synced_seq()
+    return ctx.report.synced_seq == step.seq
+
+
+def _mirror_split(ctx: _Round, step: Rebase, chain: dict[HolderId, int]) -> bool:
+    diffs = differences(step.targets_before, chain)
+    if diffs:
+        # First bring the chain to the ledger's state just before the split entry.
+        _send(ctx, _adjust_calls(ctx, step.seq - 1, diffs))
+        return False
+    supply_after_ratio, corrections = rebase_corrections(step)
+    # Dust corrections ride in the rebase tx; any beyond one batch are fixed by later rounds.
+    call = ctx.client.rebase_call(
+        seq=step.seq,
+        num=step.num,
+        den=step.den,
+        supply_after_ratio=supply_after_ratio,
+        rows=[(ctx.addresses[h], b, a) for h, b, a in corrections[: ctx.size]],
+        epoch=ctx.epoch,
+    )
+    if _send(ctx, [call]):
+        ctx.report.rebases += 1
+    return False
+
+
+def _send(ctx: _Round, calls: list[Call]) -> bool:
+    """Send `calls`, record them, and return whether every one succeeded."""
+    if not calls:
+        return True
+    sent: list[Sent] = ctx.client.send(calls)
+    now_us = to_micros(ctx.clock.now())
+    records.record_txs(ctx.lg.engine, [_row(ctx.attached.deployment.id, s, now_us) for s in sent])
+    report = ctx.report
+    for s in sent:
+        report.txs += 1
+        report.gas_used += s.gas_used
+        report.tx_hashes.append("0x" + s.tx_hash.hex())
+        if s.succeeded:
+            report.holders_written += s.call.holders
+        else:
+            report.failed_txs += 1
+    return all(s.succeeded for s in sent)
+
+
+def _row(deployment_id: int, sent: Sent, now_us: int) -> ChainTxRow:
+    return ChainTxRow(
+        deployment_id=deployment_id,
+        kind=sent.call.kind,
+        target_seq=sent.call.target_seq,
+        holders=sent.call.holders,
+        units_minted=sent.call.units_minted,
+        units_burned=sent.call.units_burned,
+        tx_hash=sent.tx_hash,
+        gas_used=sent.gas_used,
+        succeeded=int(sent.succeeded),
+        recorded_us=now_us,
+    )

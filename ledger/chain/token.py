@@ -1,0 +1,310 @@
+"""The mirror contract on one chain: deploy it, read it in batches, send owner transactions.
+
+Reads of many holders go through `balancesOf(address[])` in chunks, all chunks in one JSON-RPC
+batch. Writes are signed locally with the operator key, sent back to back with consecutive
+nonces, and their receipts are collected at the end, so a sync costs one round trip per
+transaction rather than one block wait per transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from eth_abi import decode, encode
+from eth_utils import function_signature_to_4byte_selector, to_checksum_address
+from web3 import Web3
+from web3.exceptions import TimeExhausted, Web3Exception
+
+from ledger.chain.artifacts import load_artifact
+from ledger.chain.keys import Operator
+from ledger.errors import Reason, Rejected
+
+READ_CHUNK = 1_000  # holders per balancesOf call; ~2.6M gas of the node's eth_call budget
+GAS_BASE = 80_000
+GAS_PER_HOLDER = 40_000  # measured ~26,700 for a new holder; the rest is headroom
+GAS_PER_HOLDER_EPOCH = 1_000  # catching up one split/merge in balanceOf
+DEPLOY_GAS = 3_000_000
+RECEIPT_TIMEOUT_S = 120
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One owner transaction to send: calldata plus what it does, for the records."""
+
+    kind: str
+    target_seq: int
+    data: bytes
+    gas: int
+    holders: int = 0
+    units_minted: int = 0
+    units_burned: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """A transaction sent and mined."""
+
+    call: Call
+    tx_hash: bytes
+    gas_used: int
+    succeeded: bool
+
+
+def _selector(signature: str) -> bytes:
+    return function_signature_to_4byte_selector(signature)
+
+
+SEL_ADJUST = _selector("batchAdjust(uint64,address[],uint256[],uint256[])")
+SEL_REBASE = _selector("rebase(uint64,uint128,uint128,uint256,address[],uint256[],uint256[])")
+SEL_MARK = _selector("markSynced(uint64)")
+SEL_ANCHOR = _selector("anchor(uint64,bytes32)")
+SEL_MINT = _selector("batchMint(address[],uint256[])")
+
+
+class TokenClient:
+    """The mirror contract at `address`, read with any key, written with the operator's."""
+
+    def __init__(self, w3: Web3, address: str, operator: Operator | None = None) -> None:
+        self.w3 = w3
+        self.address = to_checksum_address(address)
+        self.operator = operator
+        self.contract = w3.eth.contract(address=self.address, abi=list(load_artifact().abi))
+
+    # ----- deployment -------------------------------------------------------------------
+
+    @staticmethod
+    def deploy(
+        w3: Web3, operator: Operator, *, name: str, symbol: str, decimals: int
+    ) -> tuple[TokenClient, dict[str, Any]]:
+        """Deploy a new mirror owned by `operator`; return the client and the receipt."""
+        artifact = load_artifact()
+        factory = w3.eth.contract(abi=list(artifact.abi), bytecode=artifact.bytecode)
+        data = factory.constructor(name, symbol, decimals, operator.address).data_in_transaction
+        tx = _tx(w3, operator, to=None, data=bytes.fromhex(data[2:]), gas=DEPLOY_GAS)
+        tx_hash = w3.eth.send_raw_transaction(operator.sign(tx))
+        receipt = dict(w3.eth.wait_for_transaction_receipt(tx_hash, timeout=RECEIPT_TIMEOUT_S))
+        if receipt["status"] != 1 or not receipt.get("contractAddress"):
+            raise Rejected(Reason.CHAIN, f"deploying the mirror failed (tx {tx_hash.hex()})")
+        return TokenClient(w3, receipt["contractAddress"], operator), receipt
+
+    def has_code(self) -> bool:
+        """Return whether contract code lives at the address (false after a chain reset)."""
+        return len(self.w3.eth.get_code(self.address)) > 0
+
+    # ----- reads ------------------------------------------------------------------------
+
+    def view(self, name: str, *args: Any) -> Any:
+        """Call a view function by name."""
+        return getattr(self.contract.functions, name)(*args).call()
+
+    def last_synced_seq(self) -> int:
+        return int(self.view("lastSyncedSeq"))
+
+    def epoch(self) -> int:
+        return int(self.view("epoch"))
+
+    def total_supply(self) -> int:
+        return int(self.view("totalSupply"))
+
+    def balances(self, addresses: Sequence[str], *, chunk: int = READ_CHUNK) -> list[int]:
+        """Return the balance of every address, in order, in one JSON-RPC batch of eth_calls."""
+        if not addresses:
+            return []
+        selector = _selector("balancesOf(address[])")
+        chunks = [list(addresses[i : i + chunk]) for i in range(0, len(addresses), chunk)]
+        requests = [
+            (
+                "eth_call",
+                [
+                    {
+                        "to": self.address,
+                        "data": "0x" + (selector + encode(["address[]"], [part])).hex(),
+                    },
+                    "latest",
+                ],
+            )
+            for part in chunks
+        ]
+        out: list[int] = []
+        for result in self._raw_batch(requests):
+            out.extend(int(v) for v in decode(["uint256[]"], bytes.fromhex(result[2:]))[0])
+        return out
+
+    def anchors(self) -> list[tuple[int, bytes]]:
+        """Return every anchor (seq, entry hash) in the order written."""
+        count = int(self.view("anchorCount"))
+        result: list[tuple[int, bytes]] = []
+        for start in range(0, count, 1_000):
+            seqs, hashes = self.view("anchorsFrom", start, 1_000)
+            result.extend((int(s), bytes(h)) for s, h in zip(seqs, hashes, strict=True))
+        return result
+
+    def _raw_batch(self, requests: list[tuple[str, list[Any]]]) -> list[str]:
+        # A plain JSON-RPC batch: one HTTP request, results matched back by id.
+        provider = self.w3.provider
+        responses = provider.make_batch_request(requests)  # type: ignore[attr-defined]
+        if not isinstance(responses, list):
+            raise Rejected(Reason.CHAIN, f"batch request failed: {responses!r}"[:300])
+        by_id = {int(r["id"]): r for r in responses}
+        ordered = [by_id[k] for k in sorted(by_id)]
+        results: list[str] = []
+        for response in ordered:
+            if "error" in response:
+                raise Rejected(Reason.CHAIN, f"eth_call failed: {response['error']}")
+            results.append(str(response["result"]))
+        return results
+
+    # ----- writes -----------------------------------------------------------------------
+
+    def adjust_call(
+        self,
+        *,
+        seq: int,
+        rows: Sequence[tuple[str, int, int]],
+        epoch: int,
+    ) -> Call:
+        """Return the `batchAdjust` call moving each (address, before, after) row."""
+        addresses = [r[0] for r in rows]
+        data = SEL_ADJUST + encode(
+            ["uint64", "address[]", "uint256[]", "uint256[]"],
+            [seq, addresses, [r[1] for r in rows], [r[2] for r in rows]],
+        )
+        return Call(
+            kind="adjust",
+            target_seq=seq,
+            data=data,
+            gas=holder_gas(len(rows), epoch),
+            holders=len(rows),
+            units_minted=sum(r[2] - r[1] for r in rows if r[2] > r[1]),
+            units_burned=sum(r[1] - r[2] for r in rows if r[1] > r[2]),
+        )
+
+    def rebase_call(
+        self,
+        *,
+        seq: int,
+        num: int,
+        den: int,
+        supply_after_ratio: int,
+        rows: Sequence[tuple[str, int, int]],
+        epoch: int,
+    ) -> Call:
+        """Return the `rebase` call: one split/merge plus its dust corrections."""
+        data = SEL_REBASE + encode(
+            ["uint64", "uint128", "uint128", "uint256", "address[]", "uint256[]", "uint256[]"],
+            [
+                seq,
+                num,
+                den,
+                supply_after_ratio,
+                [r[0] for r in rows],
+                [r[1] for r in rows],
+                [r[2] for r in rows],
+            ],
+        )
+        return Call(
+            kind="rebase",
+            target_seq=seq,
+            data=data,
+            gas=holder_gas(len(rows), epoch + 1) + 40_000,
+            holders=len(rows),
+            units_minted=sum(r[2] - r[1] for r in rows if r[2] > r[1]),
+            units_burned=sum(r[1] - r[2] for r in rows if r[1] > r[2]),
+        )
+
+    def mark_call(self, seq: int) -> Call:
+        return Call("mark", seq, SEL_MARK + encode(["uint64"], [seq]), 60_000)
+
+    def anchor_call(self, seq: int, entry_hash: bytes) -> Call:
+        return Call(
+            "anchor", seq, SEL_ANCHOR + encode(["uint64", "bytes32"], [seq, entry_hash]), 120_000
+        )
+
+    def mint_call(self, rows: Sequence[tuple[str, int]], *, epoch: int = 0) -> Call:
+        """Return a plain `batchMint` call (not keyed; used by the naive bench baseline)."""
+        data = SEL_MINT + encode(
+            ["address[]", "uint256[]"], [[r[0] for r in rows], [r[1] for r in rows]]
+        )
+        return Call(
+            "mint", 0, data, holder_gas(len(rows), epoch), len(rows), sum(r[1] for r in rows)
+        )
+
+    def send(self, calls: Sequence[Call]) -> list[Sent]:
+        """Sign and send `calls` back to back (consecutive nonces); return them once mined."""
+        if not calls:
+            return []
+        operator = self._operator()
+        nonce = self.w3.eth.get_transaction_count(operator.address, "pending")
+        gas_price = self.w3.eth.gas_price
+        chain_id = self.w3.eth.chain_id
+        hashes: list[bytes] = []
+        for offset, call in enumerate(calls):
+            tx = {
+                "to": self.address,
+                "data": call.data,
+                "gas": call.gas,
+                "gasPrice": gas_price,
+                "nonce": nonce + offset,
+                "chainId": chain_id,
+                "value": 0,
+            }
+            try:
+                hashes.append(bytes(self.w3.eth.send_raw_transaction(operator.sign(tx))))
+            except (Web3Exception, ValueError) as exc:
+                raise Rejected(
+                    Reason.CHAIN, f"node refused a {call.kind} transaction: {exc}"
+                ) from exc
+        return [self._mined(call, tx_hash) for call, tx_hash in zip(calls, hashes, strict=True)]
+
+    def send_one(self, call: Call) -> Sent:
+        """Send one call and wait for its receipt (the naive way, one block per holder)."""
+        return self.send([call])[0]
+
+    def wait_idle(self, *, timeout_s: float = 60.0) -> None:
+        """Wait until none of the operator's transactions is pending (e.g. from a killed run)."""
+        operator = self._operator()
+        import time
+
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            latest = self.w3.eth.get_transaction_count(operator.address, "latest")
+            pending = self.w3.eth.get_transaction_count(operator.address, "pending")
+            if latest == pending:
+                return
+            time.sleep(0.2)
+        raise Rejected(Reason.CHAIN, "operator transactions stay pending", retryable=True)
+
+    def _mined(self, call: Call, tx_hash: bytes) -> Sent:
+        try:
+            receipt = self.w3.eth.wait_for_transaction_receipt(
+                tx_hash, timeout=RECEIPT_TIMEOUT_S, poll_latency=0.01
+            )
+        except TimeExhausted as exc:
+            raise Rejected(Reason.CHAIN, f"tx {tx_hash.hex()} not mined", retryable=True) from exc
+        return Sent(call, tx_hash, int(receipt["gasUsed"]), receipt["status"] == 1)
+
+    def _operator(self) -> Operator:
+        if self.operator is None:
+            raise Rejected(Reason.CHAIN, "this command needs the operator key")
+        return self.operator
+
+
+def holder_gas(holders: int, epoch: int) -> int:
+    """Return a gas limit that covers writing `holders` holders at split epoch `epoch`."""
+    return GAS_BASE + holders * (GAS_PER_HOLDER + GAS_PER_HOLDER_EPOCH * epoch)
+
+
+def _tx(w3: Web3, operator: Operator, *, to: str | None, data: bytes, gas: int) -> dict[str, Any]:
+    tx: dict[str, Any] = {
+        "data": data,
+        "gas": gas,
+        "gasPrice": w3.eth.gas_price,
+        "nonce": w3.eth.get_transaction_count(operator.address, "pending"),
+        "chainId": w3.eth.chain_id,
+        "value": 0,
+    }
+    if to is not None:
+        tx["to"] = to
+    return tx
