@@ -1,0 +1,1 @@
+"""Leveraged-token fund accounting, pure: products, state, NAV math, triggers, entries."""

@@ -1,0 +1,67 @@
+"""The chart of accounts of one fund book (docs/funds.md explains every account).
+
+Two sub-balance-sheets share the book. The fund's: `fund:collateral` (its margin at the
+exchange; its balance is the equity E behind the NAV) against the holders' capital, the
+realised trading result, the fund's expenses and the rounding dust it kept. The manager's:
+`manager:fees` (fee cash owed to the manager, outside the NAV) against `income:fees:*`.
+Share units live in `holder:<id>` against `equity:shares-outstanding`; the perpetual position
+lives in `fund:position` against `equity:position-contra`.
+"""
+
+from __future__ import annotations
+
+from ledger.domain.fund.product import check_holder_id
+from ledger.domain.fund.terms import Terms
+from ledger.domain.journal import Account, AccountType, BalanceRule
+
+COLLATERAL = "fund:collateral"
+POSITION = "fund:position"
+POSITION_CONTRA = "equity:position-contra"
+CONTRIBUTED = "equity:contributed"
+ROUNDING = "equity:rounding"
+SHARES_OUTSTANDING = "equity:shares-outstanding"
+TRADING_PNL = "income:trading-pnl"
+TRADING_FEES = "expense:trading-fees"
+FUNDING = "expense:funding"
+MANAGEMENT_EXPENSE = "expense:management-fees"
+SHORTFALL = "liability:shortfall"
+MANAGER_FEES = "manager:fees"
+FEE_SUBSCRIPTION = "income:fees:subscription"
+FEE_REDEMPTION = "income:fees:redemption"
+FEE_MANAGEMENT = "income:fees:management"
+HOLDER_PREFIX = "holder:"
+TREASURY = "holder:treasury"
+
+_FIXED: tuple[tuple[str, AccountType, BalanceRule], ...] = (
+    (COLLATERAL, AccountType.ASSET, BalanceRule.NON_NEGATIVE),
+    (POSITION, AccountType.ASSET, BalanceRule.NONE),
+    (POSITION_CONTRA, AccountType.EQUITY, BalanceRule.NONE),
+    (CONTRIBUTED, AccountType.EQUITY, BalanceRule.NONE),
+    (ROUNDING, AccountType.EQUITY, BalanceRule.NON_POSITIVE),
+    (SHARES_OUTSTANDING, AccountType.EQUITY, BalanceRule.NON_POSITIVE),
+    (TRADING_PNL, AccountType.INCOME, BalanceRule.NONE),
+    (TRADING_FEES, AccountType.EXPENSE, BalanceRule.NON_NEGATIVE),
+    (FUNDING, AccountType.EXPENSE, BalanceRule.NONE),
+    (MANAGEMENT_EXPENSE, AccountType.EXPENSE, BalanceRule.NON_NEGATIVE),
+    (SHORTFALL, AccountType.LIABILITY, BalanceRule.NON_POSITIVE),
+    (MANAGER_FEES, AccountType.ASSET, BalanceRule.NON_NEGATIVE),
+    (FEE_SUBSCRIPTION, AccountType.INCOME, BalanceRule.NON_POSITIVE),
+    (FEE_REDEMPTION, AccountType.INCOME, BalanceRule.NON_POSITIVE),
+    (FEE_MANAGEMENT, AccountType.INCOME, BalanceRule.NON_POSITIVE),
+)
+
+
+def holder_account_code(holder: str) -> str:
+    """Return the account code that holds `holder`'s share units."""
+    return HOLDER_PREFIX + check_holder_id(holder)
+
+
+def holder_account(book: str, holder: str) -> Account:
+    """Return the share account of `holder` in `book` (equity units, never negative)."""
+    return Account(book, holder_account_code(holder), AccountType.EQUITY, BalanceRule.NON_NEGATIVE)
+
+
+def chart_of_accounts(terms: Terms) -> tuple[Account, ...]:
+    """Return every fixed account of the fund's book, the treasury holder included."""
+    fixed = tuple(Account(terms.book, code, kind, rule) for code, kind, rule in _FIXED)
+    return (*fixed, holder_account(terms.book, "treasury"))

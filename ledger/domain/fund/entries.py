@@ -1,0 +1,235 @@
+"""Entry builders: each economic event of a fund as one balanced `EntryDraft`, plus the state
+after it. Pure: the caller posts the draft through the kernel (one DB transaction).
+
+Kinds: mark, wipeout, mint, redeem, rebalance, fee.management, funding (split and merge are
+in `split.py`). Zero postings are left out; an event that moves nothing returns no draft.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date, datetime
+
+from ledger.domain.fund import accounts as acc
+from ledger.domain.fund.navmath import (
+    MintQuote,
+    RedeemQuote,
+    funding_payment,
+    management_fee,
+    mark_pnl,
+    quote_mint,
+    quote_redeem,
+    target_position,
+    trading_fee,
+)
+from ledger.domain.fund.state import FundState
+from ledger.domain.fund.terms import Terms
+from ledger.domain.journal import EntryDraft, Posting
+from ledger.domain.money import format_units
+from ledger.errors import Reason, Rejected, invariant
+
+Postings = list[Posting]
+
+
+def _add(postings: Postings, account: str, asset: str, amount: int) -> None:
+    """Append a posting unless its amount is zero (the kernel refuses zero postings)."""
+    if amount:
+        postings.append(Posting(account, asset, amount))
+
+
+def _draft(
+    terms: Terms,
+    kind: str,
+    at: datetime,
+    postings: Postings,
+    meta: dict[str, str],
+    key: str | None = None,
+) -> EntryDraft:
+    return EntryDraft(
+        book=terms.book,
+        kind=kind,
+        effective_at=at,
+        postings=tuple(postings),
+        metadata=tuple(sorted(meta.items())),
+        idempotency_key=key,
+    )
+
+
+def price_text(terms: Terms, price: int) -> str:
+    """Return a price in quote base units as a decimal string."""
+    return format_units(price, terms.quote_asset.scale)
+
+
+def mark(
+    terms: Terms, state: FundState, *, price: int, at: datetime
+) -> tuple[EntryDraft | None, FundState]:
+    """Realise the variation margin of a move to `price` into collateral (rounded down).
+
+    If the equity would fall to zero or below, the position is closed and the loss is
+    booked as a wipe-out instead (see `wipeout`).
+    """
+    if price <= 0:
+        raise Rejected(Reason.BAD_INPUT, "price must be positive")
+    if state.position == 0 or state.price == 0:
+        return None, replace(state, price=price)
+    pnl = mark_pnl(terms, state.position, state.price, price)
+    if state.collateral + pnl <= 0:
+        return wipeout(terms, state, price=price, pnl=pnl, at=at)
+    if pnl == 0:
+        return None, replace(state, price=price)
+    quote = terms.quote_asset.code
+    postings = [Posting(acc.COLLATERAL, quote, pnl), Posting(acc.TRADING_PNL, quote, -pnl)]
+    draft = _draft(terms, "mark", at, postings, {"price": price_text(terms, price)})
+    return draft, replace(state, collateral=state.collateral + pnl, price=price)
+
+
+def wipeout(
+    terms: Terms, state: FundState, *, price: int, pnl: int, at: datetime
+) -> tuple[EntryDraft, FundState]:
+    """Book a loss larger than the equity: the whole loss, the collateral written off, the
+    excess as `liability:shortfall` (the exchange's insurance fund bore it), the position
+    closed. NAV is then quoted as 0 and mint/redeem are refused.
+    """
+    loss = -pnl
+    invariant(loss >= state.collateral, "a wipe-out needs a loss at least the equity")
+    quote, pos = terms.quote_asset.code, terms.position_asset.code
+    shortfall = loss - state.collateral
+    postings: Postings = []
+    _add(postings, acc.TRADING_PNL, quote, loss)
+    _add(postings, acc.COLLATERAL, quote, -state.collateral)
+    _add(postings, acc.SHORTFALL, quote, -shortfall)
+    _add(postings, acc.POSITION, pos, -state.position)
+    _add(postings, acc.POSITION_CONTRA, pos, state.position)
+    meta = {
+        "price": price_text(terms, price),
+        "equity_before": format_units(state.collateral, terms.quote_asset.scale),
+        "loss": format_units(loss, terms.quote_asset.scale),
+        "shortfall": format_units(shortfall, terms.quote_asset.scale),
+    }
+    after = replace(
+        state, collateral=0, position=0, shortfall=state.shortfall + shortfall, price=price
+    )
+    return _draft(terms, "wipeout", at, postings, meta), after
+
+
+def mint(
+    terms: Terms,
+    state: FundState,
+    *,
+    holder: str,
+    cash: int,
+    at: datetime,
+    key: str | None = None,
+) -> tuple[EntryDraft, FundState, MintQuote]:
+    """Issue shares at NAV for `cash` quote base units; shares down, fee up, dust kept."""
+    quote = quote_mint(terms, state, cash)
+    qa, sa = terms.quote_asset.code, terms.share_asset.code
+    postings: Postings = []
+    _add(postings, acc.COLLATERAL, qa, quote.used + quote.dust)
+    _add(postings, acc.MANAGER_FEES, qa, quote.fee)
+    _add(postings, acc.CONTRIBUTED, qa, -quote.used)
+    _add(postings, acc.ROUNDING, qa, -quote.dust)
+    _add(postings, acc.FEE_SUBSCRIPTION, qa, -quote.fee)
+    postings.append(Posting(acc.holder_account_code(holder), sa, quote.shares))
+    postings.append(Posting(acc.SHARES_OUTSTANDING, sa, -quote.shares))
+    meta = {
+        "holder": holder,
+        "cash": format_units(cash, terms.quote_asset.scale),
+        "shares": format_units(quote.shares, terms.share_asset.scale),
+    }
+    after = replace(
+        state,
+        collateral=state.collateral + quote.used + quote.dust,
+        supply=state.supply + quote.shares,
+    )
+    return _draft(terms, "mint", at, postings, meta, key), after, quote
+
+
+def redeem(
+    terms: Terms,
+    state: FundState,
+    *,
+    holder: str,
+    shares: int,
+    held: int,
+    at: datetime,
+    key: str | None = None,
+) -> tuple[EntryDraft, FundState, RedeemQuote]:
+    """Cancel `shares` of `holder` (who holds `held`) for cash at NAV, rounded down, less fee."""
+    quote = quote_redeem(terms, state, shares, held)
+    qa, sa = terms.quote_asset.code, terms.share_asset.code
+    postings: Postings = []
+    _add(postings, acc.COLLATERAL, qa, -quote.gross)
+    _add(postings, acc.CONTRIBUTED, qa, quote.gross)
+    _add(postings, acc.MANAGER_FEES, qa, quote.fee)
+    _add(postings, acc.FEE_REDEMPTION, qa, -quote.fee)
+    postings.append(Posting(acc.holder_account_code(holder), sa, -shares))
+    postings.append(Posting(acc.SHARES_OUTSTANDING, sa, shares))
+    meta = {
+        "holder": holder,
+        "shares": format_units(shares, terms.share_asset.scale),
+        "paid": format_units(quote.paid, terms.quote_asset.scale),
+    }
+    after = replace(state, collateral=state.collateral - quote.gross, supply=state.supply - shares)
+    return _draft(terms, "redeem", at, postings, meta, key), after, quote
+
+
+def rebalance(
+    terms: Terms, state: FundState, *, at: datetime, trigger: str
+) -> tuple[EntryDraft | None, FundState]:
+    """Trade the position back to L x E / P (toward zero) at the last mark; fee rounded up."""
+    if state.collateral <= 0 or state.price == 0:
+        return None, state
+    target = target_position(terms, state.collateral, state.price)
+    trade = target - state.position
+    if trade == 0:
+        return None, replace(state, rebalance_price=state.price)
+    fee = trading_fee(terms, trade, state.price)
+    invariant(fee < state.collateral, "a trading fee cannot exceed the equity")
+    qa, pa = terms.quote_asset.code, terms.position_asset.code
+    postings = [Posting(acc.POSITION, pa, trade), Posting(acc.POSITION_CONTRA, pa, -trade)]
+    _add(postings, acc.COLLATERAL, qa, -fee)
+    _add(postings, acc.TRADING_FEES, qa, fee)
+    meta = {
+        "trigger": trigger,
+        "price": price_text(terms, state.price),
+        "position": format_units(target, terms.position_asset.scale),
+    }
+    if trigger == "daily":
+        meta["daily"] = at.date().isoformat()
+    after = replace(
+        state, position=target, collateral=state.collateral - fee, rebalance_price=state.price
+    )
+    return _draft(terms, "rebalance", at, postings, meta), after
+
+
+def charge_management_fee(
+    terms: Terms, state: FundState, *, at: datetime, day: date
+) -> tuple[EntryDraft | None, FundState]:
+    """Move one day's management fee (rounded down) from the fund to the manager."""
+    fee = management_fee(terms, state.collateral)
+    if fee == 0:
+        return None, state
+    qa = terms.quote_asset.code
+    postings = [
+        Posting(acc.COLLATERAL, qa, -fee),
+        Posting(acc.MANAGEMENT_EXPENSE, qa, fee),
+        Posting(acc.MANAGER_FEES, qa, fee),
+        Posting(acc.FEE_MANAGEMENT, qa, -fee),
+    ]
+    draft = _draft(terms, "fee.management", at, postings, {"daily": day.isoformat()})
+    return draft, replace(state, collateral=state.collateral - fee)
+
+
+def pay_funding(
+    terms: Terms, state: FundState, *, at: datetime, day: date
+) -> tuple[EntryDraft | None, FundState]:
+    """Pay (or receive, if negative) one day's funding on the position, rounded up."""
+    payment = funding_payment(terms, state.position, state.price)
+    if payment == 0:
+        return None, state
+    invariant(payment < state.collateral, "funding cannot exceed the equity")
+    qa = terms.quote_asset.code
+    postings = [Posting(acc.COLLATERAL, qa, -payment), Posting(acc.FUNDING, qa, payment)]
+    draft = _draft(terms, "funding", at, postings, {"daily": day.isoformat()})
+    return draft, replace(state, collateral=state.collateral - payment)

@@ -1,0 +1,128 @@
+"""The arithmetic of mint, redeem, fees, marks and rebalance sizing; integers only.
+
+Rounding rule (docs/funds.md): amounts settled with holders or the manager round in the
+fund's favour (ERC-4626: against the caller); amounts the exchange determines (variation
+margin, trading fees, funding) round against the fund, so equity is never overstated. Any
+whole base unit left over is posted to `equity:rounding`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ledger.domain.fund.state import FundState
+from ledger.domain.fund.terms import Ratio, Terms
+from ledger.domain.money import Rounding, div_round, mul_div
+from ledger.errors import Reason, Rejected
+
+
+def fee_up(amount: int, rate: Ratio) -> int:
+    """Return amount x rate rounded up (a fee charged to a caller)."""
+    return div_round(amount * rate[0], rate[1], Rounding.UP) if rate[0] else 0
+
+
+def fee_down(amount: int, rate: Ratio) -> int:
+    """Return amount x rate rounded down (a fee the fund pays to its manager)."""
+    return (amount * rate[0]) // rate[1] if rate[0] else 0
+
+
+@dataclass(frozen=True, slots=True)
+class MintQuote:
+    """A mint priced at NAV: quote base units in, share base units out.
+
+    cash = fee + used + dust, where used is what the shares are worth at NAV rounded up
+    and dust is the whole-unit remainder the fund keeps.
+    """
+
+    cash: int
+    fee: int
+    used: int
+    dust: int
+    shares: int
+
+
+@dataclass(frozen=True, slots=True)
+class RedeemQuote:
+    """A redemption priced at NAV: gross = floor(shares x E / supply) = paid + fee."""
+
+    shares: int
+    gross: int
+    fee: int
+    paid: int
+
+
+def quote_mint(terms: Terms, state: FundState, cash: int) -> MintQuote:
+    """Price a mint of `cash` quote base units; shares round down, the fee rounds up."""
+    if cash <= 0:
+        raise Rejected(Reason.BAD_INPUT, "cash must be positive")
+    if state.wiped_out:
+        raise Rejected(Reason.FUND_WIPED_OUT, f"{terms.book} is wiped out; minting is closed")
+    if cash < terms.min_subscription_units:
+        raise Rejected(
+            Reason.BELOW_MINIMUM, f"cash is below the minimum subscription of {terms.book}"
+        )
+    fee = fee_up(cash, terms.subscription_fee)
+    net = cash - fee
+    if state.supply > 0:
+        shares = (net * state.supply) // state.collateral
+        used = div_round(shares * state.collateral, state.supply, Rounding.UP)
+    else:
+        shares = (net * terms.share_one) // terms.nav0_units
+        used = div_round(shares * terms.nav0_units, terms.share_one, Rounding.UP)
+    if shares <= 0:
+        raise Rejected(Reason.BELOW_MINIMUM, "cash buys less than one share base unit")
+    return MintQuote(cash=cash, fee=fee, used=used, dust=net - used, shares=shares)
+
+
+def quote_redeem(terms: Terms, state: FundState, shares: int, held: int) -> RedeemQuote:
+    """Price a redemption of `shares` base units; proceeds round down, the fee rounds up."""
+    if shares <= 0:
+        raise Rejected(Reason.BAD_INPUT, "shares must be positive")
+    if shares > held:
+        raise Rejected(
+            Reason.INSUFFICIENT_SHARES, f"redeeming {shares} share units but only {held} held"
+        )
+    if state.wiped_out:
+        raise Rejected(Reason.FUND_WIPED_OUT, f"{terms.book} is wiped out; redemption is closed")
+    gross = (shares * state.collateral) // state.supply
+    if gross <= 0:
+        raise Rejected(Reason.BELOW_MINIMUM, "these shares are worth less than one base unit")
+    fee = fee_up(gross, terms.redemption_fee)
+    return RedeemQuote(shares=shares, gross=gross, fee=fee, paid=gross - fee)
+
+
+def target_position(terms: Terms, equity: int, price: int) -> int:
+    """Return L x E / P in position base units, rounded toward zero (|multiple| <= |L|)."""
+    num, den = terms.multiple
+    value = num * equity * terms.position_one
+    magnitude = abs(value) // (den * price)
+    return -magnitude if value < 0 else magnitude
+
+
+def mark_pnl(terms: Terms, position: int, price_from: int, price_to: int) -> int:
+    """Return the variation margin q x (P1 - P0) in quote base units, rounded down."""
+    return (position * (price_to - price_from)) // terms.position_one
+
+
+def trading_fee(terms: Terms, trade: int, price: int) -> int:
+    """Return the fee on a trade of `trade` position units at `price`, rounded up."""
+    rate_num, rate_den = terms.trading_fee
+    if rate_num == 0 or trade == 0:
+        return 0
+    return mul_div(abs(trade) * price, rate_num, terms.position_one * rate_den, Rounding.UP)
+
+
+def funding_payment(terms: Terms, position: int, price: int) -> int:
+    """Return one day's funding the fund pays (negative: receives), rounded up.
+
+    A positive rate means longs pay shorts, as on perpetual exchanges.
+    """
+    rate_num, rate_den = terms.funding_rate
+    if rate_num == 0 or position == 0:
+        return 0
+    return div_round(position * price * rate_num, terms.position_one * rate_den, Rounding.UP)
+
+
+def management_fee(terms: Terms, equity: int) -> int:
+    """Return one day's management fee on `equity`, rounded down (the fund's favour)."""
+    return fee_down(equity, terms.management_fee) if equity > 0 else 0

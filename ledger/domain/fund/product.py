@@ -1,0 +1,174 @@
+"""Products: parse a name such as BTC3L into parameters, and validate the parameters.
+
+Every default is drawn from a real platform (see docs/funds.md and
+shared/reference/leveraged-tokens.md). Rates are `Decimal` fractions parsed from strings
+("0.001" is 0.1%); a float is refused so that no binary rounding ever reaches the books.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import time
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+
+from ledger.errors import Reason, Rejected
+
+_NAME = re.compile(
+    r"^(?P<underlying>[A-Z0-9]*?[A-Z][A-Z0-9]*?)(?P<multiple>\d+(?:\.\d+)?)(?P<side>[LS])$"
+)
+_HOLDER = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+MAX_MULTIPLE = Decimal(20)
+
+
+def parse_product_name(name: str) -> tuple[str, Decimal]:
+    """Return (underlying, signed multiple) of a name such as BTC3L, BTC3S, ETH5L or BTC1.5L."""
+    match = _NAME.match(name) if isinstance(name, str) else None
+    if match is None:
+        raise Rejected(
+            Reason.BAD_PRODUCT_NAME,
+            f"product name {name!r} does not parse: expected UNDERLYING + MULTIPLE + L|S,"
+            " e.g. BTC3L, BTC3S, ETH5L, BTC1.5L",
+        )
+    multiple = Decimal(match["multiple"])
+    if not 0 < multiple <= MAX_MULTIPLE:
+        raise Rejected(
+            Reason.BAD_PRODUCT_NAME,
+            f"product name {name!r}: multiple must be in (0, {MAX_MULTIPLE}], got {multiple}",
+        )
+    sign = -1 if match["side"] == "S" else 1
+    return match["underlying"], sign * multiple
+
+
+def check_holder_id(holder: str) -> str:
+    """Return `holder` if it is a valid holder id (1-64 chars of A-Za-z0-9_.@-)."""
+    if not isinstance(holder, str) or not _HOLDER.match(holder):
+        raise Rejected(
+            Reason.BAD_INPUT, f"holder id {holder!r} must be 1-64 characters of A-Za-z0-9_.@-"
+        )
+    return holder
+
+
+def default_adhoc_move(multiple: Decimal) -> Decimal:
+    """Return the default ad-hoc trigger: 0.30 / |L| capped at 0.20 (10% for 3x, 6% for 5x)."""
+    return min(Decimal("0.20"), (Decimal("0.30") / abs(multiple)).quantize(Decimal("0.0001")))
+
+
+def default_band(multiple: Decimal) -> tuple[Decimal, Decimal]:
+    """Return the default |effective multiple| band: [2/3 L, 4/3 L] (Bybit's [2, 4] for 3x)."""
+    low = (abs(multiple) * 2 / 3).quantize(Decimal("0.0001"))
+    high = (abs(multiple) * 4 / 3).quantize(Decimal("0.0001"))
+    return low, high
+
+
+class ProductParams(BaseModel):
+    """The terms of one leveraged-token fund; amounts in whole units of the quote asset.
+
+    Defaults (typical values published by real platforms):
+    quote USDT with 6 decimals; shares with 18 decimals (ERC-20); initial NAV 100;
+    subscription and redemption fee 0.1% (Binance BLVT, KuCoin, Index Coop FLI);
+    management fee 0.03% per day (FTX leveraged tokens); trading fee 0.05% of the notional of
+    each rebalance trade (perpetual taker fee); funding 0.03% per day of the position's value,
+    paid by longs to shorts (3 x the 0.01% per 8 h baseline of perpetual exchanges);
+    minimum subscription 10; daily rebalance at 00:02 UTC (FTX); ad-hoc rebalance when the
+    underlying moved 0.30/|L| since the last rebalance (10% for 3x) or when the effective
+    multiple leaves [2/3 L, 4/3 L] (Bybit's [2, 4] for 3x); merge when NAV < 0.1
+    (AscendEX, MEXC), split when NAV > 10,000, each by a power of ten back to the order of
+    the initial NAV.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    underlying: str = ""
+    multiple: Decimal = Decimal(0)
+    quote_asset: str = "USDT"
+    quote_decimals: int = 6
+    share_decimals: int = 18
+    position_decimals: int = 12
+    initial_nav: Decimal = Decimal(100)
+    subscription_fee: Decimal = Decimal("0.001")
+    redemption_fee: Decimal = Decimal("0.001")
+    management_fee: Decimal = Decimal("0.0003")
+    trading_fee: Decimal = Decimal("0.0005")
+    funding_rate: Decimal = Decimal("0.0003")
+    min_subscription: Decimal = Decimal(10)
+    rebalance_time: time = time(0, 2)
+    adhoc_move: Decimal | None = None
+    leverage_band: tuple[Decimal, Decimal] | None = None
+    merge_nav_below: Decimal | None = Decimal("0.1")
+    split_nav_above: Decimal | None = Decimal(10000)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, data: Any) -> Any:
+        """Fill underlying and multiple from the name unless both are given; refuse floats."""
+        if not isinstance(data, dict):
+            return data
+        for key, value in data.items():
+            if isinstance(value, float):
+                raise Rejected(Reason.BAD_INPUT, f"{key} must be a decimal string, not a float")
+        data = dict(data)
+        if not data.get("underlying") or not data.get("multiple"):
+            underlying, multiple = parse_product_name(str(data.get("name", "")))
+            data.setdefault("underlying", underlying)
+            data.setdefault("multiple", multiple)
+            data["underlying"] = data["underlying"] or underlying
+            data["multiple"] = data["multiple"] or multiple
+        multiple = Decimal(str(data["multiple"]))
+        if multiple != 0:
+            # An explicit None switches a trigger off; an absent key takes the default.
+            data.setdefault("adhoc_move", default_adhoc_move(multiple))
+            data.setdefault("leverage_band", default_band(multiple))
+        return data
+
+    @field_validator(
+        "subscription_fee", "redemption_fee", "management_fee", "trading_fee", mode="after"
+    )
+    @classmethod
+    def _fee_range(cls, value: Decimal) -> Decimal:
+        if not Decimal(0) <= value < Decimal(1):
+            raise ValueError(f"a fee rate must be in [0, 1), got {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> ProductParams:
+        """Refuse parameters that cannot describe a fund."""
+        problems = []
+        if not 0 < abs(self.multiple) <= MAX_MULTIPLE:
+            problems.append(f"multiple must be non-zero and at most {MAX_MULTIPLE}")
+        if self.initial_nav <= 0:
+            problems.append("initial_nav must be positive")
+        if not -1 < self.funding_rate < 1:
+            problems.append("funding_rate must be in (-1, 1)")
+        if self.min_subscription < 0:
+            problems.append("min_subscription must be >= 0")
+        if self.adhoc_move is not None and not 0 <= self.adhoc_move < 1:
+            problems.append("adhoc_move must be in [0, 1)")
+        band = self.leverage_band
+        if band is not None and not 0 <= band[0] < band[1]:
+            problems.append("leverage_band must be (low, high) with 0 <= low < high")
+        for scale in (self.quote_decimals, self.share_decimals, self.position_decimals):
+            if not 0 <= scale <= 36:
+                problems.append("decimals must be 0..36")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+def make_params(name: str, **overrides: Any) -> ProductParams:
+    """Return validated parameters for `name` with `overrides`; refuse with one clear line.
+
+    An override of None switches an optional rule off (adhoc_move, leverage_band, split/merge).
+    """
+    try:
+        params = ProductParams(name=name, **overrides)
+    except Rejected:
+        raise
+    except ValueError as exc:  # pydantic.ValidationError is a ValueError
+        first = exc.errors()[0] if hasattr(exc, "errors") else {"msg": str(exc), "loc": ()}
+        where = ".".join(str(part) for part in first.get("loc", ())) or name
+        raise Rejected(Reason.BAD_INPUT, f"{where}: {first['msg']}") from None
+    return params

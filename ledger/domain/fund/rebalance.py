@@ -1,0 +1,98 @@
+"""When to rebalance: the daily schedule, the ad-hoc triggers, and one price update as a
+whole (mark, then the daily events if due, else an ad-hoc rebalance if a trigger fired).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from ledger.domain.fund import entries
+from ledger.domain.fund.state import FundState
+from ledger.domain.fund.terms import Terms
+from ledger.domain.journal import EntryDraft
+
+
+def daily_due(terms: Terms, state: FundState, at: datetime) -> bool:
+    """Return whether the scheduled rebalance of `at`'s UTC day is due and not yet done."""
+    day = at.date()
+    if state.daily_on is not None and state.daily_on >= day:
+        return False
+    return at.time() >= terms.rebalance_time
+
+
+def adhoc_trigger(terms: Terms, state: FundState) -> str | None:
+    """Return the ad-hoc trigger that fires at the last mark ("move" or "band"), or None.
+
+    move: |P / P_rebalance - 1| >= adhoc_move (0 means: rebalance at every price).
+    band: |effective multiple| outside [low, high]. Both compare integers exactly.
+    """
+    if state.collateral <= 0 or state.price == 0:
+        return None
+    if terms.adhoc_move is not None and state.rebalance_price:
+        num, den = terms.adhoc_move
+        if abs(state.price - state.rebalance_price) * den >= num * state.rebalance_price:
+            return "move"
+    if terms.leverage_band is not None:
+        (lo_num, lo_den), (hi_num, hi_den) = terms.leverage_band
+        exposure = abs(state.position) * state.price
+        scaled_equity = state.collateral * terms.position_one
+        if exposure * lo_den < lo_num * scaled_equity or exposure * hi_den > hi_num * scaled_equity:
+            return "band"
+    return None
+
+
+def run_daily(
+    terms: Terms, state: FundState, *, at: datetime
+) -> tuple[list[EntryDraft], FundState]:
+    """Run the scheduled events of `at`'s day: management fee, funding, rebalance."""
+    day = at.date()
+    drafts: list[EntryDraft] = []
+    fee_draft, state = entries.charge_management_fee(terms, state, at=at, day=day)
+    if fee_draft is not None:
+        drafts.append(fee_draft)
+    funding_draft, state = entries.pay_funding(terms, state, at=at, day=day)
+    if funding_draft is not None:
+        drafts.append(funding_draft)
+    trade_draft, state = entries.rebalance(terms, state, at=at, trigger="daily")
+    if trade_draft is not None:
+        drafts.append(trade_draft)
+    return drafts, replace(state, daily_on=day)
+
+
+@dataclass(frozen=True, slots=True)
+class PriceStep:
+    """The outcome of one price update: drafts to post, in order, and the state after."""
+
+    drafts: list[EntryDraft]
+    state: FundState
+    daily: bool
+    adhoc: str | None
+    wiped_out: bool
+
+
+def on_price(terms: Terms, state: FundState, *, price: int, at: datetime) -> PriceStep:
+    """Apply a price: mark (or wipe out), then the daily events if due, else ad hoc.
+
+    An ad-hoc trigger is evaluated on the very update that crosses it, so the rebalance is
+    part of the same batch of drafts.
+    """
+    was_wiped = state.wiped_out
+    drafts: list[EntryDraft] = []
+    mark_draft, state = entries.mark(terms, state, price=price, at=at)
+    if mark_draft is not None:
+        drafts.append(mark_draft)
+    daily = daily_due(terms, state, at)
+    adhoc = None
+    if daily:
+        more, state = run_daily(terms, state, at=at)
+        drafts.extend(more)
+    else:
+        adhoc = adhoc_trigger(terms, state)
+        if adhoc is not None:
+            trade, state = entries.rebalance(terms, state, at=at, trigger=adhoc)
+            if trade is None:
+                adhoc = None
+            else:
+                drafts.append(trade)
+    return PriceStep(drafts, state, daily, adhoc, state.wiped_out and not was_wiped)

@@ -1,0 +1,125 @@
+"""Split and merge: rescale every holder's units by N/D in one entry.
+
+Each holder's new units = floor(old x N / D); the new supply is floor(supply x N / D) and
+the remainder (supply_after - sum of holders' new units) goes to `holder:treasury`, so the
+supply still equals the sum of the holders. Total equity is untouched, so every holder's
+value is unchanged to within one share base unit x NAV; NAV per share scales by D / N.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import datetime
+
+from ledger.domain.fund import accounts as acc
+from ledger.domain.fund.state import FundState, nav_per_share_units
+from ledger.domain.fund.terms import Terms
+from ledger.domain.journal import EntryDraft, Posting
+from ledger.errors import Reason, Rejected, invariant
+
+_RATIO = re.compile(r"^\s*(\d+)\s*(?::\s*(\d+)\s*)?$")
+MAX_RATIO = 10**12
+
+
+def parse_ratio(text: str, *, kind: str) -> tuple[int, int]:
+    """Return (num, den) of a split "1:5" (or "5") or a merge "5:1" (or "5").
+
+    A split of OLD:NEW gives each holder NEW/OLD times the units (num=NEW, den=OLD); a merge
+    of OLD:NEW likewise, with OLD > NEW.
+    """
+    match = _RATIO.match(text) if isinstance(text, str) else None
+    if match is None:
+        raise Rejected(Reason.BAD_INPUT, f"ratio {text!r} must look like 1:5 or 5")
+    first, second = int(match[1]), int(match[2]) if match[2] else None
+    if kind == "split":
+        old, new = (1, first) if second is None else (first, second)
+        ok = new > old
+    else:
+        old, new = (first, 1) if second is None else (first, second)
+        ok = old > new
+    rule = "NEW > OLD" if kind == "split" else "OLD > NEW"
+    if not ok or min(old, new) < 1 or max(old, new) > MAX_RATIO:
+        raise Rejected(
+            Reason.BAD_INPUT,
+            f"{kind} ratio {text!r} must be OLD:NEW with {rule} >= 1 and at most {MAX_RATIO}",
+        )
+    return new, old
+
+
+def split_shares(
+    terms: Terms,
+    state: FundState,
+    holders: Mapping[str, int],
+    *,
+    num: int,
+    den: int,
+    at: datetime,
+    kind: str = "split",
+    key: str | None = None,
+) -> tuple[EntryDraft, FundState, dict[str, int]]:
+    """Rescale `holders` (holder id -> share units) by num/den, rounding each down.
+
+    Returns the draft, the state after and every holder's units after (the treasury gets the
+    remainder). Refused if the fund has no shares or is wiped out.
+    """
+    if state.supply == 0:
+        raise Rejected(Reason.BAD_INPUT, f"{terms.book} has no shares to {kind}")
+    if state.wiped_out:
+        raise Rejected(Reason.FUND_WIPED_OUT, f"{terms.book} is wiped out")
+    asset = terms.share_asset.code
+    postings: list[Posting] = []
+    after: dict[str, int] = {}
+    total = 0
+    prefix = acc.HOLDER_PREFIX
+    for holder, units in holders.items():
+        new = units * num // den
+        after[holder] = new
+        total += new
+        if new != units:
+            postings.append(Posting(prefix + holder, asset, new - units))
+    supply_after = state.supply * num // den
+    remainder = supply_after - total
+    invariant(remainder >= 0, "split remainder cannot be negative")
+    invariant(sum(holders.values()) == state.supply, "holders must sum to the supply")
+    if remainder:
+        after["treasury"] = after.get("treasury", 0) + remainder
+        postings.append(Posting(acc.TREASURY, asset, remainder))
+    if supply_after != state.supply:
+        postings.append(Posting(acc.SHARES_OUTSTANDING, asset, state.supply - supply_after))
+    if supply_after == 0:
+        raise Rejected(Reason.BAD_INPUT, f"a {kind} by {den}:{num} leaves no shares")
+    meta = {
+        "ratio_num": str(num),
+        "ratio_den": str(den),
+        "supply_after": str(supply_after),
+        "remainder": str(remainder),
+    }
+    draft = EntryDraft(
+        book=terms.book,
+        kind=kind,
+        effective_at=at,
+        postings=tuple(postings),
+        metadata=tuple(sorted(meta.items())),
+        idempotency_key=key,
+    )
+    return draft, replace(state, supply=supply_after), after
+
+
+def policy_ratio(terms: Terms, state: FundState) -> tuple[str, int, int] | None:
+    """Return (kind, num, den) if the NAV left the policy's bounds, else None.
+
+    The ratio is the power of ten that brings NAV back to the order of the initial NAV.
+    """
+    if state.supply == 0 or state.wiped_out:
+        return None
+    nav = nav_per_share_units(terms, state)
+    above, below = terms.split_nav_above_units, terms.merge_nav_below_units
+    if above is not None and nav > above:
+        power = len(str(nav // terms.nav0_units)) - 1
+        return ("split", 10**power, 1) if power > 0 else None
+    if below is not None and 0 < nav < below:
+        power = len(str(terms.nav0_units // nav)) - 1
+        return ("merge", 1, 10**power) if power > 0 else None
+    return None

@@ -1,0 +1,73 @@
+"""Fund state as a value, and the NAV and effective multiple it implies.
+
+E (equity) is the balance of `fund:collateral`: variation margin is realised into it at every
+mark, as a perpetual exchange settles it, so no unrealised P&L is carried. NAV per share is
+E / supply. A fund whose equity fell to zero with shares outstanding is wiped out: its NAV
+is quoted as 0, never below.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal, localcontext
+
+from ledger.domain.fund.terms import Terms
+from ledger.domain.money import Rounding, div_round, mul_div
+
+MULTIPLE_PRECISION = 28
+
+
+@dataclass(frozen=True, slots=True)
+class FundState:
+    """What a fund holds after a prefix of its journal.
+
+    collateral: quote base units (E). position: position base units, negative when short.
+    supply: share base units outstanding. shortfall: quote base units of loss the collateral
+    could not cover (recorded at a wipe-out). price: last mark, quote base units per whole
+    underlying (0 before the first). rebalance_price: the price of the last rebalance (0 if
+    none). daily_on: UTC date of the last scheduled (daily) rebalance.
+    """
+
+    collateral: int = 0
+    position: int = 0
+    supply: int = 0
+    shortfall: int = 0
+    price: int = 0
+    rebalance_price: int = 0
+    daily_on: date | None = None
+
+    @property
+    def wiped_out(self) -> bool:
+        """Return whether shares are outstanding but the equity behind them is gone."""
+        return self.supply > 0 and self.collateral <= 0 and self.position == 0
+
+
+def nav_per_share_units(terms: Terms, state: FundState) -> int:
+    """Return NAV per whole share in quote base units, rounded down; 0 if wiped out.
+
+    Before the first share exists the NAV is the product's initial NAV.
+    """
+    if state.supply == 0:
+        return terms.nav0_units
+    if state.wiped_out:
+        return 0
+    return mul_div(state.collateral, terms.share_one, state.supply, Rounding.DOWN)
+
+
+def exposure_units(terms: Terms, state: FundState) -> int:
+    """Return the position's value q x P in quote base units, rounded toward zero."""
+    value = state.position * state.price
+    magnitude = div_round(abs(value), terms.position_one, Rounding.DOWN)
+    return -magnitude if value < 0 else magnitude
+
+
+def effective_multiple(terms: Terms, state: FundState) -> Decimal:
+    """Return exposure / equity as a Decimal (28 significant digits); 0 without equity."""
+    if state.collateral <= 0:
+        return Decimal(0)
+    with localcontext() as ctx:
+        ctx.prec = MULTIPLE_PRECISION
+        return Decimal(state.position * state.price) / Decimal(
+            terms.position_one * state.collateral
+        )
