@@ -1,0 +1,30 @@
+# The two commands a new user needs (see README.md):
+#   make demo   set up, then run the main job: simulate BTC3L and BTC3S over 2014-2022 on SQLite
+#   make test   set up, then run the whole test suite (PostgreSQL and Anvil tests included)
+.PHONY: setup demo test lint bench clean
+
+setup:
+	bash scripts/setup.sh
+
+demo: setup
+	.venv/bin/token-ledger --db sqlite:///token-ledger.db simulate
+
+test: setup
+	.venv/bin/ruff check .
+	.venv/bin/lint-imports
+	.venv/bin/mypy
+	.venv/bin/python -m pytest -q
+
+lint: setup
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/lint-imports
+	.venv/bin/mypy
+
+bench: setup
+	.venv/bin/python bench/bench_kernel.py
+	.venv/bin/python bench/bench_fund.py
+	.venv/bin/python bench/bench_chain.py
+
+clean:
+	rm -rf .venv node_modules token-ledger.db* out .pytest_cache .ruff_cache .mypy_cache .hypothesis
