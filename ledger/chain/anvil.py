@@ -24,6 +24,8 @@ from ledger.chain.keys import ANVIL_CHAIN_ID, ANVIL_MNEMONIC
 from ledger.errors import Reason, Rejected
 
 ENV_ANVIL = "TOKEN_LEDGER_ANVIL"
+ENV_CHAIN_DIR = "TOKEN_LEDGER_CHAIN_DIR"
+DEFAULT_CHAIN_DIR = ".token-ledger-chain"
 NODE_FILE = "anvil.json"
 STATE_FILE = "anvil-state.json"
 LOG_FILE = "anvil.log"
@@ -183,3 +185,21 @@ def load_node(workdir: Path) -> AnvilNode | None:
 def forget_node(workdir: Path) -> None:
     """Remove the node record of `workdir`."""
     (workdir / NODE_FILE).unlink(missing_ok=True)
+
+
+def chain_dir(value: str | Path | None = None) -> Path:
+    """Return the folder of `chain up`'s node record, state and log.
+
+    The option, else $TOKEN_LEDGER_CHAIN_DIR, else ./.token-ledger-chain.
+    """
+    return Path(value or os.environ.get(ENV_CHAIN_DIR) or DEFAULT_CHAIN_DIR)
+
+
+def default_rpc_url(workdir: Path | None = None) -> str | None:
+    """Return $TOKEN_LEDGER_RPC_URL, else the URL of the node `chain up` started, else None."""
+    from ledger.chain.rpc import ENV_RPC_URL
+
+    if os.environ.get(ENV_RPC_URL):
+        return os.environ[ENV_RPC_URL]
+    node = load_node(workdir or chain_dir())
+    return node.rpc_url if node is not None and pid_alive(node.pid) else None

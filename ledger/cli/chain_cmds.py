@@ -1,9 +1,430 @@
-"""CLI commands: chain."""
+"""CLI commands: chain (the ERC-20 mirror of each fund's share register on a local Anvil)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 import click
+from web3 import Web3
+
+from ledger.chain import anvil
+from ledger.chain.anchor import anchor_book
+from ledger.chain.deployment import attach, ensure_deployed, reset_reason
+from ledger.chain.keys import ANVIL_CHAIN_ID, Operator, load_operator
+from ledger.chain.reconcile import ReconcileReport, reconcile_book
+from ledger.chain.records import active_deployment
+from ledger.chain.rpc import connect, is_loopback_url
+from ledger.chain.sync import SyncReport, sync_book
+from ledger.cli.common import AuditFailed, emit, handle_errors, json_option, state
+from ledger.errors import Reason, Rejected
+from ledger.services.ledger import Ledger, open_ledger
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def chain_options(func: F) -> F:
+    """Add --rpc-url, --allow-remote-rpc and --chain-dir to a command."""
+    func = click.option(
+        "--chain-dir",
+        metavar="DIR",
+        default=None,
+        help="Where `chain up` keeps the node record, state and log. "
+        "Default: $TOKEN_LEDGER_CHAIN_DIR, else ./.token-ledger-chain.",
+    )(func)
+    func = click.option(
+        "--allow-remote-rpc",
+        is_flag=True,
+        help="Allow an RPC URL that is not loopback (refused by default).",
+    )(func)
+    return click.option(
+        "--rpc-url",
+        metavar="URL",
+        default=None,
+        help="JSON-RPC endpoint. Default: $TOKEN_LEDGER_RPC_URL, else the node of `chain up`.",
+    )(func)
+
+
+def _connect(rpc_url: str | None, allow_remote: bool, chain_dir: str | None) -> tuple[Web3, str]:
+    url = rpc_url or anvil.default_rpc_url(anvil.chain_dir(chain_dir))
+    if url is None:
+        raise Rejected(Reason.CHAIN, "no chain: run `token-ledger chain up` or pass --rpc-url")
+    return connect(url, allow_remote=allow_remote), url
+
+
+def _operator(w3: Web3, url: str) -> Operator:
+    # Anvil's public test key is acceptable only on a local Anvil chain.
+    dev_ok = w3.eth.chain_id == ANVIL_CHAIN_ID and is_loopback_url(url)
+    return load_operator(allow_dev_key=dev_ok)
+
+
+def _ledger() -> Ledger:
+    return open_ledger(state().db_url)
+
+
+@click.group("chain")
+def chain_group() -> None:
+    """Mirror each fund's share register to an ERC-20 on a local Anvil chain.
+
+    \b
+    The ledger stays the source of truth; the chain follows it:
+      npm ci                                   # once: installs anvil + solc (package.json)
+      token-ledger chain up                    # start Anvil on a free loopback port
+      token-ledger chain sync BTC3L            # deploy if needed, mirror every holder
+      token-ledger chain reconcile BTC3L       # exit 0 only when chain == ledger
+      token-ledger chain anchor BTC3L          # write the journal head (seq, hash) on chain
+      token-ledger chain status --json
+      token-ledger chain down                  # stop Anvil; its state is saved for `up`
+    The operator key comes from $TOKEN_LEDGER_OPERATOR_KEY or an encrypted keystore
+    ($TOKEN_LEDGER_OPERATOR_KEYSTORE + $TOKEN_LEDGER_OPERATOR_PASSWORD[_FILE]); on a local
+    Anvil (chain id 31337) Anvil's public test key is used when neither is set.
+    """
+
+
+@chain_group.command("up")
+@click.option("--chain-dir", metavar="DIR", default=None, help="Node record, state and log folder.")
+@click.option("--fresh", is_flag=True, help="Discard the saved chain state and start a new chain.")
+@json_option
+@handle_errors
+def up_cmd(chain_dir: str | None, fresh: bool) -> None:
+    """Start a local Anvil on a free loopback port (state kept in --chain-dir).
+
+    \b
+    Examples:
+      token-ledger chain up
+      token-ledger chain up --fresh --chain-dir /tmp/chain --json
+    """
+    workdir = anvil.chain_dir(chain_dir)
+    node = anvil.load_node(workdir)
+    if node is not None and anvil.pid_alive(node.pid):
+        emit(
+            _node_json(node, running=True, started=False),
+            f"anvil already running at {node.rpc_url}",
+        )
+        return
+    state_path = workdir / anvil.STATE_FILE
+    if fresh:
+        state_path.unlink(missing_ok=True)
+    node = anvil.start_anvil(workdir=workdir, state_path=state_path)
+    anvil.save_node(workdir, node)
+    emit(
+        _node_json(node, running=True, started=True),
+        f"anvil started at {node.rpc_url} (pid {node.pid})",
+    )
+
+
+@chain_group.command("down")
+@click.option("--chain-dir", metavar="DIR", default=None, help="Node record, state and log folder.")
+@json_option
+@handle_errors
+def down_cmd(chain_dir: str | None) -> None:
+    """Stop the Anvil started by `chain up`; it saves its state for the next `up`.
+
+    \b
+    Example:
+      token-ledger chain down
+    """
+    workdir = anvil.chain_dir(chain_dir)
+    node = anvil.load_node(workdir)
+    if node is None or not anvil.pid_alive(node.pid):
+        anvil.forget_node(workdir)
+        emit({"stopped": False, "running": False}, "anvil is not running")
+        return
+    anvil.stop_anvil(node)
+    anvil.forget_node(workdir)
+    emit(
+        {"stopped": True, "running": False, "pid": node.pid, "state_path": node.state_path},
+        f"anvil stopped (pid {node.pid}); state saved to {node.state_path}",
+    )
+
+
+@chain_group.command("deploy")
+@click.argument("product")
+@chain_options
+@json_option
+@handle_errors
+def deploy_cmd(
+    product: str, rpc_url: str | None, allow_remote_rpc: bool, chain_dir: str | None
+) -> None:
+    """Deploy PRODUCT's mirror contract if it has none on this chain (idempotent).
+
+    \b
+    Example:
+      token-ledger chain deploy BTC3L --json
+    """
+    w3, url = _connect(rpc_url, allow_remote_rpc, chain_dir)
+    attached = ensure_deployed(_ledger(), product, w3, _operator(w3, url))
+    dep = attached.deployment
+    payload = {
+        "book": product,
+        "address": dep.address,
+        "chain_id": dep.chain_id,
+        "deploy_block": dep.deploy_block,
+        "redeployed": attached.redeployed,
+        "reset_reason": attached.reset_reason,
+    }
+    emit(payload, f"{product} mirror at {dep.address} (chain {dep.chain_id})")
+
+
+@chain_group.command("sync")
+@click.argument("product")
+@click.option(
+    "--batch",
+    type=click.IntRange(1, 2000),
+    default=None,
+    help="Holders per transaction (default: what fits the block gas limit, <= 500).",
+)
+@chain_options
+@json_option
+@handle_errors
+def sync_cmd(
+    product: str,
+    batch: int | None,
+    rpc_url: str | None,
+    allow_remote_rpc: bool,
+    chain_dir: str | None,
+) -> None:
+    """Bring PRODUCT's mirror to the ledger's head (deploys, or redeploys after a reset).
+
+    Idempotent (a second run sends nothing) and resumable (a killed run is finished by the
+    next one, never minting twice). A split or merge is mirrored as one transaction.
+
+    \b
+    Example:
+      token-ledger chain sync BTC3L --json
+    """
+    w3, url = _connect(rpc_url, allow_remote_rpc, chain_dir)
+    report = sync_book(_ledger(), product, w3, _operator(w3, url), batch=batch, max_rounds=1000)
+    emit(_sync_json(report), lambda: _sync_text(report))
+
+
+@chain_group.command("reconcile")
+@click.argument("product")
+@click.option(
+    "--limit",
+    type=int,
+    default=50,
+    show_default=True,
+    help="Differences to list in text output (--json lists all).",
+)
+@chain_options
+@json_option
+@handle_errors
+def reconcile_cmd(
+    product: str, limit: int, rpc_url: str | None, allow_remote_rpc: bool, chain_dir: str | None
+) -> None:
+    """Compare every holder's balance and the supply on chain with the ledger.
+
+    Exit 0 only when equal; 3 (audit findings) with the differences otherwise.
+
+    \b
+    Example:
+      token-ledger chain reconcile BTC3L --json
+    """
+    w3, _ = _connect(rpc_url, allow_remote_rpc, chain_dir)
+    report = reconcile_book(_ledger(), product, w3)
+    payload = _reconcile_json(report)
+    if not report.ok:
+        if not state().json_output:
+            click.echo(_reconcile_text(report, limit))
+        raise AuditFailed(
+            f"{product}: chain differs from the ledger ({len(report.differences)} holders)", payload
+        )
+    emit(payload, lambda: _reconcile_text(report, limit))
+
+
+@chain_group.command("anchor")
+@click.argument("product")
+@chain_options
+@json_option
+@handle_errors
+def anchor_cmd(
+    product: str, rpc_url: str | None, allow_remote_rpc: bool, chain_dir: str | None
+) -> None:
+    """Write PRODUCT's journal head (seq and hash) to its mirror contract.
+
+    `token-ledger verify PRODUCT --chain` later checks the database against every anchor.
+
+    \b
+    Example:
+      token-ledger chain anchor BTC3L --json
+    """
+    w3, url = _connect(rpc_url, allow_remote_rpc, chain_dir)
+    result = anchor_book(_ledger(), product, w3, _operator(w3, url))
+    payload = {
+        "book": result.book,
+        "seq": result.seq,
+        "hash": result.entry_hash,
+        "tx": result.tx_hash,
+        "already_anchored": result.already_anchored,
+    }
+    verb = "was already anchored" if result.already_anchored else "anchored"
+    emit(payload, f"{product} seq {result.seq} {verb}: {result.entry_hash}")
+
+
+@chain_group.command("status")
+@click.argument("products", nargs=-1)
+@chain_options
+@json_option
+@handle_errors
+def status_cmd(
+    products: tuple[str, ...], rpc_url: str | None, allow_remote_rpc: bool, chain_dir: str | None
+) -> None:
+    """Show the node and, per book, its mirror address and how far it is synced.
+
+    \b
+    Examples:
+      token-ledger chain status
+      token-ledger chain status BTC3L --json
+    """
+    workdir = anvil.chain_dir(chain_dir)
+    node = anvil.load_node(workdir)
+    url = rpc_url or anvil.default_rpc_url(workdir)
+    payload: dict[str, Any] = {"rpc_url": url, "node": None, "chain": None, "books": []}
+    if node is not None:
+        payload["node"] = _node_json(node, running=anvil.pid_alive(node.pid))
+    w3 = None
+    if url is not None:
+        try:
+            w3 = connect(url, allow_remote=allow_remote_rpc)
+            payload["chain"] = {"chain_id": w3.eth.chain_id, "block": w3.eth.block_number}
+        except Rejected:
+            w3 = None
+    lg = _ledger()
+    for book in products or tuple(lg.books()):
+        payload["books"].append(_book_status(lg, book, w3))
+    emit(payload, lambda: _status_text(payload))
+
+
+def _book_status(lg: Ledger, book: str, w3: Web3 | None) -> dict[str, Any]:
+    head_seq = lg.head(book)[0]
+    dep = active_deployment(lg.engine, book)
+    row: dict[str, Any] = {
+        "book": book,
+        "ledger_seq": head_seq,
+        "address": None,
+        "synced_seq": None,
+        "in_sync": False,
+        "anchors": None,
+        "problem": None,
+    }
+    if dep is None:
+        row["problem"] = "not deployed"
+        return row
+    row["address"] = dep.address
+    if w3 is None:
+        row["problem"] = "chain not reachable"
+        return row
+    reason = reset_reason(w3, dep)
+    if reason is not None:
+        row["problem"] = reason
+        return row
+    client = attach(lg, book, w3).client
+    row["synced_seq"] = client.last_synced_seq()
+    row["in_sync"] = row["synced_seq"] == head_seq
+    row["anchors"] = int(client.view("anchorCount"))
+    return row
+
+
+def _node_json(
+    node: anvil.AnvilNode, *, running: bool, started: bool | None = None
+) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "running": running,
+        "pid": node.pid,
+        "rpc_url": node.rpc_url,
+        "chain_id": node.chain_id,
+        "state_path": node.state_path,
+        "log_path": node.log_path,
+    }
+    if started is not None:
+        out["started"] = started
+    return out
+
+
+def _sync_json(r: SyncReport) -> dict[str, Any]:
+    return {
+        "book": r.book,
+        "address": r.address,
+        "chain_id": r.chain_id,
+        "head_seq": r.head_seq,
+        "synced_seq": r.synced_seq,
+        "txs": r.txs,
+        "failed_txs": r.failed_txs,
+        "gas_used": r.gas_used,
+        "holders_written": r.holders_written,
+        "rebases": r.rebases,
+        "rounds": r.rounds,
+        "redeployed": r.redeployed,
+        "reset_reason": r.reset_reason,
+    }
+
+
+def _sync_text(r: SyncReport) -> str:
+    lines = [
+        f"{r.book} mirrored to seq {r.synced_seq} at {r.address}: {r.txs} txs "
+        f"({r.holders_written} holder writes, {r.rebases} split/merge), gas {r.gas_used}"
+    ]
+    if r.redeployed:
+        lines.append(f"redeployed: {r.reset_reason}")
+    if r.failed_txs:
+        lines.append(f"{r.failed_txs} txs reverted and were redone")
+    return "\n".join(lines)
+
+
+def _reconcile_json(r: ReconcileReport) -> dict[str, Any]:
+    return {
+        "book": r.book,
+        "address": r.address,
+        "equal": r.ok,
+        "ledger_seq": r.ledger_seq,
+        "chain_seq": r.chain_seq,
+        "holders": r.holders,
+        "ledger_supply": str(r.ledger_supply),
+        "chain_supply": str(r.chain_supply),
+        "chain_sum": str(r.chain_sum),
+        "differences": [
+            {
+                "holder": d.holder,
+                "address": d.address,
+                "ledger_units": str(d.ledger_units),
+                "chain_units": str(d.chain_units),
+            }
+            for d in r.differences
+        ],
+    }
+
+
+def _reconcile_text(r: ReconcileReport, limit: int) -> str:
+    head = (
+        f"{r.book}: {r.holders} holders, ledger seq {r.ledger_seq}, chain seq {r.chain_seq}, "
+        f"supply ledger {r.ledger_supply} chain {r.chain_supply}"
+    )
+    if r.ok:
+        return head + "\nequal"
+    lines = [head, f"{len(r.differences)} holders differ (units):"]
+    lines += [
+        f"  {d.holder:<24} {d.address} ledger {d.ledger_units} chain {d.chain_units}"
+        for d in r.differences[:limit]
+    ]
+    return "\n".join(lines)
+
+
+def _status_text(payload: dict[str, Any]) -> str:
+    chain = payload["chain"]
+    lines = [
+        f"rpc {payload['rpc_url'] or '-'}: "
+        + (f"chain {chain['chain_id']} at block {chain['block']}" if chain else "not reachable")
+    ]
+    for row in payload["books"]:
+        state_text = row["problem"] or ("in sync" if row["in_sync"] else "behind")
+        lines.append(
+            f"  {row['book']:<12} {row['address'] or '-':<42} ledger {row['ledger_seq']}"
+            f" chain {row['synced_seq']} anchors {row['anchors']} {state_text}"
+        )
+    return "\n".join(lines)
 
 
 def register(cli: click.Group) -> None:
     """Add this module's commands to the root group."""
+    cli.add_command(chain_group)
