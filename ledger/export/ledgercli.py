@@ -1,0 +1,141 @@
+"""A ledger-cli 3 journal of a book, so an auditor can re-check balances with `ledger` or `hledger`.
+
+Mapping (docs/export-formats.md has the full rules):
+- account: the type's root, then the code unchanged: `holder:alice` of type asset is
+  `Assets:holder:alice` (our codes already use ':' as the hierarchy separator);
+- commodity: the asset code, double-quoted unless it is letters only (`USDT`, `"BTC3L"`,
+  `"BTC1.5L"`): ledger-cli reads digits, '.', '-' and '_' in a bare symbol as part of an amount;
+- amount: the exact decimal at the asset's scale (`1.000000000000000000 "BTC3L"`); both tools
+  use arbitrary precision, so 18 decimals and amounts near 2**256-1 stay exact;
+- entry: dated by its effective time (UTC day), payee `#seq kind`; key, reverses and metadata
+  (as compact JSON) are `; tag: value` comments. The lossless export is JSON Lines.
+
+Every account, commodity and tag is declared, so `ledger --pedantic` and `hledger --strict` pass.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from datetime import date
+from typing import TextIO
+
+from ledger.domain.journal import Account, AccountType, JournalEntry, to_micros
+from ledger.domain.money import Asset, format_units
+from ledger.errors import Reason, Rejected
+
+ROOT_NAMES: dict[AccountType, str] = {
+    AccountType.ASSET: "Assets",
+    AccountType.LIABILITY: "Liabilities",
+    AccountType.EQUITY: "Equity",
+    AccountType.INCOME: "Income",
+    AccountType.EXPENSE: "Expenses",
+}
+"""The top-level account each account type is filed under (the names both tools expect)."""
+
+TAGS = ("key", "reverses", "meta")
+
+_BARE_COMMODITY = re.compile(r"[A-Za-z]+")
+_MICROS_PER_DAY = 86_400_000_000
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+
+
+def ledger_account(account: Account) -> str:
+    """Return the ledger-cli name of `account`: its type's root, ':' and its code."""
+    return f"{ROOT_NAMES[account.type]}:{account.code}"
+
+
+def ledger_commodity(code: str) -> str:
+    """Return the ledger-cli symbol of an asset code, double-quoted unless letters only."""
+    return code if _BARE_COMMODITY.fullmatch(code) else f'"{code}"'
+
+
+def day_of(micros: int) -> date:
+    """Return the UTC calendar day of a time in microseconds since the Unix epoch."""
+    return date.fromordinal(_EPOCH_ORDINAL + micros // _MICROS_PER_DAY)
+
+
+def write_ledger(
+    out: TextIO,
+    *,
+    book: str,
+    assets: Sequence[Asset],
+    accounts: Sequence[Account],
+    entries: Iterable[JournalEntry],
+) -> int:
+    """Write `book` as a ledger-cli journal to `out`; return the number of entries written.
+
+    Amounts are written exactly (no rounding) at their asset's scale.
+
+    Raises:
+        Rejected: an entry of another book, or a posting to an account or asset not given.
+    """
+    names = {a.code: ledger_account(a) for a in accounts}
+    units = {a.code: (a.scale, ledger_commodity(a.code)) for a in assets}
+    _write_declarations(out, book=book, names=names, units=units)
+    dates: dict[int, str] = {}
+    count = 0
+    for entry in entries:
+        if entry.draft.book != book:
+            raise Rejected(
+                Reason.BAD_INPUT, f"entry {entry.seq} belongs to book {entry.draft.book!r}"
+            )
+        out.write(_entry_text(entry, names=names, units=units, dates=dates))
+        count += 1
+    return count
+
+
+def _write_declarations(
+    out: TextIO, *, book: str, names: dict[str, str], units: dict[str, tuple[int, str]]
+) -> None:
+    lines = [
+        f"; token-ledger book {book}: ledger-cli journal (see docs/export-formats.md)",
+        "; Amounts are exact; dates are the UTC day of each entry's effective time.",
+        "",
+        *(f"account {name}" for name in sorted(names.values())),
+        *(f"commodity {symbol}" for _, symbol in sorted(units.values(), key=_symbol)),
+        *(f"tag {tag}" for tag in TAGS),
+        "",
+    ]
+    out.write("\n".join(lines) + "\n")
+
+
+def _symbol(unit: tuple[int, str]) -> str:
+    return unit[1]
+
+
+def _entry_text(
+    entry: JournalEntry,
+    *,
+    names: dict[str, str],
+    units: dict[str, tuple[int, str]],
+    dates: dict[int, str],
+) -> str:
+    draft = entry.draft
+    micros = to_micros(draft.effective_at)
+    day = micros // _MICROS_PER_DAY
+    if day not in dates:  # Consecutive entries mostly share a day: format each day once.
+        dates[day] = day_of(micros).strftime("%Y/%m/%d")
+    lines = [f"{dates[day]} #{entry.seq} {draft.kind}"]
+    if draft.idempotency_key is not None:
+        lines.append(f"    ; key: {json.dumps(draft.idempotency_key)}")
+    if draft.reverses is not None:
+        lines.append(f"    ; reverses: {draft.reverses}")
+    if draft.metadata:
+        lines.append(f"    ; meta: {json.dumps(dict(draft.metadata), separators=(',', ':'))}")
+    for posting in draft.postings:
+        unit, name = units.get(posting.asset), names.get(posting.account)
+        if unit is None or name is None:
+            raise _unknown(entry.seq, account=posting.account, known=name is not None)
+        lines.append(f"    {name}  {format_units(posting.amount, unit[0])} {unit[1]}")
+    lines.append("\n")
+    return "\n".join(lines)
+
+
+def _unknown(seq: int, *, account: str, known: bool) -> Rejected:
+    if known:
+        return Rejected(Reason.UNKNOWN_ASSET, f"entry {seq} posts an asset not given to the export")
+    return Rejected(
+        Reason.UNKNOWN_ACCOUNT, f"entry {seq} posts to {account!r}, not given to the export"
+    )
