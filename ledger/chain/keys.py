@@ -103,9 +103,15 @@ def _from_keystore(path: Path, env: Mapping[str, str]) -> Operator:
     return Operator(Account.from_key(key), source=f"keystore:{path.name}")
 
 
-def write_keystore(path: Path, *, private_key: bytes, password: str) -> str:
-    """Encrypt `private_key` into an eth-account keystore at `path`; return its address."""
-    keyfile = Account.encrypt(private_key, password)
+def write_keystore(
+    path: Path, *, private_key: bytes, password: str, iterations: int | None = None
+) -> str:
+    """Encrypt `private_key` into an eth-account keystore at `path`; return its address.
+
+    `iterations` is the scrypt work factor (eth-account's strong default when None; tests
+    pass a small power of two to stay fast).
+    """
+    keyfile = Account.encrypt(private_key, password, iterations=iterations)
     path.write_text(json.dumps(keyfile), encoding="utf-8")
     os.chmod(path, 0o600)
     return str(Account.from_key(private_key).address)
