@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring as _s  # type: ignore[attr-defined]
 
-from ledger.domain.canonical import FORMAT_TAG, GENESIS_HASH, encode_postings
+from ledger.domain.canonical import FORMAT_TAG, GENESIS_HASH
 from ledger.domain.journal import BalanceRule
 
 EntryRow = tuple[int, str, int, int, str | None, int | None, str, bytes, bytes]
@@ -40,64 +40,85 @@ class Auditor:
     head_hash: bytes = GENESIS_HASH
     finding: Finding | None = None
     _book_json: str = ""
+    _names: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._book_json = _s(self.book)
 
-    def feed(
-        self,
-        row: EntryRow,
-        postings: Sequence[tuple[str, str, int]],
-    ) -> bool:
+    def feed(self, row: EntryRow, postings: Sequence[tuple[str, str, int]]) -> bool:
         """Check one entry; return False (and keep the finding) at the first problem.
 
         `row` is (seq, kind, effective_us, recorded_us, key, reverses, metadata_json,
         prev_hash, hash) as stored; `postings` are (account, asset, units) in posting order.
         """
-        (
-            seq,
-            kind,
-            effective_us,
-            recorded_us,
-            key,
-            reverses,
-            metadata_json,
-            prev_hash,
-            stored_hash,
-        ) = row
+        return self.feed_chunk([row], [(row[0], a, c, u) for a, c, u in postings])
+
+    def feed_chunk(
+        self, rows: Sequence[EntryRow], postings: Sequence[tuple[int, str, str, int]]
+    ) -> bool:
+        """Check consecutive entries; return False (and keep the finding) at the first problem.
+
+        `postings` are (seq, account, asset, units) ordered by seq and posting order, for
+        exactly the entries in `rows`. This loop runs a million times in an audit, so it binds
+        its lookups to locals and memoises the JSON form of account and asset codes.
+        """
         if self.finding is not None:
             return False
-        if seq != self.head_seq + 1:
-            expected = self.head_seq + 1
-            return self._found(expected, f"sequence gap: expected {expected}, found {seq}")
-        if prev_hash != self.head_hash:
-            return self._found(seq, "prev_hash does not link to the previous entry's hash")
-        key_json = "null" if key is None else _s(key)
-        reverses_json = "null" if reverses is None else f'"{reverses}"'
-        canonical = (
-            f'["{FORMAT_TAG}",{self._book_json},"{seq}",{_s(kind)},"{effective_us}",'
-            f'"{recorded_us}",{key_json},{reverses_json},{metadata_json},'
-            f"{encode_postings(postings)}]"
-        ).encode()
-        if hashlib.sha256(self.head_hash + canonical).digest() != stored_hash:
-            return self._found(seq, "hash does not match the entry's canonical encoding")
-        if not postings:
-            return self._found(seq, "entry has no postings")
-        totals: dict[str, int] = {}
+        names = self._names
         balances = self.balances
-        for account, asset, units in postings:
-            totals[asset] = totals.get(asset, 0) + units
-            k = (account, asset)
-            balances[k] = balances.get(k, 0) + units
-        if any(totals.values()):
-            return self._found(seq, "postings do not sum to zero per asset")
-        if self.rules:
-            for account, asset, _ in postings:
-                rule = self.rules.get(account)
-                if rule is not None and not rule.allows(balances[(account, asset)]):
-                    return self._found(seq, f"{account} breaks its rule {rule.value} in {asset}")
-        self.head_seq = seq
-        self.head_hash = stored_hash
+        rules = self.rules
+        sha256 = hashlib.sha256
+        book_json = self._book_json
+        head_seq, head_hash = self.head_seq, self.head_hash
+        count = len(postings)
+        i = 0
+        for seq, kind, effective_us, recorded_us, key, reverses, meta, prev, stored in rows:
+            if seq != head_seq + 1:
+                self.head_seq, self.head_hash = head_seq, head_hash
+                return self._found(
+                    head_seq + 1, f"sequence gap: expected {head_seq + 1}, found {seq}"
+                )
+            if prev != head_hash:
+                return self._found(seq, "prev_hash does not link to the previous entry's hash")
+            lines = []
+            totals: dict[str, int] = {}
+            start = i
+            while i < count and postings[i][0] == seq:
+                _, account, asset, units = postings[i]
+                i += 1
+                account_json = names.get(account)
+                if account_json is None:
+                    account_json = names[account] = _s(account)
+                asset_json = names.get(asset)
+                if asset_json is None:
+                    asset_json = names[asset] = _s(asset)
+                lines.append(f'[{account_json},{asset_json},"{units}"]')
+                totals[asset] = totals.get(asset, 0) + units
+                k = (account, asset)
+                balances[k] = balances.get(k, 0) + units
+            key_json = "null" if key is None else _s(key)
+            reverses_json = "null" if reverses is None else f'"{reverses}"'
+            canonical = (
+                f'["{FORMAT_TAG}",{book_json},"{seq}",{_s(kind)},"{effective_us}",'
+                f'"{recorded_us}",{key_json},{reverses_json},{meta},[{",".join(lines)}]]'
+            ).encode()
+            if sha256(head_hash + canonical).digest() != stored:
+                return self._found(seq, "hash does not match the entry's canonical encoding")
+            if i == start:
+                return self._found(seq, "entry has no postings")
+            if any(totals.values()):
+                return self._found(seq, "postings do not sum to zero per asset")
+            if rules:
+                for _, account, asset, _units in postings[start:i]:
+                    rule = rules.get(account)
+                    if rule is not None and not rule.allows(balances[(account, asset)]):
+                        return self._found(
+                            seq, f"{account} breaks its rule {rule.value} in {asset}"
+                        )
+            head_seq, head_hash = seq, stored
+            self.head_seq, self.head_hash = head_seq, head_hash
+        if i != count:
+            return self._found(postings[i][0], "postings exist for an entry that does not")
         return True
 
     def finish(

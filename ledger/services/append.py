@@ -46,10 +46,12 @@ class AppendBatch:
         asset_cache: dict[str, int],
         account_cache: dict[str, dict[str, tuple[str, str]]],
         now: datetime,
+        rule_cache: dict[str, dict[str, BalanceRule]] | None = None,
     ) -> None:
         self.store = store
         self.assets = asset_cache
         self.accounts = account_cache
+        self.rule_cache = {} if rule_cache is None else rule_cache
         self.recorded_us = to_micros(now)
         self.recorded_at = from_micros(self.recorded_us)
         self.heads: dict[str, tuple[int, bytes]] = {}
@@ -128,18 +130,20 @@ class AppendBatch:
             self.dirty[book] = set()
 
     def _load_accounts(self, book: str, drafts: list[EntryDraft]) -> None:
+        """Make sure every account posted to is open; reuse the cache until one is not."""
         known = self.accounts.get(book)
         needed = {p.account for d in drafts for p in d.postings}
-        if known is None or not needed <= known.keys():
+        if known is None or book not in self.rule_cache or not needed <= known.keys():
             known = self.accounts[book] = self.store.accounts(book)
+            self.rule_cache[book] = {
+                code: BalanceRule(rule) for code, (_, rule) in known.items() if rule != "none"
+            }
         missing = sorted(needed - known.keys())
         if missing:
             raise Rejected(
                 Reason.UNKNOWN_ACCOUNT, f"account {missing[0]} is not open in book {book}"
             )
-        self.rules[book] = {
-            code: BalanceRule(rule) for code, (_, rule) in known.items() if rule != "none"
-        }
+        self.rules[book] = self.rule_cache[book]
 
     def _check_assets(self, drafts: list[EntryDraft]) -> None:
         needed = {p.asset for d in drafts for p in d.postings}

@@ -42,6 +42,7 @@ from ledger.domain.journal import (
 from ledger.domain.money import Asset
 from ledger.errors import Reason, Rejected
 from ledger.services.append import AppendBatch
+from ledger.services.prefetch import prefetch
 from ledger.storage import migrate
 from ledger.storage.engine import make_engine
 from ledger.storage.guards import missing_guards
@@ -74,6 +75,7 @@ class Ledger:
         self.clock: Clock = clock or SystemClock()
         self._assets: dict[str, int] = {}
         self._accounts: dict[str, dict[str, tuple[str, str]]] = {}
+        self._rules: dict[str, dict[str, BalanceRule]] = {}
         self._schema_checked = False
 
     # --- transactions -------------------------------------------------------------------------
@@ -166,6 +168,7 @@ class Ledger:
                 return account
             store.insert_account(account.book, account.code, account.type.value, account.rule.value)
         self._accounts.pop(account.book, None)
+        self._rules.pop(account.book, None)
         return account
 
     def open_accounts(self, accounts: Sequence[Account]) -> None:
@@ -184,6 +187,7 @@ class Ledger:
                     raise Rejected(Reason.DUPLICATE, f"account {account.code} exists as {found[0]}")
         for book in {a.book for a in accounts}:
             self._accounts.pop(book, None)
+            self._rules.pop(book, None)
 
     def accounts(self, book: str) -> list[Account]:
         """Return the accounts of a book, by code."""
@@ -215,7 +219,7 @@ class Ledger:
         if not drafts:
             return []
         with self._tx(write=True) as store:
-            batch = AppendBatch(store, self._assets, self._accounts, self.clock.now())
+            batch = AppendBatch(store, self._assets, self._accounts, self.clock.now(), self._rules)
             return batch.append(drafts)
 
     def restore(
@@ -234,7 +238,9 @@ class Ledger:
         total = 0
         with self._tx(write=True) as store:
             for chunk in _batched(entries, RESTORE_CHUNK):
-                batch = AppendBatch(store, self._assets, self._accounts, self.clock.now())
+                batch = AppendBatch(
+                    store, self._assets, self._accounts, self.clock.now(), self._rules
+                )
                 total += batch.restore(book, chunk)
                 if progress is not None:
                     progress(len(chunk))
@@ -319,30 +325,28 @@ class Ledger:
         return [self.entry(book, seq) for seq in seqs]
 
     def verify(self, book: str, *, progress: Callable[[int], None] | None = None) -> VerifyReport:
-        """Walk a book's chain; recompute every hash and balance from the postings alone."""
-        with self._tx(write=False) as store:
-            rows = store.all("SELECT head_seq, head_hash FROM tl_books WHERE code = ?", (book,))
-            if not rows:
-                raise Rejected(Reason.UNKNOWN_BOOK, f"unknown book {book!r}")
-            stored_head = (int(rows[0][0]), bytes(rows[0][1]))
-            top = store.all("SELECT MAX(seq) FROM tl_entries WHERE book = ?", (book,))[0][0]
-            last = max(stored_head[0], int(top or 0))
-            rules = {
-                code: BalanceRule(rule)
-                for code, (_, rule) in store.accounts(book).items()
-                if rule != BalanceRule.NONE.value
-            }
-            auditor = Auditor(book, rules)
-            count = 0
-            for rows_, postings in store.iter_chunks(book, 1, last, VERIFY_CHUNK):
-                if not _audit_chunk(auditor, rows_, postings):
-                    break
-                count += len(rows_)
-                if progress is not None:
-                    progress(len(rows_))
-            finding = auditor.finish(
-                stored_balances=store.all_balances(book), stored_head=stored_head
-            )
+        """Walk a book's chain; recompute every hash and balance from the postings alone.
+
+        Everything is read in one read transaction (one snapshot), by a background thread
+        that stays a chunk ahead of the audit.
+        """
+        feed = prefetch(lambda: self._audit_rows(book))
+        stored_head, rules = next(feed)
+        auditor = Auditor(book, rules)
+        count = 0
+        stored_balances: dict[tuple[str, str], int] = {}
+        for item in feed:
+            if isinstance(item, dict):
+                stored_balances = item
+                continue
+            rows, postings = item
+            if not auditor.feed_chunk(rows, postings):
+                feed.close()
+                break
+            count += len(rows)
+            if progress is not None:
+                progress(len(rows))
+        finding = auditor.finish(stored_balances=stored_balances, stored_head=stored_head)
         return VerifyReport(
             book=book,
             ok=finding is None,
@@ -352,6 +356,24 @@ class Ledger:
             first_bad_seq=None if finding is None else finding.seq,
             problem=None if finding is None else finding.problem,
         )
+
+    def _audit_rows(self, book: str) -> Iterator[Any]:
+        """Yield (stored head, rules), then (entry rows, posting rows) chunks, then balances."""
+        with self._tx(write=False) as store:
+            rows = store.all("SELECT head_seq, head_hash FROM tl_books WHERE code = ?", (book,))
+            if not rows:
+                raise Rejected(Reason.UNKNOWN_BOOK, f"unknown book {book!r}")
+            stored_head = (int(rows[0][0]), bytes(rows[0][1]))
+            top = store.all("SELECT MAX(seq) FROM tl_entries WHERE book = ?", (book,))[0][0]
+            rules = {
+                code: BalanceRule(rule)
+                for code, (_, rule) in store.accounts(book).items()
+                if rule != BalanceRule.NONE.value
+            }
+            yield stored_head, rules
+            last = max(stored_head[0], int(top or 0))
+            yield from store.iter_chunks(book, 1, last, VERIFY_CHUNK)
+            yield store.all_balances(book)
 
     def close(self) -> None:
         """Release the database connections."""
@@ -366,34 +388,6 @@ def open_ledger(url: str, *, clock: Clock | None = None, **engine_options: Any) 
 def _is_busy(exc: OperationalError) -> bool:
     text = str(exc.orig).lower() if exc.orig is not None else str(exc).lower()
     return "locked" in text or "busy" in text
-
-
-def _audit_chunk(auditor: Auditor, rows: list[Any], postings: list[Any]) -> bool:
-    """Feed one chunk of rows to the auditor; False at the first finding."""
-    grouped: dict[int, list[tuple[str, str, int]]] = {}
-    for seq, account, asset, units in postings:
-        grouped.setdefault(seq, []).append((account, asset, int(units)))
-    feed = auditor.feed
-    for row in rows:
-        seq = row[0]
-        entry_row = (
-            seq,
-            row[1],
-            row[2],
-            row[3],
-            row[4],
-            row[5],
-            row[6],
-            bytes(row[7]),
-            bytes(row[8]),
-        )
-        if not feed(entry_row, grouped.get(seq, ())):
-            return False
-    if len(grouped) > len(rows):
-        stray = sorted(set(grouped) - {row[0] for row in rows})
-        auditor._found(stray[0], "postings exist for an entry that does not")
-        return False
-    return True
 
 
 def _batched(items: Iterable[JournalEntry], size: int) -> Iterator[list[JournalEntry]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from psycopg.adapt import Loader
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
@@ -30,8 +31,21 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if backend in ("postgresql", "postgres"):
         if parsed.drivername in ("postgresql", "postgres"):
             parsed = parsed.set(drivername="postgresql+psycopg")
-        return create_engine(parsed, pool_pre_ping=False, **kwargs)
+        engine = create_engine(parsed, pool_pre_ping=False, **kwargs)
+        event.listen(engine, "connect", _pg_on_connect)
+        return engine
     raise Rejected(Reason.BAD_INPUT, f"unsupported database {backend!r}: use sqlite or postgresql")
+
+
+def _pg_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Load NUMERIC as exact Python ints on raw cursors: the only NUMERIC columns in the
+    # schema are NUMERIC(78, 0) amounts, and Decimal would only be converted again.
+    dbapi_connection.adapters.register_loader("numeric", _NumericAsInt)
+
+
+class _NumericAsInt(Loader):
+    def load(self, data: Any) -> int:
+        return int(bytes(data))
 
 
 def _sqlite_engine(url: str, **kwargs: Any) -> Engine:

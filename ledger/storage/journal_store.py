@@ -180,12 +180,16 @@ class JournalStore:
             (book, first, last),
         )
 
-    def posting_rows(self, book: str, first: int, last: int) -> list[tuple[int, str, str, Any]]:
-        return self.all(
+    def posting_rows(self, book: str, first: int, last: int) -> list[tuple[int, str, str, int]]:
+        """Return (seq, account, asset, units) ordered by seq and posting order; units exact."""
+        rows = self.all(
             "SELECT seq, account, asset, amount FROM tl_postings WHERE book = ?"
             " AND seq BETWEEN ? AND ? ORDER BY seq, idx",
             (book, first, last),
         )
+        # SQLite keeps amounts beyond 64 bits as TEXT; PostgreSQL loads NUMERIC as int (see
+        # engine.py). Either way the caller sees Python ints.
+        return [r if r[3].__class__ is int else (r[0], r[1], r[2], int(r[3])) for r in rows]
 
     def iter_chunks(
         self, book: str, first: int, last: int, size: int
