@@ -20,7 +20,6 @@ the default context (28 significant digits): amounts or sums beyond 28 digits ar
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -30,7 +29,7 @@ from typing import TextIO
 from ledger.domain.journal import Account, JournalEntry, to_micros
 from ledger.domain.money import Asset, format_units
 from ledger.errors import Reason, Rejected
-from ledger.export.ledgercli import ROOT_NAMES, day_of
+from ledger.export.ledgercli import ROOT_NAMES, day_of, metadata_json
 
 _CURRENCY = re.compile(r"[A-Z](?:[A-Z0-9'._-]*[A-Z0-9])?")
 _NOT_NAME_CHAR = re.compile(r"[^A-Za-z0-9-]")
@@ -137,8 +136,7 @@ def _entry_text(
     if draft.reverses is not None:
         lines.append(f'  reverses: "{draft.reverses}"')
     if draft.metadata:
-        meta = json.dumps(dict(draft.metadata), separators=(",", ":"))
-        lines.append(f"  meta: {beancount_string(meta)}")
+        lines.append(f"  meta: {beancount_string(metadata_json(draft.metadata))}")
     for posting in draft.postings:
         unit, name = units.get(posting.asset), names.get(posting.account)
         if unit is None or name is None:

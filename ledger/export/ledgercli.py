@@ -15,10 +15,10 @@ Every account, commodity and tag is declared, so `ledger --pedantic` and `hledge
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Sequence
 from datetime import date
+from json.encoder import encode_basestring_ascii
 from typing import TextIO
 
 from ledger.domain.journal import Account, AccountType, JournalEntry, to_micros
@@ -36,6 +36,7 @@ ROOT_NAMES: dict[AccountType, str] = {
 
 TAGS = ("key", "reverses", "meta")
 
+_json = encode_basestring_ascii  # a JSON string literal on one line, ASCII only
 _BARE_COMMODITY = re.compile(r"[A-Za-z]+")
 _MICROS_PER_DAY = 86_400_000_000
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
@@ -49,6 +50,11 @@ def ledger_account(account: Account) -> str:
 def ledger_commodity(code: str) -> str:
     """Return the ledger-cli symbol of an asset code, double-quoted unless letters only."""
     return code if _BARE_COMMODITY.fullmatch(code) else f'"{code}"'
+
+
+def metadata_json(metadata: Sequence[tuple[str, str]]) -> str:
+    """Return sorted metadata pairs as one line of compact, ASCII-only JSON (an object)."""
+    return "{" + ",".join(f"{_json(k)}:{_json(v)}" for k, v in metadata) + "}"
 
 
 def day_of(micros: int) -> date:
@@ -119,11 +125,11 @@ def _entry_text(
         dates[day] = day_of(micros).strftime("%Y/%m/%d")
     lines = [f"{dates[day]} #{entry.seq} {draft.kind}"]
     if draft.idempotency_key is not None:
-        lines.append(f"    ; key: {json.dumps(draft.idempotency_key)}")
+        lines.append(f"    ; key: {_json(draft.idempotency_key)}")
     if draft.reverses is not None:
         lines.append(f"    ; reverses: {draft.reverses}")
     if draft.metadata:
-        lines.append(f"    ; meta: {json.dumps(dict(draft.metadata), separators=(',', ':'))}")
+        lines.append(f"    ; meta: {metadata_json(draft.metadata)}")
     for posting in draft.postings:
         unit, name = units.get(posting.asset), names.get(posting.account)
         if unit is None or name is None:
