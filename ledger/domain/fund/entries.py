@@ -70,17 +70,25 @@ def mark(
     """
     if price <= 0:
         raise Rejected(Reason.BAD_INPUT, "price must be positive")
-    if state.position == 0 or state.price == 0:
-        return None, replace(state, price=price)
-    pnl = mark_pnl(terms, state.position, state.price, price)
-    if state.collateral + pnl <= 0:
+    pnl = mark_pnl(terms, state.position, state.price, price) if state.price else 0
+    if pnl and state.collateral + pnl <= 0:
         return wipeout(terms, state, price=price, pnl=pnl, at=at)
+    # Built field by field: this runs for every tick of a simulation.
+    after = FundState(
+        state.collateral + pnl,
+        state.position,
+        state.supply,
+        state.shortfall,
+        price,
+        state.rebalance_price,
+        state.daily_on,
+    )
     if pnl == 0:
-        return None, replace(state, price=price)
+        return None, after
     quote = terms.quote_asset.code
-    postings = [Posting(acc.COLLATERAL, quote, pnl), Posting(acc.TRADING_PNL, quote, -pnl)]
-    draft = _draft(terms, "mark", at, postings, {"price": price_text(terms, price)})
-    return draft, replace(state, collateral=state.collateral + pnl, price=price)
+    postings = (Posting(acc.COLLATERAL, quote, pnl), Posting(acc.TRADING_PNL, quote, -pnl))
+    draft = EntryDraft(terms.book, "mark", at, postings, (("price", price_text(terms, price)),))
+    return draft, after
 
 
 def wipeout(
@@ -124,25 +132,33 @@ def mint(
     """Issue shares at NAV for `cash` quote base units; shares down, fee up, dust kept."""
     quote = quote_mint(terms, state, cash)
     qa, sa = terms.quote_asset.code, terms.share_asset.code
-    postings: Postings = []
-    _add(postings, acc.COLLATERAL, qa, quote.used + quote.dust)
-    _add(postings, acc.MANAGER_FEES, qa, quote.fee)
-    _add(postings, acc.CONTRIBUTED, qa, -quote.used)
-    _add(postings, acc.ROUNDING, qa, -quote.dust)
-    _add(postings, acc.FEE_SUBSCRIPTION, qa, -quote.fee)
+    kept = quote.used + quote.dust
+    postings = [Posting(acc.COLLATERAL, qa, kept)]
+    if quote.fee:
+        postings.append(Posting(acc.MANAGER_FEES, qa, quote.fee))
+    postings.append(Posting(acc.CONTRIBUTED, qa, -quote.used))
+    if quote.dust:
+        postings.append(Posting(acc.ROUNDING, qa, -quote.dust))
+    if quote.fee:
+        postings.append(Posting(acc.FEE_SUBSCRIPTION, qa, -quote.fee))
     postings.append(Posting(acc.holder_account_code(holder), sa, quote.shares))
     postings.append(Posting(acc.SHARES_OUTSTANDING, sa, -quote.shares))
-    meta = {
-        "holder": holder,
-        "cash": format_units(cash, terms.quote_asset.scale),
-        "shares": format_units(quote.shares, terms.share_asset.scale),
-    }
-    after = replace(
-        state,
-        collateral=state.collateral + quote.used + quote.dust,
-        supply=state.supply + quote.shares,
+    meta = (
+        ("cash", format_units(cash, terms.quote_asset.scale)),
+        ("holder", holder),
+        ("shares", format_units(quote.shares, terms.share_asset.scale)),
     )
-    return _draft(terms, "mint", at, postings, meta, key), after, quote
+    after = FundState(
+        state.collateral + kept,
+        state.position,
+        state.supply + quote.shares,
+        state.shortfall,
+        state.price,
+        state.rebalance_price,
+        state.daily_on,
+    )
+    draft = EntryDraft(terms.book, "mint", at, tuple(postings), meta, key)
+    return draft, after, quote
 
 
 def redeem(
@@ -158,20 +174,31 @@ def redeem(
     """Cancel `shares` of `holder` (who holds `held`) for cash at NAV, rounded down, less fee."""
     quote = quote_redeem(terms, state, shares, held)
     qa, sa = terms.quote_asset.code, terms.share_asset.code
-    postings: Postings = []
-    _add(postings, acc.COLLATERAL, qa, -quote.gross)
-    _add(postings, acc.CONTRIBUTED, qa, quote.gross)
-    _add(postings, acc.MANAGER_FEES, qa, quote.fee)
-    _add(postings, acc.FEE_REDEMPTION, qa, -quote.fee)
+    postings = [
+        Posting(acc.COLLATERAL, qa, -quote.gross),
+        Posting(acc.CONTRIBUTED, qa, quote.gross),
+    ]
+    if quote.fee:
+        postings.append(Posting(acc.MANAGER_FEES, qa, quote.fee))
+        postings.append(Posting(acc.FEE_REDEMPTION, qa, -quote.fee))
     postings.append(Posting(acc.holder_account_code(holder), sa, -shares))
     postings.append(Posting(acc.SHARES_OUTSTANDING, sa, shares))
-    meta = {
-        "holder": holder,
-        "shares": format_units(shares, terms.share_asset.scale),
-        "paid": format_units(quote.paid, terms.quote_asset.scale),
-    }
-    after = replace(state, collateral=state.collateral - quote.gross, supply=state.supply - shares)
-    return _draft(terms, "redeem", at, postings, meta, key), after, quote
+    meta = (
+        ("holder", holder),
+        ("paid", format_units(quote.paid, terms.quote_asset.scale)),
+        ("shares", format_units(shares, terms.share_asset.scale)),
+    )
+    after = FundState(
+        state.collateral - quote.gross,
+        state.position,
+        state.supply - shares,
+        state.shortfall,
+        state.price,
+        state.rebalance_price,
+        state.daily_on,
+    )
+    draft = EntryDraft(terms.book, "redeem", at, tuple(postings), meta, key)
+    return draft, after, quote
 
 
 def rebalance(

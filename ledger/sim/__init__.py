@@ -1,0 +1,1 @@
+"""The simulation: drive funds through a price history with a population of holders."""

@@ -1,0 +1,199 @@
+"""The simulation driver: fund state in memory (the pure domain fold), one `post_many` per
+simulated day, a clock moved along with simulated time so hashes are reproducible.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from fractions import Fraction
+from typing import Any
+
+from ledger.clock import FixedClock
+from ledger.domain.fund import accounts as acc
+from ledger.domain.fund import entries
+from ledger.domain.fund.rebalance import on_price
+from ledger.domain.fund.split import policy_ratio, split_shares
+from ledger.domain.fund.state import FundState, nav_per_share_units
+from ledger.domain.fund.terms import Terms
+from ledger.domain.journal import EntryDraft
+from ledger.errors import Reason, Rejected
+from ledger.services import fund_store
+from ledger.services.funds import Funds
+from ledger.services.ledger import Ledger
+from ledger.sim.population import Order, day_orders
+from ledger.sim.prices import Bar, Tick, walk
+
+BATCH_ENTRIES = 10_000
+
+
+@dataclass
+class ProductRun:
+    """One product's live simulation: its state, holders and counters (mutable, per run)."""
+
+    terms: Terms
+    state: FundState
+    holders: dict[str, int] = field(default_factory=dict)
+    rng: random.Random = field(default_factory=random.Random)
+    split_factor: Fraction = Fraction(1)
+    counts: dict[str, int] = field(default_factory=dict)
+    closes: list[tuple[date, int, Fraction]] = field(default_factory=list)
+    wiped_on: date | None = None
+
+    def count(self, name: str, by: int = 1) -> None:
+        self.counts[name] = self.counts.get(name, 0) + by
+
+
+def _on_tick(run: ProductRun, tick: Tick, drafts: list[EntryDraft]) -> None:
+    step = on_price(run.terms, run.state, price=tick.price, at=tick.at)
+    drafts.extend(step.drafts)
+    run.state = step.state
+    for draft in step.drafts:
+        if draft.kind == "rebalance":
+            run.count("rebalance_" + ("daily" if step.daily else "adhoc"))
+    if step.wiped_out:
+        run.wiped_on = tick.at.date()
+        run.count("wipeouts")
+    if step.daily:
+        _policy(run, tick.at, drafts)
+
+
+def _policy(run: ProductRun, at: datetime, drafts: list[EntryDraft]) -> None:
+    due = policy_ratio(run.terms, run.state)
+    if due is None:
+        return
+    kind, num, den = due
+    draft, run.state, run.holders = split_shares(
+        run.terms, run.state, run.holders, num=num, den=den, at=at, kind=kind
+    )
+    drafts.append(draft)
+    run.split_factor *= Fraction(num, den)
+    run.count(kind + "s")
+
+
+def _on_order(run: ProductRun, order: Order, drafts: list[EntryDraft]) -> None:
+    if run.state.wiped_out:
+        run.count("refused")
+        return
+    held = run.holders.get(order.holder, 0)
+    try:
+        if order.redeem:
+            shares = held * order.amount // 100
+            if shares <= 0:
+                return
+            draft, run.state, _ = entries.redeem(
+                run.terms, run.state, holder=order.holder, shares=shares, held=held, at=order.at
+            )
+            run.holders[order.holder] = held - shares
+            run.count("redeems")
+        else:
+            draft, run.state, quote = entries.mint(
+                run.terms, run.state, holder=order.holder, cash=order.amount, at=order.at
+            )
+            run.holders[order.holder] = held + quote.shares
+            run.count("mints")
+    except Rejected:
+        run.count("refused")
+        return
+    drafts.append(draft)
+
+
+def simulate_day(
+    run: ProductRun, bar: Bar, *, step: tuple[int, int], ids: list[str], per_day: int
+) -> list[EntryDraft]:
+    """Return one day's drafts for one product: the walk's ticks, the scheduled rebalance
+    at its time (on the last price), and the holders' orders, in time order.
+    """
+    drafts: list[EntryDraft] = []
+    ticks = list(walk(bar, step=step))
+    scheduled = datetime.combine(bar.day, run.terms.rebalance_time, tzinfo=UTC)
+    ticks.append(Tick(scheduled, 0))  # price 0 stands for "the last price" (see below)
+    ticks.sort(key=lambda t: t.at)
+    orders = day_orders(
+        run.rng,
+        day=bar.day,
+        holders=ids,
+        per_day=per_day,
+        quote_one=10**run.terms.quote_asset.scale,
+        has_shares=run.holders,
+    )
+    i = 0
+    last = ticks[0].price
+    for tick in ticks:
+        while i < len(orders) and orders[i].at < tick.at:
+            _on_order(run, orders[i], drafts)
+            i += 1
+        price = tick.price or last
+        last = price
+        _on_tick(run, Tick(tick.at, price), drafts)
+    for order in orders[i:]:
+        _on_order(run, order, drafts)
+    run.closes.append((bar.day, nav_per_share_units(run.terms, run.state), run.split_factor))
+    return drafts
+
+
+@dataclass
+class SimOutcome:
+    """What a run produced, for the summary and the chart."""
+
+    runs: list[ProductRun]
+    bars: list[Bar]
+    entries: int
+    seconds_posting: float = 0.0
+    verify: dict[str, Any] = field(default_factory=dict)
+
+
+def setup_products(
+    funds: Funds, names: list[str], overrides: dict[str, Any], ids: list[str], seed: int
+) -> list[ProductRun]:
+    """Create the products (refusing books that already have entries) and holder accounts."""
+    runs = []
+    for index, name in enumerate(names):
+        funds.create_product(name, **overrides)
+        terms = funds.terms(name)
+        if funds.lg.head(terms.book)[0] > 0:
+            raise Rejected(
+                Reason.DUPLICATE,
+                f"book {name} already has entries in this database: pass --db with a new file"
+                " (or --replace for SQLite)",
+            )
+        funds.lg.open_accounts([acc.holder_account(terms.book, h) for h in ids])
+        runs.append(ProductRun(terms=terms, state=FundState(), rng=random.Random(seed + index)))
+    return runs
+
+
+def run_days(
+    lg: Ledger,
+    clock: FixedClock,
+    runs: list[ProductRun],
+    bars: list[Bar],
+    *,
+    step: tuple[int, int],
+    ids: list[str],
+    per_day: int,
+    on_day: Callable[[int], None] | None = None,
+) -> int:
+    """Simulate every day of `bars`, posting whole days in batches of about `BATCH_ENTRIES`.
+
+    Each batch is one transaction (one commit, one fsync); a day is never split across
+    batches. The clock reads the end of the batch's last simulated day, so recorded_at (and
+    so every hash) depends only on the inputs.
+    """
+    total = 0
+    drafts: list[EntryDraft] = []
+    for index, bar in enumerate(bars):
+        for run in runs:
+            drafts.extend(simulate_day(run, bar, step=step, ids=ids, per_day=per_day))
+        if len(drafts) >= BATCH_ENTRIES or index == len(bars) - 1:
+            clock.moment = datetime.combine(bar.day, time(0), tzinfo=UTC) + timedelta(days=1)
+            lg.post_many(drafts)
+            total += len(drafts)
+            drafts = []
+        if on_day is not None:
+            on_day(1)
+    last = bars[-1]
+    for run in runs:
+        fund_store.mark_daily(lg.engine, run.terms.book, last.day)
+    return total
