@@ -130,8 +130,13 @@ class Auditor:
         """Compare the recomputed state with the stored caches; return the first finding."""
         if self.finding is not None:
             return self.finding
+        if stored_head[0] > self.head_seq:
+            missing = self.head_seq + 1
+            return Finding(
+                missing, f"entry {missing} is missing: the stored head is {stored_head[0]}"
+            )
         if stored_head != (self.head_seq, self.head_hash):
-            return Finding(self.head_seq, f"stored head {stored_head[0]} does not match the chain")
+            return Finding(stored_head[0], f"stored head {stored_head[0]} does not match the chain")
         recomputed = {k: v for k, v in self.balances.items() if v != 0}
         stored = {k: v for k, v in stored_balances.items() if v != 0}
         if recomputed != stored:

@@ -16,14 +16,16 @@ each other.
 from __future__ import annotations
 
 import itertools
+import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import psycopg
 from sqlalchemy import Engine
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 
 from ledger.clock import Clock, SystemClock
 from ledger.domain.audit import Auditor
@@ -49,6 +51,7 @@ from ledger.storage.guards import missing_guards
 from ledger.storage.journal_store import JournalStore
 from ledger.storage.mapping import rows_to_entries
 
+_DRIVER_ERRORS = (sqlite3.Error, psycopg.Error)
 READ_CHUNK = 5_000
 RESTORE_CHUNK = 10_000
 VERIFY_CHUNK = 20_000
@@ -91,16 +94,11 @@ class Ledger:
                 if write and not self._schema_checked:
                     self._check_schema(store)
                 yield store
-        except OperationalError as exc:
-            if _is_busy(exc):
-                raise Rejected(
-                    Reason.BUSY, "the database is busy with another writer", retryable=True
-                ) from exc
-            raise
-        except DBAPIError as exc:
-            if "serializ" in str(exc).lower() or "deadlock" in str(exc).lower():
-                raise Rejected(Reason.BUSY, "concurrent write conflict", retryable=True) from exc
-            raise
+        except (DBAPIError, *_DRIVER_ERRORS) as exc:
+            translated = _translate(exc)
+            if translated is exc:
+                raise
+            raise translated from exc
 
     def _check_schema(self, store: JournalStore) -> None:
         migrate.check_writable(store.connection)
@@ -254,10 +252,22 @@ class Ledger:
         key: str | None = None,
         effective_at: datetime | None = None,
     ) -> JournalEntry:
-        """Append the entry that exactly undoes entry `seq` and points to it."""
+        """Append the entry that exactly undoes entry `seq` and points to it.
+
+        A retry with the same `key` returns the reversal already made, whatever the time.
+        """
+        if key is not None:
+            done = self._entry_with_key(book, key)
+            if done is not None and done.draft.reverses == seq:
+                return done
         original = self.entry(book, seq)
         moment = effective_at or self.clock.now()
         return self.post(reversal_of(original, effective_at=moment, key=key))
+
+    def _entry_with_key(self, book: str, key: str) -> JournalEntry | None:
+        with self._tx(write=False) as store:
+            used = store.keys_used(book, [key])
+        return None if key not in used else self.entry(book, used[key][0])
 
     # --- reads ------------------------------------------------------------------------------------
     def head(self, book: str) -> tuple[int, bytes]:
@@ -385,9 +395,19 @@ def open_ledger(url: str, *, clock: Clock | None = None, **engine_options: Any) 
     return Ledger(make_engine(url, **engine_options), clock=clock)
 
 
-def _is_busy(exc: OperationalError) -> bool:
-    text = str(exc.orig).lower() if exc.orig is not None else str(exc).lower()
-    return "locked" in text or "busy" in text
+def _translate(exc: Exception) -> Exception:
+    """Map a driver error to a `Rejected` the user can act on, or return it unchanged."""
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).lower()
+    sqlstate = getattr(orig, "sqlstate", None)
+    if sqlstate in ("40001", "40P01") or "database is locked" in text or "busy" in text:
+        return Rejected(Reason.BUSY, "the database is busy with another writer", retryable=True)
+    if sqlstate == "42P01" or "no such table" in text:
+        return Rejected(
+            Reason.SCHEMA_NOT_INITIALISED,
+            "the database has no ledger schema: run `token-ledger init`",
+        )
+    return exc
 
 
 def _batched(items: Iterable[JournalEntry], size: int) -> Iterator[list[JournalEntry]]:
