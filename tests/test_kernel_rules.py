@@ -159,7 +159,6 @@ def test_reversal_of_unknown_entry_is_refused(ledger: Ledger) -> None:
     _refused(ledger, Reason.UNKNOWN_ENTRY, ledger.post, mint("holder:alice", -1, reverses=7))
 
 
-@pytest.mark.xfail(reason="kernel bug: see notes", strict=True)
 def test_reverse_retry_with_key_returns_the_original(ledger: Ledger, clock: FixedClock) -> None:
     """Retrying `reverse` with the same key returns the first reversal (idempotency)."""
     setup_book(ledger)

@@ -120,7 +120,6 @@ def test_deleted_postings_name_the_entry(ledger: Ledger, db_url: str) -> None:
     _assert_names_seq(db_url, ledger, 4, "hash does not match")
 
 
-@pytest.mark.xfail(reason="kernel bug: see notes", strict=True)
 def test_deleted_last_entry_names_its_seq(ledger: Ledger, db_url: str) -> None:
     """Deleting the newest entry (head left as it was) is named as that entry's seq."""
     _five_entries(ledger)
