@@ -104,6 +104,8 @@ def write_beancount(
         f"; token-ledger book {book}: beancount v3 file (see docs/export-formats.md)\n"
         "; Amounts are exact; dates are the UTC day of each entry's effective time.\n"
         "; The open and commodity directives are at the end, dated at the first entry.\n"
+        "; bean-check keeps 28 significant digits: for larger amounts use Decimal precision\n"
+        "; 100 (docs/export-formats.md gives the command).\n"
         f'option "title" {beancount_string("token-ledger book " + book)}\n\n'
     )
     first_us: int | None = None
