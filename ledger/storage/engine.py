@@ -13,6 +13,7 @@ from typing import Any
 from psycopg.adapt import Loader
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import StaticPool
 
 from ledger.errors import Reason, Rejected
 
@@ -49,6 +50,11 @@ class _NumericAsInt(Loader):
 
 
 def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
+    if make_url(url).database in (None, "", ":memory:"):
+        # One shared connection, usable from the audit's reader thread too: every pool
+        # connection to ":memory:" would otherwise be a different, empty database.
+        kwargs.setdefault("poolclass", StaticPool)
+        kwargs.setdefault("connect_args", {"check_same_thread": False})
     engine = create_engine(url, **kwargs)
 
     @event.listens_for(engine, "connect")
