@@ -143,6 +143,8 @@ class SimOutcome:
     entries: int
     seconds_posting: float = 0.0
     verify: dict[str, Any] = field(default_factory=dict)
+    balances: dict[str, dict[tuple[str, str], int]] = field(default_factory=dict)
+    seconds_verify: float = 0.0
 
 
 def setup_products(
