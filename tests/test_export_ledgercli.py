@@ -29,7 +29,13 @@ from ledger.domain.journal import (
 )
 from ledger.domain.money import UINT256_MAX, Asset, parse_units
 from ledger.errors import Reason, Rejected
-from ledger.export.ledgercli import ROOT_NAMES, ledger_account, ledger_commodity, write_ledger
+from ledger.export.ledgercli import (
+    ROOT_NAMES,
+    digest,
+    ledger_accounts,
+    ledger_commodity,
+    write_ledger,
+)
 
 BOOK = "BTC1.5L"
 ASSETS = (Asset("BTC1.5L", 18), Asset("BTC3L", 18), Asset("USDT", 6), Asset("PTS", 0))
@@ -40,6 +46,8 @@ ACCOUNTS = (
     Account(BOOK, "equity:shares-outstanding", AccountType.EQUITY),
     Account(BOOK, "cash", AccountType.ASSET),
     Account(BOOK, "cash:hot_wallet", AccountType.ASSET),  # a child of another account
+    Account(BOOK, "cash::cold", AccountType.ASSET),  # ledger-cli would merge these two
+    Account(BOOK, "cash:_:cold", AccountType.ASSET),
     Account(BOOK, "fees", AccountType.INCOME),
     Account(BOOK, "payable", AccountType.LIABILITY),
     Account(BOOK, "gas", AccountType.EXPENSE),
@@ -111,7 +119,7 @@ def journal(entries: list[JournalEntry], directory: Path) -> Path:
     return path
 
 
-_CODES = {ledger_account(a): a.code for a in ACCOUNTS}
+_CODES = {name: code for code, name in ledger_accounts(ACCOUNTS).items()}
 _ASSETS = {a.code: a for a in ASSETS}
 
 
@@ -259,8 +267,20 @@ def test_ledger_and_hledger_agree_with_the_fold_on_random_books(
 def test_account_names_are_the_type_root_then_the_code() -> None:
     """Accounts map to `Root:code` with the documented root per type, codes unchanged."""
     assert set(ROOT_NAMES.values()) == {"Assets", "Liabilities", "Equity", "Income", "Expenses"}
-    assert ledger_account(ACCOUNTS[2]) == "Assets:holder:bob@x.io"
-    assert ledger_account(Account(BOOK, "fees", AccountType.INCOME)) == "Income:fees"
+    names = ledger_accounts(ACCOUNTS)
+    assert names["holder:bob@x.io"] == "Assets:holder:bob@x.io"
+    assert names["fees"] == "Income:fees" and names["gas"] == "Expenses:gas"
+    assert names["payable"] == "Liabilities:payable"
+    assert names["equity:shares-outstanding"] == "Equity:equity:shares-outstanding"
+
+
+def test_empty_components_become_underscore_and_clashes_get_a_digest() -> None:
+    """ledger-cli would merge `a::b` into `a:b`; the mapping keeps them apart."""
+    accounts = [Account(BOOK, c, AccountType.ASSET) for c in ("a::b", "a:b", "a:_:b", "c:")]
+    names = ledger_accounts(accounts)
+    assert names["a:b"] == "Assets:a:b" and names["c:"] == "Assets:c:_"
+    assert names["a::b"] == "Assets:a:_:b-" + digest("a::b")
+    assert names["a:_:b"] == "Assets:a:_:b-" + digest("a:_:b")
 
 
 def test_commodities_are_quoted_unless_letters_only() -> None:

@@ -19,17 +19,15 @@ the default context (28 significant digits): amounts or sums beyond 28 digits ar
 
 from __future__ import annotations
 
-import hashlib
 import re
-from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import date
 from typing import TextIO
 
 from ledger.domain.journal import Account, JournalEntry, to_micros
 from ledger.domain.money import Asset, format_units
 from ledger.errors import Reason, Rejected
-from ledger.export.ledgercli import ROOT_NAMES, day_of, metadata_json
+from ledger.export.ledgercli import ROOT_NAMES, day_of, digest, metadata_json, unique_names
 
 _CURRENCY = re.compile(r"[A-Z](?:[A-Z0-9'._-]*[A-Z0-9])?")
 _NOT_NAME_CHAR = re.compile(r"[^A-Za-z0-9-]")
@@ -44,13 +42,13 @@ def beancount_string(text: str) -> str:
 def beancount_accounts(accounts: Sequence[Account]) -> dict[str, str]:
     """Return each account code's beancount name; one-to-one over `accounts`."""
     candidates = {a.code: f"{ROOT_NAMES[a.type]}:{_account_path(a.code)}" for a in accounts}
-    return _one_to_one(candidates, lambda code: "-" + _digest(code), "account")
+    return unique_names(candidates, lambda code: "-" + digest(code), "account")
 
 
 def beancount_commodities(assets: Sequence[Asset]) -> dict[str, str]:
     """Return each asset code's beancount currency; one-to-one over `assets`."""
     candidates = {a.code: a.code if _CURRENCY.fullmatch(a.code) else a.code + "X" for a in assets}
-    return _one_to_one(candidates, lambda code: "-" + _digest(code).upper(), "asset")
+    return unique_names(candidates, lambda code: "-" + digest(code).upper(), "asset")
 
 
 def _account_path(code: str) -> str:
@@ -62,22 +60,6 @@ def _component(part: str) -> str:
     if not name or not name[0].isalnum():
         return "X" + name
     return name[0].upper() + name[1:]
-
-
-def _digest(code: str) -> str:
-    return hashlib.sha256(code.encode()).hexdigest()[:8]
-
-
-def _one_to_one(
-    candidates: dict[str, str], suffix: Callable[[str], str], what: str
-) -> dict[str, str]:
-    counts = Counter(candidates.values())
-    names = {
-        code: name + suffix(code) if counts[name] > 1 else name for code, name in candidates.items()
-    }
-    if len(set(names.values())) != len(names):
-        raise Rejected(Reason.BAD_INPUT, f"cannot give every {what} a distinct beancount name")
-    return names
 
 
 def write_beancount(

@@ -2,7 +2,8 @@
 
 Mapping (docs/export-formats.md has the full rules):
 - account: the type's root, then the code unchanged: `holder:alice` of type asset is
-  `Assets:holder:alice` (our codes already use ':' as the hierarchy separator);
+  `Assets:holder:alice` (our codes already use ':' as the hierarchy separator); only an empty
+  component (`a::b`), which ledger-cli would drop, is written `_`;
 - commodity: the asset code, double-quoted unless it is letters only (`USDT`, `"BTC3L"`,
   `"BTC1.5L"`): ledger-cli reads digits, '.', '-' and '_' in a bare symbol as part of an amount;
 - amount: the exact decimal at the asset's scale (`1.000000000000000000 "BTC3L"`); both tools
@@ -15,8 +16,10 @@ Every account, commodity and tag is declared, so `ledger --pedantic` and `hledge
 
 from __future__ import annotations
 
+import hashlib
 import re
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date
 from json.encoder import encode_basestring_ascii
 from typing import TextIO
@@ -42,9 +45,35 @@ _MICROS_PER_DAY = 86_400_000_000
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 
-def ledger_account(account: Account) -> str:
-    """Return the ledger-cli name of `account`: its type's root, ':' and its code."""
-    return f"{ROOT_NAMES[account.type]}:{account.code}"
+def ledger_accounts(accounts: Sequence[Account]) -> dict[str, str]:
+    """Return each account code's ledger-cli name: its type's root, ':' and its code.
+
+    ledger-cli drops empty components (`a::b` is shown as `a:b`), so each empty component
+    becomes `_`; should that make two names equal, both get a digest suffix (`unique_names`).
+    """
+    candidates = {
+        a.code: f"{ROOT_NAMES[a.type]}:" + ":".join(part or "_" for part in a.code.split(":"))
+        for a in accounts
+    }
+    return unique_names(candidates, lambda code: "-" + digest(code), "account")
+
+
+def digest(code: str) -> str:
+    """Return the first 8 hex digits of SHA-256 of `code` (UTF-8), to tell clashing names apart."""
+    return hashlib.sha256(code.encode()).hexdigest()[:8]
+
+
+def unique_names(
+    candidates: dict[str, str], suffix: Callable[[str], str], what: str
+) -> dict[str, str]:
+    """Return code -> name, appending `suffix(code)` to every name two or more codes share."""
+    counts = Counter(candidates.values())
+    names = {
+        code: name + suffix(code) if counts[name] > 1 else name for code, name in candidates.items()
+    }
+    if len(set(names.values())) != len(names):
+        raise Rejected(Reason.BAD_INPUT, f"cannot give every {what} a distinct name in the export")
+    return names
 
 
 def ledger_commodity(code: str) -> str:
@@ -77,7 +106,7 @@ def write_ledger(
     Raises:
         Rejected: an entry of another book, or a posting to an account or asset not given.
     """
-    names = {a.code: ledger_account(a) for a in accounts}
+    names = ledger_accounts(accounts)
     units = {a.code: (a.scale, ledger_commodity(a.code)) for a in assets}
     _write_declarations(out, book=book, names=names, units=units)
     dates: dict[int, str] = {}
