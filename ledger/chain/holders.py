@@ -15,6 +15,7 @@ read-only for holders (transfers are disabled), so the address is a label, not a
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from typing import NewType
@@ -28,6 +29,7 @@ HOLDER_PREFIX = "holder:"
 DERIVATION_TAG = b"token-ledger/holder/v1:"
 _HOLDER_ID = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+_UPPER_NIBBLES = frozenset("89abcdef")
 
 
 def check_holder_id(holder_id: str) -> HolderId:
@@ -46,10 +48,20 @@ def holder_of(account_code: str) -> HolderId | None:
     return check_holder_id(account_code[len(HOLDER_PREFIX) :])
 
 
+@functools.lru_cache(maxsize=65_536)
 def derived_address(holder_id: str) -> str:
     """Return the derived checksummed address of `holder_id` (see the module docstring)."""
     digest = keccak(DERIVATION_TAG + check_holder_id(holder_id).encode("utf-8"))
-    return to_checksum_address(digest[-20:])
+    return checksum(digest[-20:])
+
+
+def checksum(raw: bytes) -> str:
+    """Return the EIP-55 mixed-case form of a 20-byte address."""
+    lower = raw.hex()
+    mask = keccak(lower.encode("ascii")).hex()
+    return "0x" + "".join(
+        c.upper() if int(m, 16) >= 8 else c for c, m in zip(lower, mask, strict=False)
+    )
 
 
 def address_of(holder_id: str, *, explicit: Mapping[str, str] | None = None) -> str:
