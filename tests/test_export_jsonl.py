@@ -184,6 +184,14 @@ def test_write_refuses_an_entry_of_another_book() -> None:
         write_jsonl(io.StringIO(), book=BOOK, assets=ASSETS, accounts=ACCOUNTS, entries=[other])
 
 
+def test_write_refuses_entries_out_of_sequence() -> None:
+    """Only a whole book from seq 1, in order, is written: anything else could not be read back."""
+    with pytest.raises(Rejected, match="entry 2 where seq 1 was expected"):
+        write_jsonl(
+            io.StringIO(), book=BOOK, assets=ASSETS, accounts=ACCOUNTS, entries=SMALL_BOOK[1:]
+        )
+
+
 # --- refusal of tampered and malformed files --------------------------------------------------
 
 
@@ -330,6 +338,7 @@ CASES: list[tuple[str, Callable[[list[str]], list[str]], str]] = [
         edit(1, lambda o: o.update(format="token-ledger/2")),
         "line 1: expected a header",
     ),
+    ("bad book", edit(1, lambda o: o.update(book="no space")), "line 1: book 'no space' must be"),
     (
         "bad scale",
         edit(1, lambda o: o["assets"][0].update(scale="99")),

@@ -34,6 +34,7 @@ from ledger.domain.journal import (
     EntryDraft,
     JournalEntry,
     Posting,
+    check_book,
     from_micros,
     make_metadata,
     to_micros,
@@ -127,7 +128,7 @@ def write_jsonl(
 ) -> int:
     """Write `book` as canonical JSON Lines to `out`; return the number of entries written.
 
-    `entries` must be the book's entries in sequence order (they are written as given).
+    `entries` must be all of the book's entries in sequence order, from seq 1.
     """
     out.write(header_line(book=book, assets=assets, accounts=accounts) + "\n")
     count = 0
@@ -136,6 +137,10 @@ def write_jsonl(
         if entry.draft.book != book:
             raise Rejected(
                 Reason.BAD_INPUT, f"entry {entry.seq} belongs to book {entry.draft.book!r}"
+            )
+        if entry.seq != count + 1:  # A file that could not be read back is worse than none.
+            raise Rejected(
+                Reason.BAD_INPUT, f"entry {entry.seq} where seq {count + 1} was expected"
             )
         batch.append(entry_line(entry))
         count += 1
@@ -199,9 +204,7 @@ def _parse_header(text: str) -> tuple[str, tuple[Asset, ...], tuple[Account, ...
         raise _fail(1, f'expected a header with "type":"book","format":"{FORMAT}"')
     _check_keys(obj, _HEADER_KEYS, 1, "the header")
     try:
-        book = obj["book"]
-        if not isinstance(book, str):
-            raise _fail(1, "book must be a string")
+        book = check_book(obj["book"])
         assets = tuple(
             Asset(code=_text(a["code"], "asset code", 1), scale=_int(a["scale"], "scale", 1))
             for a in _list(obj["assets"], "assets")
