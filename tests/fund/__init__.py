@@ -1,0 +1,1 @@
+"""Helpers shared by the fund tests (tests/test_fund_*.py)."""
