@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from json.encoder import encode_basestring as _s  # type: ignore[attr-defined]
+from json.encoder import encode_basestring as _s
 
 from ledger.domain.canonical import FORMAT_TAG, GENESIS_HASH
 from ledger.domain.journal import BalanceRule
