@@ -1,0 +1,99 @@
+"""`token-ledger chain up/down` manage a real Anvil; the sync records hold exact uint256 amounts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlmodel import Session, select
+
+from ledger.chain.anvil import load_node, pid_alive
+from ledger.chain.records import (
+    ChainDeploymentRow,
+    ChainTxRow,
+    active_deployment,
+    count_txs,
+    record_deployment,
+    record_txs,
+)
+from ledger.cli.main import cli
+from ledger.services.ledger import open_ledger
+from tests.test_chain_fixtures import anvil_binary  # noqa: F401
+
+UINT256_MAX = 2**256 - 1
+
+
+@pytest.mark.anvil
+def test_chain_up_down_keeps_the_chain_across_restarts(
+    anvil_binary: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """`chain up` starts Anvil on loopback; `down` saves its state and the next `up` reloads it."""
+    chain_dir = tmp_path / "chain"
+    runner = CliRunner()
+    args = ["--chain-dir", str(chain_dir), "--json"]
+    up = runner.invoke(cli, ["chain", "up", *args])
+    assert up.exit_code == 0, up.output
+    first = json.loads(up.output)
+    try:
+        assert first["started"] and first["rpc_url"].startswith("http://127.0.0.1:")
+        again = json.loads(runner.invoke(cli, ["chain", "up", *args]).output)
+        assert not again["started"] and again["pid"] == first["pid"]
+        from ledger.chain.rpc import connect
+
+        w3 = connect(first["rpc_url"])
+        w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+        mined = w3.eth.block_number
+        genesis = w3.eth.get_block(0)["hash"]
+    finally:
+        down = runner.invoke(cli, ["chain", "down", *args])
+    assert down.exit_code == 0 and json.loads(down.output)["stopped"]
+    assert not pid_alive(first["pid"]) and load_node(chain_dir) is None
+    second = json.loads(runner.invoke(cli, ["chain", "up", *args]).output)
+    try:
+        w3 = connect(second["rpc_url"])
+        assert w3.eth.block_number == mined and w3.eth.get_block(0)["hash"] == genesis
+    finally:
+        runner.invoke(cli, ["chain", "down", *args])
+    assert json.loads(runner.invoke(cli, ["chain", "down", *args]).output)["stopped"] is False
+
+
+@pytest.mark.postgres
+def test_sync_records_keep_uint256_amounts_on_postgres(pg_url: str) -> None:
+    """Migration 0002 creates the mirror's tables on PostgreSQL with exact uint256 amounts."""
+    lg = open_ledger(pg_url)
+    try:
+        assert lg.init() >= "0002"
+        dep = record_deployment(
+            lg.engine,
+            ChainDeploymentRow(
+                book="BTC3L",
+                chain_id=31337,
+                genesis_hash=b"\x01" * 32,
+                address="0x" + "ab" * 20,
+                deploy_tx=b"\x02" * 32,
+                deploy_block=1,
+                deployed_us=0,
+            ),
+        )
+        row = ChainTxRow(
+            deployment_id=dep.id,
+            kind="adjust",
+            target_seq=7,
+            holders=1,
+            units_minted=UINT256_MAX,
+            units_burned=0,
+            tx_hash=b"\x03" * 32,
+            gas_used=1,
+            succeeded=1,
+            recorded_us=0,
+        )
+        record_txs(lg.engine, [row])
+        with Session(lg.engine) as session:
+            stored = session.exec(select(ChainTxRow)).one()
+        assert stored.units_minted == UINT256_MAX and count_txs(lg.engine, dep.id) == 1
+        assert active_deployment(lg.engine, "BTC3L") == dep
+    finally:
+        lg.close()
