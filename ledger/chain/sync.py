@@ -19,6 +19,7 @@ from ledger.chain.deployment import Attached, ensure_deployed
 from ledger.chain.holders import HolderId, address_map, holder_of
 from ledger.chain.keys import Operator
 from ledger.chain.plan import (
+    SPLIT_KINDS,
     Adjust,
     LedgerSnapshot,
     Rebase,
@@ -37,7 +38,7 @@ from ledger.chain.token import (
     TokenClient,
 )
 from ledger.clock import Clock, SystemClock
-from ledger.domain.journal import to_micros
+from ledger.domain.journal import JournalEntry, to_micros
 from ledger.errors import Reason, Rejected
 from ledger.services.ledger import Ledger
 
@@ -66,7 +67,11 @@ class SyncReport:
 
 
 def read_snapshot(lg: Ledger, book: str, *, from_seq: int) -> LedgerSnapshot:
-    """Return a consistent snapshot of `book`: retried if an entry lands while reading."""
+    """Return a consistent snapshot of `book` after `from_seq`; re-read if an entry lands meanwhile.
+
+    Only entries from the first split/merge after `from_seq` on are kept (balances before that
+    point are never needed), so a first sync of a long history holds no journal in memory.
+    """
     for _ in range(SNAPSHOT_ATTEMPTS):
         head_seq, head_hash = lg.head(book)
         holders = sorted({h for a in lg.accounts(book) if (h := holder_of(a.code)) is not None})
@@ -75,7 +80,10 @@ def read_snapshot(lg: Ledger, book: str, *, from_seq: int) -> LedgerSnapshot:
             for (account, _), units in lg.balances(book, asset=book).items()
             if (h := holder_of(account)) is not None
         }
-        entries = tuple(lg.entries(book, from_seq=from_seq + 1, to_seq=head_seq))
+        kept: list[JournalEntry] = []
+        for entry in lg.entries(book, from_seq=from_seq + 1, to_seq=head_seq):
+            if kept or entry.draft.kind in SPLIT_KINDS:
+                kept.append(entry)
         if lg.head(book)[0] == head_seq:
             return LedgerSnapshot(
                 book=book,
@@ -83,8 +91,8 @@ def read_snapshot(lg: Ledger, book: str, *, from_seq: int) -> LedgerSnapshot:
                 head_hash=head_hash,
                 holders=tuple(holders),
                 balances=balances,
-                entries=entries,
-                from_seq=min(from_seq, head_seq),
+                entries=tuple(kept),
+                from_seq=kept[0].seq - 1 if kept else head_seq,
             )
     raise Rejected(Reason.BUSY, f"book {book} kept changing while read", retryable=True)
 
