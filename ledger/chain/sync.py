@@ -183,7 +183,7 @@ def _round(
     step = next_step(snapshot, chain_seq)
     if isinstance(step, Adjust):
         return _adjust_to_head(ctx, step, chain, chain_seq)
-    return _mirror_split(ctx, step, chain)
+    return _mirror_split(ctx, step, chain, head_seq=snapshot.head_seq)
 
 
 def _adjust_calls(ctx: _Round, seq: int, diffs: list[tuple[HolderId, int, int]]) -> list[Call]:
@@ -206,7 +206,7 @@ def _adjust_to_head(ctx: _Round, step: Adjust, chain: dict[HolderId, int], chain
     return ctx.report.synced_seq == step.seq
 
 
-def _mirror_split(ctx: _Round, step: Rebase, chain: dict[HolderId, int]) -> bool:
+def _mirror_split(ctx: _Round, step: Rebase, chain: dict[HolderId, int], *, head_seq: int) -> bool:
     diffs = differences(step.targets_before, chain)
     if diffs:
         # First bring the chain to the ledger's state just before the split entry.
@@ -222,8 +222,13 @@ def _mirror_split(ctx: _Round, step: Rebase, chain: dict[HolderId, int]) -> bool
         rows=[(ctx.addresses[h], b, a) for h, b, a in corrections[: ctx.size]],
         epoch=ctx.epoch,
     )
-    if _send(ctx, [call]):
-        ctx.report.rebases += 1
+    if not _send(ctx, [call]):
+        return False
+    ctx.report.rebases += 1
+    # The rebase marks its seq synced; when it is the head and carried every correction, done.
+    if step.seq == head_seq and len(corrections) <= ctx.size:
+        ctx.report.synced_seq = step.seq
+        return True
     return False
 
 
