@@ -5,7 +5,7 @@ Mapping (docs/export-formats.md has the full rules):
   `Assets:holder:alice` (our codes already use ':' as the hierarchy separator); only an empty
   component (`a::b`), which ledger-cli would drop, is written `_`;
 - commodity: the asset code, double-quoted unless it is letters only (`USDT`, `"BTC3L"`,
-  `"BTC1.5L"`): ledger-cli reads digits, '.', '-' and '_' in a bare symbol as part of an amount;
+  `"BTC1.5L"`): a bare symbol with digits or '.' would be read as part of the number;
 - amount: the exact decimal at the asset's scale (`1.000000000000000000 "BTC3L"`); both tools
   use arbitrary precision, so 18 decimals and amounts near 2**256-1 stay exact;
 - entry: dated by its effective time (UTC day), payee `#seq kind`; key, reverses and metadata
