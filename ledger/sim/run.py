@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from ledger.clock import FixedClock
-from ledger.domain.fund.terms import ratio_of
+from ledger.domain.fund.product import make_params
+from ledger.domain.fund.terms import ratio_of, terms_of
 from ledger.errors import Reason, Rejected
 from ledger.services import fund_store
 from ledger.services.funds import Funds
@@ -84,14 +85,21 @@ def simulate(
         raise Rejected(Reason.BAD_INPUT, "holders must be >= 1 and orders per day >= 0")
     if config.step <= 0:
         raise Rejected(Reason.BAD_INPUT, "step must be positive")
+    names = config.products
+    if not names:
+        raise Rejected(Reason.BAD_INPUT, "name at least one product to simulate")
     clock = FixedClock(datetime(1970, 1, 1, tzinfo=UTC))
     lg = open_ledger(db_url, clock=clock)
     try:
         lg.init()
         funds = Funds(lg, clock=clock)
         ids = holder_ids(config.holders)
-        runs = setup_products(funds, config.products, config.overrides, ids, config.seed)
-        bars = load_bars(config, runs[0].terms.quote_asset.scale)
+        # Validate everything before the first write: parameters, then the price history.
+        scales = {terms_of(make_params(n, **config.overrides)).quote_asset.scale for n in names}
+        if len(scales) != 1:
+            raise Rejected(Reason.BAD_INPUT, "the simulated products must share a quote scale")
+        bars = load_bars(config, scales.pop())
+        runs = setup_products(funds, names, config.overrides, ids, config.seed)
         clock.moment = datetime.combine(bars[0].day, datetime.min.time(), tzinfo=UTC)
         on_day = progress(len(bars), len(runs)) if progress else None
         started = wallclock.perf_counter()
