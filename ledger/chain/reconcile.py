@@ -7,6 +7,7 @@ holders cost a handful of eth_calls, not 10,000.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from web3 import Web3
 
@@ -43,6 +44,29 @@ class ReconcileReport:
     @property
     def ok(self) -> bool:
         return not self.differences and self.ledger_supply == self.chain_supply == self.chain_sum
+
+    def as_json(self) -> dict[str, Any]:
+        """Return the stable JSON form (`chain reconcile --json`); units as decimal strings."""
+        return {
+            "book": self.book,
+            "address": self.address,
+            "equal": self.ok,
+            "ledger_seq": self.ledger_seq,
+            "chain_seq": self.chain_seq,
+            "holders": self.holders,
+            "ledger_supply": str(self.ledger_supply),
+            "chain_supply": str(self.chain_supply),
+            "chain_sum": str(self.chain_sum),
+            "differences": [
+                {
+                    "holder": d.holder,
+                    "address": d.address,
+                    "ledger_units": str(d.ledger_units),
+                    "chain_units": str(d.chain_units),
+                }
+                for d in self.differences
+            ],
+        }
 
 
 def reconcile_book(lg: Ledger, book: str, w3: Web3) -> ReconcileReport:

@@ -11,6 +11,7 @@ reads the chain again and sends only what is still missing. A second run sends n
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from web3 import Web3
 
@@ -64,6 +65,24 @@ class SyncReport:
     redeployed: bool = False
     reset_reason: str | None = None
     tx_hashes: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        """Return the stable JSON form (`chain sync --json`)."""
+        return {
+            "book": self.book,
+            "address": self.address,
+            "chain_id": self.chain_id,
+            "head_seq": self.head_seq,
+            "synced_seq": self.synced_seq,
+            "txs": self.txs,
+            "failed_txs": self.failed_txs,
+            "gas_used": self.gas_used,
+            "holders_written": self.holders_written,
+            "rebases": self.rebases,
+            "rounds": self.rounds,
+            "redeployed": self.redeployed,
+            "reset_reason": self.reset_reason,
+        }
 
 
 def read_snapshot(lg: Ledger, book: str, *, from_seq: int) -> LedgerSnapshot:

@@ -195,7 +195,7 @@ def sync_cmd(
     """
     w3, url = _connect(rpc_url, allow_remote_rpc, chain_dir)
     report = sync_book(_ledger(), product, w3, _operator(w3, url), batch=batch, max_rounds=1000)
-    emit(_sync_json(report), lambda: _sync_text(report))
+    emit(report.as_json(), lambda: _sync_text(report))
 
 
 @chain_group.command("reconcile")
@@ -223,7 +223,7 @@ def reconcile_cmd(
     """
     w3, _ = _connect(rpc_url, allow_remote_rpc, chain_dir)
     report = reconcile_book(_ledger(), product, w3)
-    payload = _reconcile_json(report)
+    payload = report.as_json()
     if not report.ok:
         if not state().json_output:
             click.echo(_reconcile_text(report, limit))
@@ -342,24 +342,6 @@ def _node_json(
     return out
 
 
-def _sync_json(r: SyncReport) -> dict[str, Any]:
-    return {
-        "book": r.book,
-        "address": r.address,
-        "chain_id": r.chain_id,
-        "head_seq": r.head_seq,
-        "synced_seq": r.synced_seq,
-        "txs": r.txs,
-        "failed_txs": r.failed_txs,
-        "gas_used": r.gas_used,
-        "holders_written": r.holders_written,
-        "rebases": r.rebases,
-        "rounds": r.rounds,
-        "redeployed": r.redeployed,
-        "reset_reason": r.reset_reason,
-    }
-
-
 def _sync_text(r: SyncReport) -> str:
     lines = [
         f"{r.book} mirrored to seq {r.synced_seq} at {r.address}: {r.txs} txs "
@@ -370,29 +352,6 @@ def _sync_text(r: SyncReport) -> str:
     if r.failed_txs:
         lines.append(f"{r.failed_txs} txs reverted and were redone")
     return "\n".join(lines)
-
-
-def _reconcile_json(r: ReconcileReport) -> dict[str, Any]:
-    return {
-        "book": r.book,
-        "address": r.address,
-        "equal": r.ok,
-        "ledger_seq": r.ledger_seq,
-        "chain_seq": r.chain_seq,
-        "holders": r.holders,
-        "ledger_supply": str(r.ledger_supply),
-        "chain_supply": str(r.chain_supply),
-        "chain_sum": str(r.chain_sum),
-        "differences": [
-            {
-                "holder": d.holder,
-                "address": d.address,
-                "ledger_units": str(d.ledger_units),
-                "chain_units": str(d.chain_units),
-            }
-            for d in r.differences
-        ],
-    }
 
 
 def _reconcile_text(r: ReconcileReport, limit: int) -> str:
