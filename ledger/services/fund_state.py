@@ -88,3 +88,25 @@ def state_at(lg: Ledger, terms: Terms, at: datetime) -> FundState:
         shortfall=-lg.balance(book, acc.SHORTFALL, quote, as_of_time=at),
         price=0 if feed is None else _decimal_units(feed[1], terms.quote_asset.scale),
     )
+
+
+def amounts_and_holders(lg: Ledger, terms: Terms) -> tuple[FundState, dict[str, int]]:
+    """Return the fund's amounts (no price or schedule) and every holder's share units, from
+    one read of the book's balances (what a split needs; cheap even with a million holders).
+    """
+    balances = lg.balances(terms.book)
+    quote, share, pos = terms.quote_asset.code, terms.share_asset.code, terms.position_asset.code
+    prefix = acc.HOLDER_PREFIX
+    cut = len(prefix)
+    holders = {
+        account[cut:]: units
+        for (account, asset), units in balances.items()
+        if asset == share and account.startswith(prefix)
+    }
+    state = FundState(
+        collateral=balances.get((acc.COLLATERAL, quote), 0),
+        position=balances.get((acc.POSITION, pos), 0),
+        supply=-balances.get((acc.SHARES_OUTSTANDING, share), 0),
+        shortfall=-balances.get((acc.SHORTFALL, quote), 0),
+    )
+    return state, holders

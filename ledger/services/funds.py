@@ -35,7 +35,7 @@ from ledger.domain.money import format_units, parse_units
 from ledger.errors import Reason, Rejected
 from ledger.services import fund_store
 from ledger.services.fund_report import entry_summary, holder_rows, multiple_text, nav_payload
-from ledger.services.fund_state import load_state, state_at
+from ledger.services.fund_state import amounts_and_holders, load_state, state_at
 from ledger.services.ledger import Ledger
 
 _PRICE = re.compile(r"^\d+(\.\d+)?$")
@@ -244,10 +244,10 @@ class Funds:
         """Split ("1:5") or merge ("5:1") every holder's units in one entry; value unchanged."""
         terms = self.terms(product)
         num, den = parse_ratio(ratio, kind=kind)
-        state = load_state(self.lg, terms)
+        state, holders = amounts_and_holders(self.lg, terms)
         nav_before = nav_per_share_units(terms, state)
         draft, after, _ = split_shares(
-            terms, state, self._holders(terms), num=num, den=den, at=self._at(at), kind=kind
+            terms, state, holders, num=num, den=den, at=self._at(at), kind=kind
         )
         entry = self.lg.post(draft)
         return {

@@ -1,0 +1,126 @@
+"""Benchmark the fund engine on SQLite: the whole-history simulation and a 1,000,000-holder split.
+
+    .venv/bin/python bench/bench_fund.py            # both, prints the figures
+    .venv/bin/python bench/bench_fund.py --only sim # or: --only split
+    .venv/bin/python bench/bench_fund.py --db postgresql://postgres@127.0.0.1:5432/test
+
+Targets (issue 3): the simulation of the 2014-2022 fixture (BTC3L and BTC3S, 1,000 holders,
+about 50 mints/redeems per product per day) in < 20 s; the split in < 5 s. Measured honestly:
+the clock runs around the real calls (`simulate`, `Funds.split`), setup excluded and shown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from ledger.clock import FixedClock  # noqa: E402
+from ledger.domain.fund import accounts as acc  # noqa: E402
+from ledger.domain.fund.terms import Terms  # noqa: E402
+from ledger.domain.journal import EntryDraft, Posting  # noqa: E402
+from ledger.services.funds import Funds  # noqa: E402
+from ledger.services.ledger import open_ledger  # noqa: E402
+from ledger.sim.run import SimConfig, simulate  # noqa: E402
+
+SPLIT_HOLDERS = 1_000_000
+AT = datetime(2021, 1, 1, tzinfo=UTC)
+
+
+def bench_simulation(url: str) -> dict[str, float]:
+    """Run the default simulation (whole fixture, 1,000 holders, ~50 orders/day/product)."""
+    started = time.perf_counter()
+    outcome = simulate(url, SimConfig())
+    total = time.perf_counter() - started
+    assert all(report.ok for report in outcome.verify.values()), outcome.verify
+    return {
+        "days": len(outcome.bars),
+        "entries": outcome.entries,
+        "seconds_simulation": outcome.seconds_posting,
+        "entries_per_second": outcome.entries / outcome.seconds_posting,
+        "seconds_verify": outcome.seconds_verify,
+        "seconds_total": total,
+    }
+
+
+def _allocate(funds: Funds, terms: Terms, holders: int) -> None:
+    """Setup (not timed as the split): issue shares to `holders` holders in one entry."""
+    lg = funds.lg
+    ids = [f"h{i:07d}" for i in range(holders)]
+    lg.open_accounts([acc.holder_account(terms.book, h) for h in ids])
+    units = 123_456_789_012_345_678  # 0.123... shares each, an odd number to leave remainders
+    supply = units * holders
+    cash = holders * 100 * 10**6 // 8  # NAV 101.25... per share
+    postings = [Posting(acc.COLLATERAL, "USDT", cash), Posting(acc.CONTRIBUTED, "USDT", -cash)]
+    postings += [Posting(acc.HOLDER_PREFIX + h, terms.share_asset.code, units) for h in ids]
+    postings.append(Posting(acc.SHARES_OUTSTANDING, terms.share_asset.code, -supply))
+    lg.post(EntryDraft(terms.book, "mint", AT, tuple(postings), (("holder", "allocation"),)))
+
+
+def bench_split(url: str, holders: int) -> dict[str, float]:
+    """Split a fund of `holders` holders 1:10 through `Funds.split` (read, build, post)."""
+    lg = open_ledger(url, clock=FixedClock(AT))
+    lg.init()
+    funds = Funds(lg)
+    funds.create_product("BTC3L")
+    terms = funds.terms("BTC3L")
+    started = time.perf_counter()
+    _allocate(funds, terms, holders)
+    setup = time.perf_counter() - started
+    started = time.perf_counter()
+    result = funds.split("BTC3L", "1:10", at=AT)
+    seconds = time.perf_counter() - started
+    assert result["ratio_num"] == "10"
+    started = time.perf_counter()
+    merged = funds.merge("BTC3L", "10:1", at=AT)
+    seconds_merge = time.perf_counter() - started
+    lg.close()
+    return {
+        "holders": holders,
+        "seconds_setup": setup,
+        "seconds_split": seconds,
+        "seconds_merge": seconds_merge,
+        "merge_remainder": float(merged["remainder_to_treasury"]),  # float-ok: display
+    }
+
+
+def main() -> None:
+    """Run the benchmarks and print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", default=None, help="Database URL (default: a temp SQLite file).")
+    parser.add_argument("--only", choices=["sim", "split"], default=None)
+    parser.add_argument("--holders", type=int, default=SPLIT_HOLDERS)
+    args = parser.parse_args()
+    print(
+        f"# token-ledger fund bench on {platform.python_implementation()} "
+        f"{platform.python_version()}, {platform.machine()}"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.only in (None, "sim"):
+            url = args.db or f"sqlite:///{tmp}/sim.db"
+            sim = bench_simulation(url)
+            print(
+                f"simulation: {sim['days']} days, BTC3L+BTC3S, 1,000 holders, ~50 orders/product/day:"
+                f" {sim['entries']:,} entries in {sim['seconds_simulation']:.1f} s"
+                f" = {sim['entries_per_second']:,.0f} entries/s (target < 20 s);"
+                f" verify {sim['seconds_verify']:.1f} s; whole command {sim['seconds_total']:.1f} s"
+            )
+        if args.only in (None, "split"):
+            url = args.db or f"sqlite:///{tmp}/split.db"
+            split = bench_split(url, args.holders)
+            print(
+                f"split: {split['holders']:,} holders 1:10 in {split['seconds_split']:.2f} s"
+                f" (target < 5 s); merge 10:1 back in {split['seconds_merge']:.2f} s;"
+                f" setup (accounts + allocation) {split['seconds_setup']:.1f} s"
+            )
+
+
+if __name__ == "__main__":
+    main()
