@@ -329,3 +329,18 @@ def test_cli_reconcile_exits_3_on_difference_and_status_reports(
         cli, ["chain", "sync", BOOK, "--rpc-url", "http://10.1.2.3:8545"], env=env
     )
     assert refused.exit_code == 2 and "loopback" in refused.output
+
+
+def test_sync_stops_when_the_chain_keeps_refusing_a_write(
+    w3: Web3,  # noqa: F811
+    operator: Operator,  # noqa: F811
+    share_ledger: Ledger,  # noqa: F811
+) -> None:
+    """A balance the contract cannot hold (> uint192) makes sync stop with a reason, not spin."""
+    lg = share_ledger
+    _seed(lg, 2)
+    open_holders(lg, BOOK, ["whale"])
+    lg.post(mint_draft(BOOK, {"whale": 2**200}, at=T0))
+    with pytest.raises(Rejected, match="reverted in 3 rounds"):
+        sync_book(lg, BOOK, w3, operator, batch=1)
+    assert not reconcile_book(lg, BOOK, w3).ok

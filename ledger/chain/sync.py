@@ -45,6 +45,7 @@ from ledger.services.ledger import Ledger
 
 MAX_BATCH = 500
 SNAPSHOT_ATTEMPTS = 5
+MAX_FAILING_ROUNDS = 3
 
 
 @dataclass
@@ -148,13 +149,23 @@ def sync_book(
         reset_reason=attached.reset_reason,
     )
     client.wait_idle()
+    failing_rounds = 0
     while True:
         report.rounds += 1
         if max_rounds is not None and report.rounds > max_rounds:
             raise Rejected(Reason.CHAIN, f"sync of {book} did not converge in {max_rounds} rounds")
-        done = _round(lg, book, attached, report, clock=clock, batch=batch)
-        if done:
+        failed_before = report.failed_txs
+        if _round(lg, book, attached, report, clock=clock, batch=batch):
             return report
+        # A reverted batch is normal once (the chain moved under us); again and again means the
+        # chain refuses the writes (e.g. a balance beyond uint192), so stop rather than spin.
+        failing_rounds = failing_rounds + 1 if report.failed_txs > failed_before else 0
+        if failing_rounds >= MAX_FAILING_ROUNDS:
+            raise Rejected(
+                Reason.CHAIN,
+                f"sync of {book}: transactions reverted in {failing_rounds} rounds in a row"
+                f" (last {report.tx_hashes[-1]})",
+            )
 
 
 @dataclass
