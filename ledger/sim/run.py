@@ -15,7 +15,7 @@ from ledger.domain.fund.product import make_params
 from ledger.domain.fund.terms import ratio_of, terms_of
 from ledger.errors import Reason, Rejected
 from ledger.services import fund_store
-from ledger.services.funds import Funds
+from ledger.services.funds import Funds, gc_paused
 from ledger.services.ledger import open_ledger
 from ledger.sim.driver import SimOutcome, run_days, setup_products
 from ledger.sim.population import holder_ids
@@ -103,16 +103,17 @@ def simulate(
         clock.moment = datetime.combine(bars[0].day, datetime.min.time(), tzinfo=UTC)
         on_day = progress(len(bars), len(runs)) if progress else None
         started = wallclock.perf_counter()
-        total = run_days(
-            lg,
-            clock,
-            runs,
-            bars,
-            step=ratio_of(config.step),
-            ids=ids,
-            per_day=config.orders_per_day,
-            on_day=on_day,
-        )
+        with gc_paused():
+            total = run_days(
+                lg,
+                clock,
+                runs,
+                bars,
+                step=ratio_of(config.step),
+                ids=ids,
+                per_day=config.orders_per_day,
+                on_day=on_day,
+            )
         outcome = SimOutcome(runs=runs, bars=bars, entries=total)
         outcome.seconds_posting = wallclock.perf_counter() - started
         _save_closes(lg.engine, runs, bars)

@@ -69,20 +69,22 @@ def split_shares(
     if state.wiped_out:
         raise Rejected(Reason.FUND_WIPED_OUT, f"{terms.book} is wiped out")
     asset = terms.share_asset.code
-    postings: list[Posting] = []
-    after: dict[str, int] = {}
-    total = 0
     prefix = acc.HOLDER_PREFIX
-    for holder, units in holders.items():
-        new = units * num // den
-        after[holder] = new
-        total += new
-        if new != units:
-            postings.append(Posting(prefix + holder, asset, new - units))
+    # Comprehensions, not a loop with branches: this runs once per holder (a million, say).
+    names = list(holders)
+    olds = list(holders.values())
+    news = [units * num // den for units in olds]
+    postings = [
+        Posting(prefix + name, asset, new - old)
+        for name, old, new in zip(names, olds, news, strict=True)
+        if new != old
+    ]
+    after = dict(zip(names, news, strict=True))
+    total = sum(news)
+    invariant(sum(olds) == state.supply, "holders must sum to the supply")
     supply_after = state.supply * num // den
     remainder = supply_after - total
     invariant(remainder >= 0, "split remainder cannot be negative")
-    invariant(sum(holders.values()) == state.supply, "holders must sum to the supply")
     if remainder:
         after["treasury"] = after.get("treasury", 0) + remainder
         postings.append(Posting(acc.TREASURY, asset, remainder))
