@@ -304,6 +304,12 @@ def test_rewritten_history_with_recomputed_hashes_is_caught_by_anchors(
     report = verify_anchors(lg, BOOK, rpc_url=anvil_node.rpc_url)
     assert not report.ok and [m.seq for m in report.mismatches] == [2, 3]
     assert report.problem is not None and "first at seq 2" in report.problem
+    env = _cli_env(str(lg.engine.url), anvil_node.rpc_url)
+    plain = CliRunner().invoke(cli, ["verify", BOOK], env=env)
+    assert plain.exit_code == 0, plain.output
+    caught = CliRunner().invoke(cli, ["--json", "verify", BOOK, "--chain"], env=env)
+    assert caught.exit_code == 3, caught.output
+    assert '"first_bad_seq": 2' in caught.output and "rewritten history" in caught.output
 
 
 def test_cli_reconcile_exits_3_on_difference_and_status_reports(

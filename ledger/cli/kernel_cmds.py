@@ -288,15 +288,28 @@ def verify_cmd(books: tuple[str, ...], chain: bool, rpc_url: str | None) -> None
             reports.append(lg.verify(book, progress=bar.advance))
     payload: list[dict[str, Any]] = [_report_json(r) for r in reports]
     if chain:
-        from ledger.chain.anchors import verify_anchors
+        from ledger.chain import verify_anchors
 
         for item, book in zip(payload, names, strict=True):
-            anchor_report = verify_anchors(lg, book, rpc_url=rpc_url)
-            item["chain"] = anchor_report.to_json()
-            if not anchor_report.ok:
+            anchors = verify_anchors(lg, book, rpc_url=rpc_url)
+            item["chain"] = {
+                "address": anchors.address,
+                "anchors": anchors.anchors,
+                "ok": anchors.ok,
+                "mismatches": [
+                    {
+                        "seq": m.seq,
+                        "anchored_hash": m.anchored_hash,
+                        "database_hash": m.database_hash,
+                    }
+                    for m in anchors.mismatches
+                ],
+            }
+            if not anchors.ok:
                 item["ok"] = False
-                item["problem"] = item["problem"] or anchor_report.problem
-                item["first_bad_seq"] = item["first_bad_seq"] or anchor_report.first_bad_seq
+                if item["problem"] is None:
+                    item["problem"] = f"rewritten history: {anchors.problem}"
+                    item["first_bad_seq"] = anchors.mismatches[0].seq
     bad = [item for item in payload if not item["ok"]]
     text = "\n".join(_report_text(item) for item in payload) or "no books"
     if bad:

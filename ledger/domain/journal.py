@@ -19,7 +19,8 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)
 
 _BOOK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-_ACCOUNT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$")
+# Colon-separated path parts, none empty (ledger-cli would merge "a::b" into "a:b").
+_ACCOUNT = re.compile(r"^(?=.{1,128}$)[A-Za-z0-9][A-Za-z0-9_.@-]*(?::[A-Za-z0-9_.@-]+)*$")
 _KIND = re.compile(r"^[a-z][a-z0-9_.]{0,63}$")
 MAX_KEY_LENGTH = 256
 MAX_METADATA_ITEMS = 64
@@ -125,7 +126,8 @@ def check_account_code(code: str) -> str:
     if not isinstance(code, str) or not _ACCOUNT.match(code):
         raise Rejected(
             Reason.BAD_INPUT,
-            f"account {code!r} must be 1-128 characters of A-Z a-z 0-9 _ . : @ -",
+            f"account {code!r} must be 1-128 characters of A-Z a-z 0-9 _ . @ - in"
+            " ':'-separated parts, none empty",
         )
     return code
 

@@ -266,10 +266,12 @@ class AppendBatch:
             dirty.add(key)
         rules = self.rules[book]
         touched = {(p.account, p.asset) for p in draft.postings}
-        check_rules({key: balances[key] for key in touched if key[0] in rules}, rules)
+        # The range is checked before the rules: a balance no database can hold is refused as
+        # such, whatever rule it would also break.
         for key in touched:
             if not -UINT256_MAX <= balances[key] <= UINT256_MAX:
-                check_rules({key: balances[key]}, rules)
+                check_rules({key: balances[key]}, {})
+        check_rules({key: balances[key] for key in touched if key[0] in rules}, rules)
 
     def _write(self) -> None:
         store = self.store
