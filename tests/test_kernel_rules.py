@@ -335,3 +335,44 @@ def test_malformed_drafts_are_refused(ledger: Ledger) -> None:
     for reason, bad in cases:
         _refused(ledger, reason, ledger.post, bad)
     assert row_counts(ledger) == (0, 0)
+
+
+# --- text edge cases -------------------------------------------------------------------------
+
+
+KERNEL_BUG = pytest.mark.xfail(reason="kernel bug: see notes", strict=True)
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        pytest.param(mint("holder:alice", 5, key="k\x00nul"), id="nul-key"),
+        pytest.param(mint("holder:alice", 5, meta={"memo": "a\x00b"}), id="nul-metadata"),
+        pytest.param(
+            mint("holder:alice", 5, meta={"memo": "lone \ud800 surrogate"}),
+            id="surrogate-metadata",
+            marks=KERNEL_BUG,
+        ),
+        pytest.param(
+            mint("holder:alice", 5, key="lone \udfff surrogate"),
+            id="surrogate-key",
+            marks=KERNEL_BUG,
+        ),
+    ],
+)
+def test_odd_text_is_stored_exactly_or_refused(
+    ledger: Ledger, odd: object, request: pytest.FixtureRequest
+) -> None:
+    """Text the databases cannot hold is refused with BAD_INPUT on both, never a driver error."""
+    if request.node.callspec.id.endswith("nul-key") and ledger.engine.dialect.name != "sqlite":
+        request.applymarker(KERNEL_BUG)  # PostgreSQL text cannot hold NUL
+    setup_book(ledger)
+    before = snapshot(ledger)
+    try:
+        entry = ledger.post(odd)  # type: ignore[arg-type]
+    except Rejected as exc:
+        assert exc.reason is Reason.BAD_INPUT, exc
+        assert snapshot(ledger) == before
+        return
+    assert ledger.entry(BOOK, entry.seq) == entry
+    assert ledger.verify(BOOK).ok

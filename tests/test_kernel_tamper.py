@@ -9,7 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner, Result
 
 from ledger.cli.main import cli
@@ -127,7 +126,7 @@ def test_deleted_last_entry_names_its_seq(ledger: Ledger, db_url: str) -> None:
     _unguard(ledger, "tl_postings", "delete")
     execute_sql(ledger, "DELETE FROM tl_postings WHERE seq = 5")
     execute_sql(ledger, "DELETE FROM tl_entries WHERE seq = 5")
-    _assert_names_seq(db_url, ledger, 5, "")
+    _assert_names_seq(db_url, ledger, 5, "entry 5 is missing")
 
 
 def test_tampered_balance_cache_is_found(ledger: Ledger, db_url: str) -> None:
