@@ -339,14 +339,14 @@ class Funds:
 
 
 def _request_of(draft_or_entry: EntryDraft | JournalEntry) -> tuple[str, ...]:
-    """Return what identifies a holder request: holder and the requested amount."""
+    """Return what identifies a holder request: holder, cash asked, share units moved."""
     draft = draft_or_entry.draft if isinstance(draft_or_entry, JournalEntry) else draft_or_entry
     meta = dict(draft.metadata)
-    return (
-        meta.get("holder", ""),
-        meta.get("cash", ""),
-        meta.get("shares", "") if draft.kind == "redeem" else "",
-    )
+    holder = meta.get("holder", "")
+    code = acc.HOLDER_PREFIX + holder
+    moved = sum(p.amount for p in draft.postings if p.account == code)
+    units = str(moved) if draft.kind == "redeem" else ""
+    return (holder, meta.get("cash", ""), units)
 
 
 def params_payload(params: ProductParams) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from ledger.services.ledger import Ledger
 from ledger.sim.population import Order, day_orders
 from ledger.sim.prices import Bar, Tick, walk
 
-BATCH_ENTRIES = 10_000
+BATCH_ENTRIES = 20_000
 
 
 @dataclass

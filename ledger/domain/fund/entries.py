@@ -146,7 +146,6 @@ def mint(
     meta = (
         ("cash", format_units(cash, terms.quote_asset.scale)),
         ("holder", holder),
-        ("shares", format_units(quote.shares, terms.share_asset.scale)),
     )
     after = FundState(
         state.collateral + kept,
@@ -186,7 +185,6 @@ def redeem(
     meta = (
         ("holder", holder),
         ("paid", format_units(quote.paid, terms.quote_asset.scale)),
-        ("shares", format_units(shares, terms.share_asset.scale)),
     )
     after = FundState(
         state.collateral - quote.gross,
