@@ -11,6 +11,7 @@ import click
 from ledger.cli.common import AuditFailed, Progress, emit, handle_errors, json_option, state
 from ledger.domain.journal import Account, AccountType, BalanceRule, JournalEntry
 from ledger.domain.money import Asset, format_units
+from ledger.errors import Reason, Rejected
 from ledger.services.entry_input import draft_from_json, parse_time
 from ledger.services.ledger import Ledger, VerifyReport, open_ledger
 
@@ -20,8 +21,31 @@ book_option = click.option(
 )
 
 
-def _ledger() -> Ledger:
-    return open_ledger(state().db_url)
+def _ledger(*, create: bool = False) -> Ledger:
+    """Open --db; unless `create`, refuse a SQLite file that does not exist yet."""
+    url = state().db_url
+    if not create:
+        _refuse_missing_sqlite_file(url)
+    return open_ledger(url)
+
+
+def _refuse_missing_sqlite_file(url: str) -> None:
+    """Refuse a SQLite URL naming no existing file: opening it would leave an empty file behind."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:
+        return  # open_ledger refuses it with the reason
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:"):
+        return
+    if database.startswith("file:") or Path(database).exists():
+        return
+    raise Rejected(
+        Reason.SCHEMA_NOT_INITIALISED,
+        f"no database file {database}: run `token-ledger --db {url} init` first",
+    )
 
 
 def entry_json(entry: JournalEntry, scales: dict[str, int]) -> dict[str, Any]:
@@ -68,7 +92,7 @@ def init_cmd() -> None:
       token-ledger --db sqlite:///books.db init
       token-ledger --db postgresql://postgres@127.0.0.1:5432/test init
     """
-    revision = _ledger().init()
+    revision = _ledger(create=True).init()
     emit({"schema": revision, "db": _redact(state().db_url)}, f"schema at revision {revision}")
 
 

@@ -5,20 +5,28 @@
      "postings": [{"account": "assets:bank", "asset": "USDT", "amount": "-2500000"},
                   {"account": "expenses:payroll", "asset": "USDT", "amount": "2500000"}]}
 
-Amounts are decimal strings of base units (never JSON numbers, never floats).
+Amounts are strings of ASCII digits in base units (never JSON numbers, never floats). Times are
+ISO 8601 strings with a zone, to the microsecond. A key repeated inside one JSON object is
+refused (JSON parsers would silently keep the last one).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ledger.domain.journal import EntryDraft, Posting, make_metadata
 from ledger.domain.money import parse_int
 from ledger.errors import Reason, Rejected
+
+# ASCII digits only: a regex `\d` and int() also take other scripts' digits ("٥" is 5).
+_AMOUNT = re.compile(r"-?[0-9]+", re.ASCII)
+# The fractional seconds of an ISO 8601 time, to refuse more than six digits.
+_FRACTION = re.compile(r"\d[T ]\d\d:?\d\d:?\d\d[.,](\d+)", re.ASCII)
 
 
 class PostingSpec(BaseModel):
@@ -30,38 +38,42 @@ class PostingSpec(BaseModel):
 
 
 class EntrySpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     book: str
     kind: str
     key: str | None = None
-    effective_at: datetime
+    # Text parsed by `parse_time`: pydantic alone would read 1584000000 as Unix seconds and
+    # silently drop fractional digits beyond the microsecond.
+    effective_at: str
     metadata: dict[str, str] = {}
     postings: list[PostingSpec]
 
-    @field_validator("effective_at")
-    @classmethod
-    def _aware(cls, value: datetime) -> datetime:
-        if value.tzinfo is None:
-            raise ValueError("effective_at needs a time zone, e.g. 2020-03-12T00:00:00Z")
-        return value
-
 
 def parse_time(text: str) -> datetime:
-    """Parse an ISO 8601 time with a zone ('Z' or an offset); refuse a naive one."""
+    """Parse an ISO 8601 time with a zone ('Z' or an offset); refuse a naive or finer one.
+
+    Times are kept to the microsecond; more fractional digits are refused, never truncated.
+    """
+    if not isinstance(text, str):
+        raise Rejected(Reason.BAD_INPUT, f"time must be an ISO 8601 string, got {text!r}")
+    fraction = _FRACTION.search(text)
+    if fraction is not None and len(fraction.group(1)) > 6:
+        raise Rejected(Reason.BAD_INPUT, f"time {text!r} is finer than a microsecond")
     try:
         moment = datetime.fromisoformat(text.strip().replace("z", "Z"))
     except ValueError as exc:
         raise Rejected(Reason.BAD_INPUT, f"not an ISO 8601 time: {text!r}") from exc
     if moment.tzinfo is None:
-        raise Rejected(Reason.BAD_INPUT, f"time {text!r} needs a zone, e.g. {text}Z")
+        example = moment.isoformat() + "Z"
+        raise Rejected(Reason.BAD_INPUT, f"time {text!r} needs a zone, e.g. {example}")
     return moment
 
 
 def draft_from_json(text: str) -> EntryDraft:
     """Return the draft described by one JSON object, or refuse with a one-line reason."""
     try:
-        raw: Any = json.loads(text, parse_float=_no_float)
+        raw: Any = json.loads(text, parse_float=_no_float, object_pairs_hook=_no_repeats)
     except json.JSONDecodeError as exc:
         raise Rejected(Reason.BAD_INPUT, f"not valid JSON: {exc.msg} at line {exc.lineno}") from exc
     try:
@@ -70,17 +82,40 @@ def draft_from_json(text: str) -> EntryDraft:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "entry"
         raise Rejected(Reason.BAD_INPUT, f"{where}: {first['msg']}") from exc
+    try:
+        effective_at = parse_time(spec.effective_at)
+    except Rejected as exc:
+        raise Rejected(Reason.BAD_INPUT, f"effective_at: {exc.message}") from exc
     return EntryDraft(
         book=spec.book,
         kind=spec.kind,
-        effective_at=spec.effective_at,
+        effective_at=effective_at,
         postings=tuple(
-            Posting(p.account, p.asset, parse_int(p.amount, f"postings[{i}].amount"))
+            Posting(p.account, p.asset, _amount(p.amount, f"postings[{i}].amount"))
             for i, p in enumerate(spec.postings)
         ),
         metadata=make_metadata(spec.metadata),
         idempotency_key=spec.key,
     )
+
+
+def _amount(text: str, what: str) -> int:
+    """Return the base units in `text`, which must be ASCII digits with an optional '-'."""
+    if not _AMOUNT.fullmatch(text):
+        raise Rejected(
+            Reason.BAD_INPUT, f"{what} must be a string of ASCII digits (base units), got {text!r}"
+        )
+    return parse_int(text, what)
+
+
+def _no_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """Build a JSON object, refusing a key given twice (json would keep the last silently)."""
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise Rejected(Reason.BAD_INPUT, f"key {key!r} appears twice in one JSON object")
+        result[key] = value
+    return result
 
 
 def _no_float(text: str) -> Any:
