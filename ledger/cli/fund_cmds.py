@@ -248,7 +248,7 @@ def _split_text(payload: dict[str, Any]) -> str:
 @json_option
 @handle_errors
 def split_cmd(product: str, ratio: str, at: str | None) -> None:
-    """Split PRODUCT by RATIO OLD:NEW (e.g. 1:5: five times the shares, NAV / 5).
+    """Split PRODUCT's units by RATIO OLD:NEW such as 1:5 (five times the shares, NAV / 5).
 
     \b
     Example:
@@ -265,7 +265,7 @@ def split_cmd(product: str, ratio: str, at: str | None) -> None:
 @json_option
 @handle_errors
 def merge_cmd(product: str, ratio: str, at: str | None) -> None:
-    """Merge (reverse split) PRODUCT by RATIO OLD:NEW (e.g. 5:1: a fifth of the shares).
+    """Merge (reverse-split) PRODUCT's units by RATIO OLD:NEW such as 5:1 (NAV x 5).
 
     Each holder's units round down; the remainder goes to holder:treasury.
 
