@@ -24,7 +24,7 @@ def write_chart(outcome: SimOutcome, path: Path) -> Path:
     figure, axis = plt.subplots(figsize=(11, 6), dpi=110)
     underlying = outcome.runs[0].terms.underlying if outcome.runs else "underlying"
     axis.plot(
-        days,
+        days,  # type: ignore[arg-type]
         [bar.close / start for bar in bars],
         color="black",
         lw=1.2,  # float-ok
@@ -37,7 +37,7 @@ def write_chart(outcome: SimOutcome, path: Path) -> Path:
             for _, nav, factor in run.closes
         ]
         axis.plot(
-            [day for day, _, _ in run.closes],
+            [day for day, _, _ in run.closes],  # type: ignore[arg-type]
             series,
             lw=1.0,
             label=f"{run.terms.book} NAV / NAV_0 (split-adjusted)",

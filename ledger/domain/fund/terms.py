@@ -55,16 +55,8 @@ class Terms:
     leverage_band: tuple[Ratio, Ratio] | None
     merge_nav_below_units: int | None
     split_nav_above_units: int | None
-
-    @property
-    def share_one(self) -> int:
-        """Return the base units of one whole share."""
-        return 10**self.share_asset.scale
-
-    @property
-    def position_one(self) -> int:
-        """Return the base units of one whole unit of the underlying's position."""
-        return 10**self.position_asset.scale
+    share_one: int  # base units of one whole share
+    position_one: int  # base units of one whole unit of the underlying's position
 
 
 def position_asset_code(underlying: str) -> str:
@@ -108,4 +100,6 @@ def terms_of(params: ProductParams) -> Terms:
         leverage_band=band,
         merge_nav_below_units=None if merge is None else units(merge, "merge_nav_below"),
         split_nav_above_units=None if split is None else units(split, "split_nav_above"),
+        share_one=int(10**params.share_decimals),
+        position_one=int(10**params.position_decimals),
     )
