@@ -261,3 +261,33 @@ def test_missing_guard_refuses_writes_until_init(ledger: Ledger, db_url: str, ta
         assert fresh.verify(BOOK).ok
     finally:
         fresh.close()
+
+
+def test_older_schema_refuses_writes_until_init_upgrades_it(ledger: Ledger, db_url: str) -> None:
+    """A database at an older revision keeps its entries, refuses writes, and `init` upgrades it."""
+    from alembic import command
+
+    from ledger.storage import migrate
+
+    _posted(ledger)
+    head_before = ledger.head(BOOK)
+    with ledger.engine.begin() as conn:
+        command.downgrade(migrate._config(conn), "0001")
+    fresh = open_ledger(db_url, clock=FixedClock(T0))
+    try:
+        with fresh.engine.connect() as conn:
+            assert migrate.current_revision(conn) == "0001"
+        with pytest.raises(Rejected) as caught:
+            fresh.post(mint("holder:alice", 1))
+        assert caught.value.reason is Reason.SCHEMA_VERSION
+        assert "older" in caught.value.message
+        assert fresh.verify(BOOK).ok  # reads still work on the older schema
+        assert fresh.init() == migrate.head_revision()
+        assert fresh.head(BOOK) == head_before
+        assert fresh.post(mint("holder:alice", 1)).seq == 3
+        for table in ("tl_entries", "tl_postings"):
+            with pytest.raises(DBAPIError, match="append-only"):
+                execute_sql(fresh, f"DELETE FROM {table}")
+        assert fresh.verify(BOOK).ok
+    finally:
+        fresh.close()

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from ledger.clock import FixedClock
-from ledger.domain.journal import Account, AccountType
+from ledger.domain.journal import Account, AccountType, BalanceRule
 from ledger.errors import Reason, Rejected
 from ledger.services.ledger import Ledger
 from tests.test_kernel_support import (
@@ -196,6 +196,18 @@ def test_rule_is_checked_after_every_entry_of_a_batch(ledger: Ledger) -> None:
     made = ledger.post_many(list(reversed(batch)))
     assert [e.seq for e in made] == [2, 3]
     assert ledger.balance(BOOK, "holder:alice", "ETH") == 5
+
+
+def test_non_positive_account_cannot_turn_debit(ledger: Ledger) -> None:
+    """A NON_POSITIVE account (credit-normal) is refused any entry that leaves it above zero."""
+    setup_book(ledger)
+    ledger.open_account(
+        Account(BOOK, "equity:capped", AccountType.EQUITY, BalanceRule.NON_POSITIVE)
+    )
+    ledger.post(move("equity:capped", "cash", 50))
+    _refused(ledger, Reason.BALANCE_CONSTRAINT, ledger.post, move("cash", "equity:capped", 51))
+    ledger.post(move("cash", "equity:capped", 50))
+    assert ledger.balances(BOOK) == {}
 
 
 # --- batches ---------------------------------------------------------------------------------
