@@ -71,6 +71,36 @@ def _worker(url: str, book: str, worker: int, draws: int, barrier: Any, results:
         results.put(tally)
 
 
+def _batch_worker(
+    url: str, books: tuple[str, str], worker: int, barrier: Any, results: Any
+) -> None:
+    """Post ROUNDS two-book batches (one mint in each of `books`, in the given order)."""
+    lg = open_ledger(url)
+    tally: dict[str, Any] = {"worker": worker, "books": books, "busy": 0, "outcomes": []}
+    try:
+        lg.head(books[0])
+        barrier.wait(timeout=60)
+        holder = f"holder:w{worker}"
+        for i in range(ROUNDS):
+            batch = [mint(holder, MINT_UNITS, key=f"w{worker}-b{i}", book=b) for b in books]
+            for _ in range(200):
+                try:
+                    lg.post_many(batch)
+                    tally["outcomes"].append(("batch", "ok"))
+                    break
+                except Rejected as exc:
+                    if exc.reason is not Reason.BUSY:
+                        tally["outcomes"].append(("batch", exc.reason.value))
+                        break
+                    tally["busy"] += 1
+                    time.sleep(0.01)
+    except Exception as exc:
+        tally["outcomes"].append(("crash", f"error: {type(exc).__name__}: {exc}"))
+    finally:
+        lg.close()
+        results.put(tally)
+
+
 def _open_book(lg: Ledger, book: str) -> None:
     setup_book(lg, book)
     lg.open_account(Account(book, "holder:shared", AccountType.LIABILITY, BalanceRule.NON_NEGATIVE))
@@ -80,14 +110,11 @@ def _open_book(lg: Ledger, book: str) -> None:
         )
 
 
-def _run(url: str, plan: Sequence[tuple[str, int, int]]) -> list[dict[str, Any]]:
-    """Run one process per (book, worker, draws) at once; return their tallies."""
+def _run(url: str, plan: Sequence[tuple[Any, ...]], target: Any = _worker) -> list[dict[str, Any]]:
+    """Run one process per plan item, `target(url, *item, barrier, results)`, all at once."""
     barrier = SPAWN.Barrier(len(plan))
     results = SPAWN.Queue()
-    processes = [
-        SPAWN.Process(target=_worker, args=(url, book, worker, draws, barrier, results))
-        for book, worker, draws in plan
-    ]
+    processes = [SPAWN.Process(target=target, args=(url, *item, barrier, results)) for item in plan]
     for process in processes:
         process.start()
     tallies = [results.get(timeout=120) for _ in processes]
@@ -163,6 +190,65 @@ def test_eight_processes_on_eight_postgres_books(pg_url: str) -> None:
     for tally in tallies:
         _check_book(lg, tally["book"], [tally], funded=SHARED_FUNDS)
     lg.close()
+
+
+@pytest.mark.postgres
+def test_cross_book_batches_in_opposite_orders_do_not_deadlock(pg_url: str) -> None:
+    """Batches over two books, taken in opposite orders by neighbours, all commit, no deadlock."""
+    lg = open_ledger(pg_url)
+    lg.init()
+    books = [f"RING{worker}" for worker in range(WORKERS)]
+    for book in books:
+        _open_book(lg, book)
+    plan = []
+    for worker in range(WORKERS):
+        pair = (books[worker], books[(worker + 1) % WORKERS])
+        plan.append((pair if worker % 2 == 0 else pair[::-1], worker))
+    tallies = _run(pg_url, plan, _batch_worker)
+    assert [o for t in tallies for o in t["outcomes"] if o != ("batch", "ok")] == []
+    # Heads are locked in sorted book order, so no deadlock is ever detected (40P01 -> BUSY).
+    assert sum(t["busy"] for t in tallies) == 0
+    for index, book in enumerate(books):
+        report = lg.verify(book)
+        assert (report.ok, report.head_seq) == (True, 2 * ROUNDS), report
+        writers = (index, (index - 1) % WORKERS)
+        assert lg.balances(book) == {
+            **{(f"holder:w{w}", "ETH"): ROUNDS * MINT_UNITS for w in writers},
+            ("equity", "ETH"): -2 * ROUNDS * MINT_UNITS,
+        }
+    lg.close()
+
+
+def test_sqlite_writer_blocked_by_another_gets_retryable_busy(
+    sqlite_url: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A SQLite writer that cannot get the lock is refused BUSY (retryable); readers go on."""
+    import sqlite3
+
+    from ledger.storage import engine
+
+    lg = open_ledger(sqlite_url)
+    lg.init()
+    _open_book(lg, "ONE")
+    lg.post(mint("holder:shared", SHARED_FUNDS, key="fund", book="ONE"))
+    lg.close()
+    monkeypatch.setattr(engine, "SQLITE_BUSY_TIMEOUT_MS", 50)  # wait 50 ms, not 10 s
+    lg = open_ledger(sqlite_url)
+    other = sqlite3.connect(tmp_path / "ledger.db", isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        head = lg.head("ONE")
+        with pytest.raises(Rejected) as caught:
+            lg.post(mint("holder:w0", 5, key="w0-1", book="ONE"))
+        assert (caught.value.reason, caught.value.retryable) == (Reason.BUSY, True)
+        assert lg.verify("ONE").ok  # a reader does not wait for the writer
+        assert lg.head("ONE") == head
+        other.execute("ROLLBACK")
+        assert lg.post(mint("holder:w0", 5, key="w0-1", book="ONE")).seq == head[0] + 1
+        assert lg.verify("ONE").ok
+    finally:
+        other.close()
+        lg.close()
 
 
 def test_processes_on_one_sqlite_file(sqlite_url: str) -> None:
