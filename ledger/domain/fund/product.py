@@ -12,7 +12,7 @@ from datetime import time
 from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from ledger.errors import Reason, Rejected
 
@@ -164,11 +164,8 @@ def make_params(name: str, **overrides: Any) -> ProductParams:
     An override of None switches an optional rule off (adhoc_move, leverage_band, split/merge).
     """
     try:
-        params = ProductParams(name=name, **overrides)
-    except Rejected:
-        raise
-    except ValueError as exc:  # pydantic.ValidationError is a ValueError
-        first = exc.errors()[0] if hasattr(exc, "errors") else {"msg": str(exc), "loc": ()}
+        return ProductParams(name=name, **overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
         where = ".".join(str(part) for part in first.get("loc", ())) or name
         raise Rejected(Reason.BAD_INPUT, f"{where}: {first['msg']}") from None
-    return params
