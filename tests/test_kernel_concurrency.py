@@ -101,6 +101,24 @@ def _batch_worker(
         results.put(tally)
 
 
+def _steady_writer(url: str, count: int, barrier: Any, results: Any) -> None:
+    """Post `count` small entries to book ONE as fast as possible."""
+    lg = open_ledger(url)
+    outcomes = []
+    try:
+        lg.head("ONE")
+        barrier.wait(timeout=60)
+        for i in range(count):
+            try:
+                lg.post(mint("holder:w0", 1, key=f"steady-{i}", book="ONE"))
+                outcomes.append(("mint", "ok"))
+            except Rejected as exc:
+                outcomes.append(("mint", exc.reason.value))
+    finally:
+        lg.close()
+        results.put({"worker": 0, "busy": 0, "outcomes": outcomes})
+
+
 def _open_book(lg: Ledger, book: str) -> None:
     setup_book(lg, book)
     lg.open_account(Account(book, "holder:shared", AccountType.LIABILITY, BalanceRule.NON_NEGATIVE))
@@ -249,6 +267,32 @@ def test_sqlite_writer_blocked_by_another_gets_retryable_busy(
     finally:
         other.close()
         lg.close()
+
+
+def test_verify_while_another_process_writes(db_url: str, request: pytest.FixtureRequest) -> None:
+    """verify reads one consistent snapshot: a concurrent writer never causes a false finding."""
+    if db_url.startswith("postgresql"):  # READ COMMITTED: each statement sees a new snapshot
+        request.applymarker(pytest.mark.xfail(reason="kernel bug: see notes", strict=True))
+    lg = open_ledger(db_url)
+    lg.init()
+    _open_book(lg, "ONE")
+    lg.post_many([mint("holder:w1", 1, key=f"base-{i}", book="ONE") for i in range(3000)])
+    barrier = SPAWN.Barrier(2)
+    results = SPAWN.Queue()
+    writer = SPAWN.Process(target=_steady_writer, args=(db_url, 400, barrier, results))
+    writer.start()
+    barrier.wait(timeout=60)
+    reports = []
+    while writer.is_alive() and len(reports) < 200:
+        reports.append(lg.verify("ONE"))
+    tally = results.get(timeout=60)
+    writer.join(timeout=30)
+    assert [o for o in tally["outcomes"] if o != ("mint", "ok")] == []
+    assert [r for r in reports if not r.ok] == []
+    assert len({r.head_seq for r in reports}) > 1, "no verify overlapped a write"
+    final = lg.verify("ONE")
+    assert (final.ok, final.head_seq) == (True, 3400)
+    lg.close()
 
 
 def test_processes_on_one_sqlite_file(sqlite_url: str) -> None:
