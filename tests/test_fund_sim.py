@@ -81,7 +81,7 @@ def test_cli_simulation_verifies_and_draws(tmp_path: Path) -> None:
     text = CliRunner().invoke(cli, args, catch_exceptions=False)
     assert text.exit_code == 2 and "already has entries" in text.stderr
     again = CliRunner().invoke(cli, [*args, "--replace"], catch_exceptions=False)
-    assert again.exit_code == 0 and "volatility decay" in again.stdout
+    assert again.exit_code == 0 and "decay: (NAV_T/NAV_0) / (S_T/S_0)^L" in again.stdout
 
 
 def test_journal_rebuilds_the_simulated_state(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ Floats appear only here, to draw; no value computed here goes back into the book
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from ledger.sim.driver import SimOutcome
@@ -32,8 +33,9 @@ def write_chart(outcome: SimOutcome, path: Path) -> Path:
     )
     for run in outcome.runs:
         nav0 = run.terms.nav0_units
+        # A wiped-out fund (NAV 0) has no point on a log scale: NaN breaks the line there.
         series = [
-            max(float(nav * factor) / nav0, 1e-12)  # float-ok: drawing only
+            float(nav * factor) / nav0 if nav > 0 else math.nan  # float-ok: drawing only
             for _, nav, factor in run.closes
         ]
         axis.plot(

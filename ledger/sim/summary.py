@@ -2,7 +2,8 @@
 
 Returns are computed exactly (Fractions of integers) and shown as decimal fractions with six
 places: the fund's NAV return (adjusted for splits and merges), the underlying's return,
-the multiple times it, and the volatility decay NAV_T/NAV_0 / (S_T/S_0)^L - 1 (fees included).
+the multiple times it, and the volatility decay as the ratio (NAV_T/NAV_0) / (S_T/S_0)^L
+(1 means none; fees included), also as `volatility_decay` = that ratio - 1 in the JSON.
 """
 
 from __future__ import annotations
@@ -42,12 +43,10 @@ def product_summary(run: ProductRun, outcome: SimOutcome) -> dict[str, Any]:
     multiple = Fraction(*terms.multiple)
     with localcontext() as ctx:
         ctx.prec = 40
-        power = (Decimal(end) / Decimal(start)) ** (
-            Decimal(multiple.numerator) / multiple.denominator
-        )
-        decay = (Decimal(fund_ratio.numerator) / fund_ratio.denominator / power - 1).quantize(
-            PLACES
-        )
+        exponent = Decimal(multiple.numerator) / multiple.denominator
+        power = (Decimal(end) / Decimal(start)) ** exponent
+        fund = Decimal(fund_ratio.numerator) / fund_ratio.denominator
+        decay = fund / power
     report = outcome.verify.get(terms.book)
     counts = run.counts
     return {
@@ -59,7 +58,9 @@ def product_summary(run: ProductRun, outcome: SimOutcome) -> dict[str, Any]:
         "fund_return": _fraction_text(fund_ratio - 1),
         "underlying_return": _fraction_text(underlying - 1),
         "multiple_x_underlying": _fraction_text(multiple * (underlying - 1)),
-        "volatility_decay": f"{decay:f}",
+        "fund_nav_ratio": f"{fund:.6g}",
+        "decay_ratio": f"{decay:.6g}",
+        "volatility_decay": f"{(decay - 1).quantize(PLACES):f}",
         "rebalances_daily": counts.get("rebalance_daily", 0),
         "rebalances_adhoc": counts.get("rebalance_adhoc", 0),
         "fees_subscription": paid(acc.FEE_SUBSCRIPTION),
@@ -101,7 +102,8 @@ ROWS = (
     ("fund return (split-adjusted)", "fund_return"),
     ("underlying return", "underlying_return"),
     ("multiple x underlying", "multiple_x_underlying"),
-    ("volatility decay vs (S_T/S_0)^L", "volatility_decay"),
+    ("NAV_T/NAV_0 (split-adjusted)", "fund_nav_ratio"),
+    ("decay: (NAV_T/NAV_0) / (S_T/S_0)^L", "decay_ratio"),
     ("rebalances daily / ad hoc", ("rebalances_daily", "rebalances_adhoc")),
     ("subscription fees", "fees_subscription"),
     ("redemption fees", "fees_redemption"),
