@@ -249,6 +249,17 @@ def test_reverse_balances_history_verify_print_stable_json(db: str, lg: Ledger) 
     ]
 
 
+def test_an_entry_prints_the_same_from_post_retry_and_history(db: str) -> None:
+    """An entry given with a +02:00 offset prints identically (UTC) from post, retry and history."""
+    offset = _entry(effective_at="2020-03-14T00:30:00.000001+02:00")
+    printed = ok(db, "post", "-", stdin=offset)
+    assert printed["effective_at"] == "2020-03-13T22:30:00.000001Z"
+    assert ok(db, "post", "-", stdin=offset) == printed
+    assert ok(db, "history", "cash") == [printed]
+    text = run(db, "history", "cash")
+    assert text.stdout.startswith("#1 mint 2020-03-13 22:30:00Z\n")
+
+
 def test_same_commands_give_identical_json_on_two_databases(tmp_path: Path) -> None:
     """The JSON output is deterministic: the same commands at the same time print the same."""
     outputs = []

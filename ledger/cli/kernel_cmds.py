@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -55,8 +56,8 @@ def entry_json(entry: JournalEntry, scales: dict[str, int]) -> dict[str, Any]:
         "book": draft.book,
         "seq": entry.seq,
         "kind": draft.kind,
-        "effective_at": draft.effective_at.isoformat().replace("+00:00", "Z"),
-        "recorded_at": entry.recorded_at.isoformat().replace("+00:00", "Z"),
+        "effective_at": _utc_text(draft.effective_at),
+        "recorded_at": _utc_text(entry.recorded_at),
         "key": draft.idempotency_key,
         "reverses": draft.reverses,
         "metadata": dict(draft.metadata),
@@ -74,8 +75,18 @@ def entry_json(entry: JournalEntry, scales: dict[str, int]) -> dict[str, Any]:
     }
 
 
+def _utc_text(moment: datetime) -> str:
+    """Return an aware time as ISO 8601 in UTC with 'Z', whatever zone it was given in.
+
+    The entry a `post` returns keeps the caller's zone, the stored one is UTC: without this the
+    same entry would print differently from `post` and from `history`.
+    """
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 def _entry_text(entry: JournalEntry) -> str:
-    lines = [f"#{entry.seq} {entry.draft.kind} {entry.draft.effective_at:%Y-%m-%d %H:%M:%S}Z"]
+    moment = entry.draft.effective_at.astimezone(UTC)
+    lines = [f"#{entry.seq} {entry.draft.kind} {moment:%Y-%m-%d %H:%M:%S}Z"]
     lines += [f"  {p.account:<40} {p.amount:>30} {p.asset}" for p in entry.postings]
     lines.append(f"  hash {entry.hash.hex()}")
     return "\n".join(lines)
