@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import itertools
 import json
-from datetime import date
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,9 @@ from click.testing import CliRunner
 
 from ledger.cli.main import cli
 from ledger.domain.fund import accounts as acc
+from ledger.domain.money import format_units
 from ledger.services.fund_state import load_state
+from ledger.services.funds import Funds
 from ledger.services.ledger import open_ledger
 from ledger.sim.prices import Bar, synthetic_bars, walk
 from ledger.sim.run import SimConfig, default_prices_path, simulate
@@ -119,3 +122,19 @@ def test_same_hashes_on_sqlite_and_postgres(tmp_path: Path, pg_url: str) -> None
         assert a.ok and b.ok
         assert (a.head_seq, a.head_hash) == (b.head_seq, b.head_hash)
         assert a.head_seq > 300
+
+
+def test_nav_at_a_time_reads_the_journal_and_the_feed(tmp_path: Path) -> None:
+    """NAV and multiple at a past instant come from balances as of then and the price then."""
+    db = f"sqlite:///{tmp_path / 'at.db'}"
+    outcome = simulate(db, SimConfig(days=3, start=date(2020, 3, 11), **SMALL))
+    lg = open_ledger(db)
+    funds = Funds(lg)
+    at = datetime(2020, 3, 12, 12, tzinfo=UTC)
+    nav = funds.nav("BTC3L", at=at)
+    # The feed's last price at or before noon of the crash day is between its high and low.
+    assert Decimal("4860.354004") <= Decimal(nav["price"]) <= Decimal("7929.116211")
+    assert nav["at"] == at.isoformat()
+    last = funds.nav("BTC3L")
+    assert last["nav_per_share"] == format_units(outcome.runs[0].closes[-1][1], 6)
+    lg.close()

@@ -19,7 +19,7 @@ from ledger.services.funds import Funds, gc_paused
 from ledger.services.ledger import open_ledger
 from ledger.sim.driver import SimOutcome, run_days, setup_products
 from ledger.sim.population import holder_ids
-from ledger.sim.prices import Bar, read_bars, synthetic_bars
+from ledger.sim.prices import Bar, read_bars, synthetic_bars, walk
 
 FIXTURE_NAME = "btc-usd-daily-2014-2022.csv"
 
@@ -116,7 +116,7 @@ def simulate(
             )
         outcome = SimOutcome(runs=runs, bars=bars, entries=total)
         outcome.seconds_posting = wallclock.perf_counter() - started
-        _save_closes(lg.engine, runs, bars)
+        _save_feed(lg.engine, runs, bars, ratio_of(config.step))
         started = wallclock.perf_counter()
         outcome.verify = {run.terms.book: lg.verify(run.terms.book) for run in runs}
         outcome.seconds_verify = wallclock.perf_counter() - started
@@ -126,14 +126,15 @@ def simulate(
         lg.close()
 
 
-def _save_closes(engine: Any, runs: list[Any], bars: list[Bar]) -> None:
-    """Record each day's close in the price feed (for NAV and multiple at a time)."""
+def _save_feed(engine: Any, runs: list[Any], bars: list[Bar], step: tuple[int, int]) -> None:
+    """Record every price the feed delivered (the same walk), for NAV and multiple at a time."""
     from ledger.domain.money import format_units
 
     symbols = {run.terms.underlying: run.terms.quote_asset.scale for run in runs}
-    rows = []
-    for symbol, scale in symbols.items():
-        for bar in bars:
-            at = datetime.combine(bar.day, datetime.max.time(), tzinfo=UTC).replace(microsecond=0)
-            rows.append((symbol, at, format_units(bar.close, scale)))
+    rows = [
+        (symbol, tick.at, format_units(tick.price, scale))
+        for symbol, scale in symbols.items()
+        for bar in bars
+        for tick in walk(bar, step=step)
+    ]
     fund_store.save_prices(engine, rows)
