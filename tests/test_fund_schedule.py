@@ -4,6 +4,7 @@ time, and an ad-hoc trigger fires within the very price update that crosses it."
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -84,3 +85,13 @@ def test_adhoc_trigger_fires_in_the_update_that_crosses_it(funds: Funds) -> None
     assert crossing["effective_multiple"].startswith("3.00")
     up = _price(funds, "2020-01-01T11:00:00Z", "99")  # +10% from 90: fires again
     assert up["adhoc_trigger"] == "move"
+
+
+def test_daily_schedule_counts_utc_days_whatever_the_offset(funds: Funds) -> None:
+    """A price stamped 01:30+02:00 is 23:30 UTC of the previous day: the schedule uses UTC."""
+    _setup(funds)
+    funds.set_price("BTC", "101", at=datetime.fromisoformat("2020-01-01T00:30:00+00:00"))
+    late = funds.set_price("BTC", "102", at=datetime.fromisoformat("2020-01-02T01:30:00+02:00"))
+    assert late["products"][0]["daily_rebalance"] is False  # still 2020-01-01 23:30 UTC
+    early = funds.set_price("BTC", "103", at=datetime.fromisoformat("2020-01-02T02:03:00+02:00"))
+    assert early["products"][0]["daily_rebalance"] is True  # 2020-01-02 00:03 UTC

@@ -21,7 +21,7 @@ import gc
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -149,7 +149,9 @@ class Funds:
         self.lg.post_many(drafts)
         for report in reports:
             if report["daily_rebalance"]:
-                fund_store.mark_daily(self.lg.engine, report["product"], moment.date())
+                fund_store.mark_daily(
+                    self.lg.engine, report["product"], moment.astimezone(UTC).date()
+                )
         fund_store.save_prices(self.lg.engine, [(symbol, moment, str(value))])
         return {
             "symbol": symbol,

@@ -8,7 +8,7 @@ in `split.py`). Zero postings are left out; an event that moves nothing returns 
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 from ledger.domain.fund import accounts as acc
 from ledger.domain.fund.navmath import (
@@ -221,7 +221,7 @@ def rebalance(
         "position": format_units(target, terms.position_asset.scale),
     }
     if trigger == "daily":
-        meta["daily"] = at.date().isoformat()
+        meta["daily"] = at.astimezone(UTC).date().isoformat()
     after = replace(
         state, position=target, collateral=state.collateral - fee, rebalance_price=state.price
     )

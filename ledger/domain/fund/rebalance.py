@@ -5,7 +5,7 @@ whole (mark, then the daily events if due, else an ad-hoc rebalance if a trigger
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 
 from ledger.domain.fund import entries
 from ledger.domain.fund.state import FundState
@@ -15,10 +15,10 @@ from ledger.domain.journal import EntryDraft
 
 def daily_due(terms: Terms, state: FundState, at: datetime) -> bool:
     """Return whether the scheduled rebalance of `at`'s UTC day is due and not yet done."""
-    day = at.date()
-    if state.daily_on is not None and state.daily_on >= day:
+    utc = at.astimezone(UTC)  # a time given with another offset still counts in UTC days
+    if state.daily_on is not None and state.daily_on >= utc.date():
         return False
-    return at.time() >= terms.rebalance_time
+    return utc.time() >= terms.rebalance_time
 
 
 def adhoc_trigger(terms: Terms, state: FundState) -> str | None:
@@ -45,8 +45,8 @@ def adhoc_trigger(terms: Terms, state: FundState) -> str | None:
 def run_daily(
     terms: Terms, state: FundState, *, at: datetime
 ) -> tuple[list[EntryDraft], FundState]:
-    """Run the scheduled events of `at`'s day: management fee, funding, rebalance."""
-    day = at.date()
+    """Run the scheduled events of `at`'s UTC day: management fee, funding, rebalance."""
+    day = at.astimezone(UTC).date()
     drafts: list[EntryDraft] = []
     fee_draft, state = entries.charge_management_fee(terms, state, at=at, day=day)
     if fee_draft is not None:
