@@ -22,6 +22,7 @@ _BOOK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # Colon-separated path parts, none empty (ledger-cli would merge "a::b" into "a:b").
 _ACCOUNT = re.compile(r"^(?=.{1,128}$)[A-Za-z0-9][A-Za-z0-9_.@-]*(?::[A-Za-z0-9_.@-]+)*$")
 _KIND = re.compile(r"^[a-z][a-z0-9_.]{0,63}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MAX_KEY_LENGTH = 256
 MAX_METADATA_ITEMS = 64
 MAX_METADATA_TEXT = 4096
@@ -146,10 +147,21 @@ def make_metadata(
             )
         if len(key) + len(value) > MAX_METADATA_TEXT:
             raise Rejected(Reason.BAD_INPUT, f"metadata {key!r} is too long")
+        check_text(key, "metadata key")
+        check_text(value, f"metadata {key!r}")
     result = tuple(sorted(pairs))
     if len({key for key, _ in result}) != len(result):
         raise Rejected(Reason.BAD_INPUT, "metadata has a repeated key")
     return result
+
+
+def check_text(text: str, what: str) -> str:
+    """Return `text` if it is valid Unicode text (encodable as UTF-8: no lone surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise Rejected(Reason.BAD_INPUT, f"{what} is not valid Unicode text") from exc
+    return text
 
 
 def to_micros(moment: datetime) -> int:
@@ -170,8 +182,13 @@ def check_draft(draft: EntryDraft) -> EntryDraft:
     if not _KIND.match(draft.kind):
         raise Rejected(Reason.BAD_INPUT, f"kind {draft.kind!r} must match [a-z][a-z0-9_.]*")
     to_micros(draft.effective_at)
-    if draft.idempotency_key is not None and not 0 < len(draft.idempotency_key) <= MAX_KEY_LENGTH:
-        raise Rejected(Reason.BAD_INPUT, f"key must be 1-{MAX_KEY_LENGTH} characters")
+    key = draft.idempotency_key
+    if key is not None:
+        if not 0 < len(key) <= MAX_KEY_LENGTH:
+            raise Rejected(Reason.BAD_INPUT, f"key must be 1-{MAX_KEY_LENGTH} characters")
+        check_text(key, "key")
+        if _CONTROL.search(key):
+            raise Rejected(Reason.BAD_INPUT, "key must not contain control characters")
     if draft.reverses is not None and draft.reverses < 1:
         raise Rejected(Reason.BAD_INPUT, "reverses must name a sequence number >= 1")
     if not draft.postings:

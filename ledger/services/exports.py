@@ -12,8 +12,6 @@ from ledger.services.ledger import Ledger, VerifyReport
 
 def export_book(lg: Ledger, book: str, fmt: str, out: TextIO) -> int:
     """Write `book` to `out` as jsonl, ledger or beancount; return the entry count."""
-    if book not in lg.books():
-        raise Rejected(Reason.UNKNOWN_BOOK, f"unknown book {book!r}")
     if fmt == "jsonl":
         from ledger.export.jsonl import write_jsonl as write
     elif fmt == "ledger":
@@ -22,9 +20,10 @@ def export_book(lg: Ledger, book: str, fmt: str, out: TextIO) -> int:
         from ledger.export.beancount import write_beancount as write
     else:
         raise Rejected(Reason.BAD_INPUT, f"unknown export format {fmt!r}")
-    return write(
-        out, book=book, assets=lg.assets(), accounts=lg.accounts(book), entries=lg.entries(book)
-    )
+    with lg.snapshot(book) as snap:
+        return write(
+            out, book=book, assets=snap.assets, accounts=snap.accounts, entries=snap.entries
+        )
 
 
 def replay_file(
@@ -35,8 +34,11 @@ def replay_file(
 
     with path.open(encoding="utf-8") as lines:
         parsed = read_jsonl(lines)
-        for asset in parsed.assets:
-            lg.add_asset(asset)
-        lg.open_accounts(list(parsed.accounts))
-        lg.restore(parsed.book, parsed.entries, progress=progress)
+        lg.restore(
+            parsed.book,
+            parsed.entries,
+            assets=parsed.assets,
+            accounts=parsed.accounts,
+            progress=progress,
+        )
     return lg.verify(parsed.book)

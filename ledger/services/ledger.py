@@ -70,6 +70,17 @@ class VerifyReport:
     problem: str | None = None
 
 
+@dataclass(frozen=True)
+class BookSnapshot:
+    """A book as of one moment: reference data and a lazy iterator of its entries."""
+
+    book: str
+    head_seq: int
+    assets: list[Asset]
+    accounts: list[Account]
+    entries: Iterator[JournalEntry]
+
+
 class Ledger:
     """Append-only, hash-chained double-entry journal over one database."""
 
@@ -91,6 +102,11 @@ class Ledger:
                 connection.execution_options(tl_begin="IMMEDIATE" if write else "DEFERRED").begin(),
             ):
                 store = JournalStore(connection)
+                if not write and not store.is_sqlite:
+                    # One snapshot for the whole read (PostgreSQL's READ COMMITTED would take a
+                    # new one per statement, and an audit beside a live writer would see a
+                    # head, entries and balances from different moments).
+                    store.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                 if write and not self._schema_checked:
                     self._check_schema(store)
                 yield store
@@ -125,15 +141,7 @@ class Ledger:
     def add_asset(self, asset: Asset) -> Asset:
         """Register an asset; idempotent when the scale matches, refused otherwise."""
         with self._tx(write=True) as store:
-            known = store.assets()
-            if asset.code in known:
-                if known[asset.code] != asset.scale:
-                    raise Rejected(
-                        Reason.DUPLICATE,
-                        f"asset {asset.code} exists with {known[asset.code]} decimals",
-                    )
-                return asset
-            store.insert_asset(asset.code, asset.scale)
+            _add_assets(store, [asset])
         return asset
 
     def asset(self, code: str) -> Asset:
@@ -172,18 +180,11 @@ class Ledger:
     def open_accounts(self, accounts: Sequence[Account]) -> None:
         """Open many accounts in one transaction; idempotent for identical ones."""
         with self._tx(write=True) as store:
-            for book in sorted({a.book for a in accounts}):
-                store.ensure_book(book, GENESIS_HASH)
-            existing = {book: store.accounts(book) for book in {a.book for a in accounts}}
-            for account in accounts:
-                found = existing[account.book].get(account.code)
-                wanted = (account.type.value, account.rule.value)
-                if found is None:
-                    store.insert_account(account.book, account.code, *wanted)
-                    existing[account.book][account.code] = wanted
-                elif found != wanted:
-                    raise Rejected(Reason.DUPLICATE, f"account {account.code} exists as {found[0]}")
-        for book in {a.book for a in accounts}:
+            _open_accounts(store, accounts)
+        self._forget({a.book for a in accounts})
+
+    def _forget(self, books: Iterable[str]) -> None:
+        for book in books:
             self._accounts.pop(book, None)
             self._rules.pop(book, None)
 
@@ -225,23 +226,34 @@ class Ledger:
         book: str,
         entries: Iterable[JournalEntry],
         *,
+        assets: Sequence[Asset] = (),
+        accounts: Sequence[Account] = (),
         progress: Callable[[int], None] | None = None,
     ) -> int:
         """Append already-sealed entries (a replay) in one transaction; return the count.
 
-        Each entry must extend the book's chain exactly: its sequence number follows the head,
-        its prev_hash is the head's hash, and its hash recomputes from its content. Everything
-        else is checked as for `post_many`. Nothing is written unless every entry passes.
+        `assets` and `accounts` are registered first, in the same transaction. Each entry must
+        extend the book's chain exactly: its sequence number follows the head, its prev_hash is
+        the head's hash, and its hash recomputes from its content. Everything else is checked
+        as for `post_many`. Nothing at all is written unless every entry passes.
         """
         total = 0
-        with self._tx(write=True) as store:
-            for chunk in _batched(entries, RESTORE_CHUNK):
-                batch = AppendBatch(
-                    store, self._assets, self._accounts, self.clock.now(), self._rules
-                )
-                total += batch.restore(book, chunk)
-                if progress is not None:
-                    progress(len(chunk))
+        self._forget([book])
+        try:
+            with self._tx(write=True) as store:
+                _add_assets(store, assets)
+                _open_accounts(store, accounts)
+                store.ensure_book(check_book(book), GENESIS_HASH)
+                for chunk in _batched(entries, RESTORE_CHUNK):
+                    batch = AppendBatch(
+                        store, self._assets, self._accounts, self.clock.now(), self._rules
+                    )
+                    total += batch.restore(book, chunk)
+                    if progress is not None:
+                        progress(len(chunk))
+        finally:
+            self._forget([book])
+            self._assets.clear()
         return total
 
     def reverse(
@@ -328,6 +340,30 @@ class Ledger:
             for rows, postings in store.iter_chunks(book, max(1, from_seq), last, READ_CHUNK):
                 yield from rows_to_entries(book, rows, postings)
 
+    @contextmanager
+    def snapshot(self, book: str) -> Iterator[BookSnapshot]:
+        """Read a book's assets, accounts and entries in one read transaction (one snapshot)."""
+        with self._tx(write=False) as store:
+            head = store.all("SELECT head_seq FROM tl_books WHERE code = ?", (book,))
+            if not head:
+                raise Rejected(Reason.UNKNOWN_BOOK, f"unknown book {book!r}")
+            last = int(head[0][0])
+
+            def entries() -> Iterator[JournalEntry]:
+                for rows, postings in store.iter_chunks(book, 1, last, READ_CHUNK):
+                    yield from rows_to_entries(book, rows, postings)
+
+            yield BookSnapshot(
+                book=book,
+                head_seq=last,
+                assets=[Asset(c, s) for c, s in sorted(store.assets().items())],
+                accounts=[
+                    Account(book, code, AccountType(type_), BalanceRule(rule))
+                    for code, (type_, rule) in sorted(store.accounts(book).items())
+                ],
+                entries=entries(),
+            )
+
     def history(self, book: str, account: str) -> list[JournalEntry]:
         """Return the entries that post to `account`, in sequence order."""
         with self._tx(write=False) as store:
@@ -408,6 +444,36 @@ def _translate(exc: Exception) -> Exception:
             "the database has no ledger schema: run `token-ledger init`",
         )
     return exc
+
+
+def _add_assets(store: JournalStore, assets: Iterable[Asset]) -> None:
+    known = store.assets()
+    for asset in assets:
+        if asset.code not in known:
+            store.insert_asset(asset.code, asset.scale)
+            known[asset.code] = asset.scale
+        elif known[asset.code] != asset.scale:
+            raise Rejected(
+                Reason.DUPLICATE, f"asset {asset.code} exists with {known[asset.code]} decimals"
+            )
+
+
+def _open_accounts(store: JournalStore, accounts: Sequence[Account]) -> None:
+    books = sorted({a.book for a in accounts})
+    for book in books:
+        store.ensure_book(book, GENESIS_HASH)
+    existing = {book: store.accounts(book) for book in books}
+    for account in accounts:
+        found = existing[account.book].get(account.code)
+        wanted = (account.type.value, account.rule.value)
+        if found is None:
+            store.insert_account(account.book, account.code, *wanted)
+            existing[account.book][account.code] = wanted
+        elif found != wanted:
+            raise Rejected(
+                Reason.DUPLICATE,
+                f"account {account.code} exists in {account.book} as {found[0]} ({found[1]})",
+            )
 
 
 def _batched(items: Iterable[JournalEntry], size: int) -> Iterator[list[JournalEntry]]:
