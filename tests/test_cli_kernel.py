@@ -487,7 +487,6 @@ def test_replay_of_a_tampered_export_is_refused(db: str, tmp_path: Path) -> None
         fresh.close()
 
 
-@pytest.mark.xfail(reason="kernel bug: see notes", strict=True)
 def test_refused_replay_writes_nothing(db: str, tmp_path: Path) -> None:
     """A refused replay leaves no book, account or asset behind (all or nothing)."""
     exported, target = _tampered_export(db, tmp_path)

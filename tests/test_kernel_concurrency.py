@@ -269,10 +269,8 @@ def test_sqlite_writer_blocked_by_another_gets_retryable_busy(
         lg.close()
 
 
-def test_verify_while_another_process_writes(db_url: str, request: pytest.FixtureRequest) -> None:
+def test_verify_while_another_process_writes(db_url: str) -> None:
     """verify reads one consistent snapshot: a concurrent writer never causes a false finding."""
-    if db_url.startswith("postgresql"):  # READ COMMITTED: each statement sees a new snapshot
-        request.applymarker(pytest.mark.xfail(reason="kernel bug: see notes", strict=True))
     lg = open_ledger(db_url)
     lg.init()
     _open_book(lg, "ONE")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -355,36 +356,43 @@ def test_malformed_drafts_are_refused(ledger: Ledger) -> None:
 KERNEL_BUG = pytest.mark.xfail(reason="kernel bug: see notes", strict=True)
 
 
-@pytest.mark.parametrize(
-    "odd",
-    [
-        pytest.param(mint("holder:alice", 5, key="k\x00nul"), id="nul-key"),
-        pytest.param(mint("holder:alice", 5, meta={"memo": "a\x00b"}), id="nul-metadata"),
-        pytest.param(
-            mint("holder:alice", 5, meta={"memo": "lone \ud800 surrogate"}),
-            id="surrogate-metadata",
-            marks=KERNEL_BUG,
-        ),
-        pytest.param(
-            mint("holder:alice", 5, key="lone \udfff surrogate"),
-            id="surrogate-key",
-            marks=KERNEL_BUG,
-        ),
-    ],
-)
-def test_odd_text_is_stored_exactly_or_refused(
-    ledger: Ledger, odd: object, request: pytest.FixtureRequest
-) -> None:
+ODD_TEXT = {
+    "nul-key": {"key": "k\x00nul"},
+    "nul-metadata": {"meta": {"memo": "a\x00b"}},
+    "surrogate-metadata": {"meta": {"memo": "lone \ud800 surrogate"}},
+    "surrogate-key": {"key": "lone \udfff surrogate"},
+}
+
+
+@pytest.mark.parametrize("name", list(ODD_TEXT))
+def test_odd_text_is_stored_exactly_or_refused(ledger: Ledger, name: str) -> None:
     """Text the databases cannot hold is refused with BAD_INPUT on both, never a driver error."""
-    if request.node.callspec.id.endswith("nul-key") and ledger.engine.dialect.name != "sqlite":
-        request.applymarker(KERNEL_BUG)  # PostgreSQL text cannot hold NUL
     setup_book(ledger)
     before = snapshot(ledger)
     try:
-        entry = ledger.post(odd)  # type: ignore[arg-type]
+        entry = ledger.post(mint("holder:alice", 5, **ODD_TEXT[name]))
     except Rejected as exc:
         assert exc.reason is Reason.BAD_INPUT, exc
         assert snapshot(ledger) == before
         return
     assert ledger.entry(BOOK, entry.seq) == entry
+    assert ledger.verify(BOOK).ok
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        pytest.param("reverses", True, marks=KERNEL_BUG, id="bool-reverses"),
+        pytest.param("reverses", 1.0, marks=KERNEL_BUG, id="float-reverses"),
+        pytest.param("idempotency_key", 5, marks=KERNEL_BUG, id="int-key"),
+        pytest.param("kind", 5, marks=KERNEL_BUG, id="int-kind"),
+        pytest.param("book", None, id="none-book"),
+    ],
+)
+def test_ill_typed_draft_fields_are_refused(ledger: Ledger, field: str, value: object) -> None:
+    """A draft field of the wrong type is refused with BAD_INPUT; it never reaches the chain."""
+    setup_book(ledger)
+    ledger.post(move("cash", "fees", 1))
+    bad = replace(move("fees", "cash", 1), **{field: value})
+    _refused(ledger, Reason.BAD_INPUT, ledger.post, bad)
     assert ledger.verify(BOOK).ok
