@@ -13,7 +13,7 @@ import shutil
 import tempfile
 import uuid
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -54,8 +54,8 @@ DEFECTS = ["none"] * 10 + ["unbalanced", "unknown_account", "unknown_asset", "ze
 
 
 @st.composite
-def drafts(draw: Any) -> tuple[str, list[tuple[str, str, int]], str, dict[str, str]]:
-    """Draw (book, lines, defect, metadata): 1-3 balanced moves, then at most one defect."""
+def drafts(draw: Any) -> tuple[str, list[tuple[str, str, int]], str, dict[str, str], timezone]:
+    """Draw (book, lines, defect, metadata, zone): 1-3 balanced moves, at most one defect."""
     lines: list[tuple[str, str, int]] = []
     for source, target, asset in draw(st.lists(moves, min_size=1, max_size=3)):
         units = draw(amounts)
@@ -70,7 +70,8 @@ def drafts(draw: Any) -> tuple[str, list[tuple[str, str, int]], str, dict[str, s
     elif defect == "zero":
         lines += [("fees", "USDT", 0)]
     meta = draw(st.dictionaries(st.sampled_from(["memo", "ref"]), st.text(max_size=5), max_size=2))
-    return draw(st.sampled_from(BOOKS)), lines, defect, meta
+    zone = timezone(timedelta(minutes=draw(st.sampled_from([0, 120, -330]))))
+    return draw(st.sampled_from(BOOKS)), lines, defect, meta, zone
 
 
 @dataclass
@@ -195,11 +196,12 @@ class JournalMachine(RuleBasedStateMachine):
         return used[choice % len(used)]
 
     def _make(self, spec: Any, key_choice: int, *, copy_key: bool = True) -> EntryDraft:
-        book, lines, _, meta = spec
+        book, lines, _, meta, zone = spec
         key = self._key(key_choice, book)
         if key is not None and key_choice >= 2 and copy_key and key_choice % 2 == 0:
             return self.model.keyed(book)[key].draft  # an exact retry
-        return draft(*lines, book=book, key=key, at=self.clock.now(), meta=meta)
+        at = self.clock.now().astimezone(zone)  # the same instant in another zone
+        return draft(*lines, book=book, key=key, at=at, meta=meta)
 
     def _submit(self, ds: list[EntryDraft], call: Any) -> None:
         """Run `call`, which writes `ds`; check the outcome against the model's prediction."""
@@ -351,7 +353,7 @@ def test_journal_laws_on_sqlite() -> None:
     run_state_machine_as_test(
         SqliteJournal,
         settings=settings(
-            max_examples=30, stateful_step_count=25, deadline=None, suppress_health_check=QUIET
+            max_examples=50, stateful_step_count=30, deadline=None, suppress_health_check=QUIET
         ),
     )
 
@@ -363,6 +365,6 @@ def test_journal_laws_on_postgres(pg_available: bool) -> None:
     run_state_machine_as_test(
         PostgresJournal,
         settings=settings(
-            max_examples=8, stateful_step_count=20, deadline=None, suppress_health_check=QUIET
+            max_examples=10, stateful_step_count=20, deadline=None, suppress_health_check=QUIET
         ),
     )
