@@ -427,8 +427,8 @@ def export_cmd(book: str, fmt: str, output: Path | None) -> None:
 def replay_cmd(file: Path) -> None:
     """Rebuild a book from a JSON Lines export into --db, then verify it.
 
-    Every hash is recomputed and must match the file; the book must be new or the file must
-    extend it exactly. All or nothing: on any error nothing is written.
+    Every hash is recomputed and must match the file. The book must have no entries in --db
+    yet (an export always starts at entry 1). All or nothing: on any error nothing is written.
 
     \b
     Example:
