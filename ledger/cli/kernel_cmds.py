@@ -182,7 +182,9 @@ def account_open(code: str, type_: str, book: str, non_negative: bool, non_posit
 @handle_errors
 def account_list(book: str) -> None:
     """List the accounts of --book."""
-    accounts = _ledger().accounts(book)
+    lg = _ledger()
+    _check_known(lg, book)
+    accounts = lg.accounts(book)
     emit(
         [{"code": a.code, "type": a.type.value, "rule": a.rule.value} for a in accounts],
         lambda: "\n".join(f"{a.code:<40} {a.type.value:<10} {a.rule.value}" for a in accounts),
@@ -247,6 +249,7 @@ def balances_cmd(book: str, account: str | None, as_of_seq: int | None, at: str 
       token-ledger balances --book BTC3L --account holder:alice --at 2020-03-12T12:00:00Z
     """
     lg = _ledger()
+    _check_known(lg, book, account)
     scales = _scales(lg)
     if as_of_seq is None and at is None:
         rows = lg.balances(book, account=account)
@@ -290,6 +293,7 @@ def balances_cmd(book: str, account: str | None, as_of_seq: int | None, at: str 
 def history_cmd(account: str, book: str) -> None:
     """List the entries of --book that post to ACCOUNT, oldest first."""
     lg = _ledger()
+    _check_known(lg, book, account)
     entries = lg.history(book, account)
     scales = _scales(lg)
     emit(
@@ -444,6 +448,14 @@ def replay_cmd(file: Path) -> None:
     if not report.ok:
         raise AuditFailed(f"replayed book {report.book} does not verify: {report.problem}", item)
     emit(item, _report_text(item))
+
+
+def _check_known(lg: Ledger, book: str, account: str | None = None) -> None:
+    """Refuse an unknown book or account: a typo must not read as an empty, zero ledger."""
+    if book not in lg.books():
+        raise Rejected(Reason.UNKNOWN_BOOK, f"unknown book {book!r}")
+    if account is not None and account not in {a.code for a in lg.accounts(book)}:
+        raise Rejected(Reason.UNKNOWN_ACCOUNT, f"account {account} is not open in book {book}")
 
 
 def _scales(lg: Ledger) -> dict[str, int]:
