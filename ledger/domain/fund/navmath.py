@@ -16,9 +16,17 @@ from ledger.domain.money import Rounding, div_round, mul_div
 from ledger.errors import Reason, Rejected
 
 
+def ceil_div(numerator: int, denominator: int) -> int:
+    """Return numerator / denominator rounded up (toward +infinity); denominator > 0.
+
+    The same as `div_round(..., Rounding.UP)` without its branches: this runs per mint.
+    """
+    return -(-numerator // denominator)
+
+
 def fee_up(amount: int, rate: Ratio) -> int:
     """Return amount x rate rounded up (a fee charged to a caller)."""
-    return div_round(amount * rate[0], rate[1], Rounding.UP) if rate[0] else 0
+    return ceil_div(amount * rate[0], rate[1]) if rate[0] else 0
 
 
 def fee_down(amount: int, rate: Ratio) -> int:
@@ -65,10 +73,10 @@ def quote_mint(terms: Terms, state: FundState, cash: int) -> MintQuote:
     net = cash - fee
     if state.supply > 0:
         shares = (net * state.supply) // state.collateral
-        used = div_round(shares * state.collateral, state.supply, Rounding.UP)
+        used = ceil_div(shares * state.collateral, state.supply)
     else:
         shares = (net * terms.share_one) // terms.nav0_units
-        used = div_round(shares * terms.nav0_units, terms.share_one, Rounding.UP)
+        used = ceil_div(shares * terms.nav0_units, terms.share_one)
     if shares <= 0:
         raise Rejected(Reason.BELOW_MINIMUM, "cash buys less than one share base unit")
     return MintQuote(cash=cash, fee=fee, used=used, dust=net - used, shares=shares)
