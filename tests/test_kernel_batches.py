@@ -25,12 +25,14 @@ AWKWARD = ["\\N", "a\tb", "line\nbreak", "back\\slash", "quote'\"", "", " ", "ü
 def _awkward_draft(i: int) -> EntryDraft:
     """Return draft i of the big batch: every 4th unkeyed, awkward text, 75-digit amounts."""
     text = AWKWARD[i % len(AWKWARD)]
-    key = None if i % 4 == 1 else f"key {text} {i}"
+    # Keys refuse control characters (PostgreSQL text cannot hold NUL); metadata takes any text.
+    printable = "".join(c for c in text if c.isprintable())
+    key = None if i % 4 == 1 else f"key {printable} {i}"
     if i == 0:
         return move("fees", "cash", UINT256_MAX, "USDT", key="max", meta={"memo": text})
     if i % 3 == 0:
         units = UINT256_MAX // 1000 - i  # 75 digits
-        return move("cash", "holder:alice", units, "ETH", key=key, meta={"m": text})
+        return move("cash", "holder:alice", units, "ETH", key=key, meta={"m": text + "\x00"})
     holder = "holder:alice" if i % 2 else "holder:bob"
     return mint(holder, 10**18 + i, key=key, meta={"memo": text, "n": str(i)}, at=day(i % 7))
 
