@@ -378,6 +378,10 @@ BAD_COMMANDS = {
     "history-unknown-account": (["history", "typo"], "unknown_account"),
     "account-list-unknown-book": (["account", "list", "--book", "nobook"], "unknown_book"),
     "export-unknown-book": (["export", "--book", "nobook"], "unknown_book"),
+    "export-file-unknown-book": (
+        ["export", "--book", "nobook", "-o", "{tmp}/x.jsonl"],
+        "unknown_book",
+    ),
     "asset-other-decimals": (["asset", "add", "USDT", "--decimals", "8"], "duplicate"),
     "asset-bad-code": (["asset", "add", "usdt!", "--decimals", "8"], "bad_input"),
     "account-other-type": (["account", "open", "cash", "--type", "equity"], "duplicate"),
@@ -387,7 +391,7 @@ BAD_COMMANDS = {
 
 @pytest.mark.parametrize("name", list(BAD_COMMANDS))
 def test_bad_command_is_a_one_line_refusal_that_writes_nothing(
-    db: str, lg: Ledger, name: str
+    db: str, lg: Ledger, name: str, tmp_path: Path
 ) -> None:
     """Refused commands other than post: one line on stderr, exit 2, nothing written."""
     ok(db, "post", "-", stdin=json.dumps(ENTRY))
@@ -400,7 +404,8 @@ def test_bad_command_is_a_one_line_refusal_that_writes_nothing(
         lg.accounts("main"),
     )
     args, reason_text = BAD_COMMANDS[name]
-    _assert_one_line_refusal(run(db, *args), reason_text)
+    _assert_one_line_refusal(run(db, *[a.format(tmp=tmp_path) for a in args]), reason_text)
+    assert list(tmp_path.glob("x.jsonl*")) == []
     after = (lg.head("main"), lg.balances("main"), row_counts(lg), lg.assets(), lg.accounts("main"))
     assert after == before
 

@@ -415,11 +415,15 @@ def export_cmd(book: str, fmt: str, output: Path | None) -> None:
         count = export_book(lg, book, fmt, sys.stdout)
         return
     tmp = output.with_name(output.name + ".partial")
-    with (
-        tmp.open("w", encoding="utf-8", newline="\n") as out,
-        Progress(f"export {book}", lg.head(book)[0]),
-    ):
-        count = export_book(lg, book, fmt, out)
+    try:
+        with (
+            tmp.open("w", encoding="utf-8", newline="\n") as out,
+            Progress(f"export {book}", lg.head(book)[0]),
+        ):
+            count = export_book(lg, book, fmt, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a failed export leaves no file behind
+        raise
     tmp.replace(output)
     click.echo(f"exported {count} entries of {book} to {output}", err=True)
 
