@@ -55,8 +55,17 @@ def _price_from(entry: JournalEntry) -> int:
 def load_state(lg: Ledger, terms: Terms) -> FundState:
     """Return the fund's current state, rebuilt from its journal and the price feed."""
     book = terms.book
-    balances = lg.balances(book)
     quote, share, pos = terms.quote_asset.code, terms.share_asset.code, terms.position_asset.code
+    # Four named balances, not the whole book: a fund may have a million holder accounts.
+    balances = {
+        (account, asset): lg.balance(book, account, asset)
+        for account, asset in (
+            (acc.COLLATERAL, quote),
+            (acc.POSITION, pos),
+            (acc.SHARES_OUTSTANDING, share),
+            (acc.SHORTFALL, quote),
+        )
+    }
     priced, rebalance_price, daily_on = _scan_recent(lg, book)
     price = _price_from(priced) if priced is not None else 0
     feed = fund_store.latest_price(lg.engine, terms.underlying)
