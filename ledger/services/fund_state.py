@@ -14,7 +14,7 @@ from ledger.domain.journal import JournalEntry
 from ledger.services import fund_store
 from ledger.services.ledger import Ledger
 
-SCAN_WINDOW = 256
+SCAN_WINDOW = 32  # doubled until found; entries come with their postings, so start small
 PRICED_KINDS = frozenset({"mark", "rebalance", "wipeout"})
 
 
