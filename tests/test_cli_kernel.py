@@ -416,8 +416,9 @@ def test_bad_command_is_a_one_line_refusal_that_writes_nothing(
         ("notaurl", "bad_input: not a database URL"),
         ("mysql://user@localhost/db", "bad_input: unsupported database 'mysql'"),
         ("sqlite:///{tmp}/absent.db", "schema_not_initialised: no database file"),
+        ("postgresql://postgres:s3cret@127.0.0.1:1/test", "bad_input: cannot open the database"),
     ],
-    ids=["not-a-url", "unsupported", "missing-sqlite-file"],
+    ids=["not-a-url", "unsupported", "missing-sqlite-file", "unreachable-server"],
 )
 def test_bad_database_url_is_a_one_line_refusal(tmp_path: Path, url: str, reason_text: str) -> None:
     """A bad --db URL is refused on one line with exit 2, and no file is created."""
@@ -425,6 +426,25 @@ def test_bad_database_url_is_a_one_line_refusal(tmp_path: Path, url: str, reason
     for args in (["balances"], ["verify"], ["post", "-"], ["asset", "list"]):
         _assert_one_line_refusal(run(url, *args, stdin=json.dumps(ENTRY)), reason_text)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite:///{tmp}/no/such/folder/x.db",
+        "postgresql://postgres:s3cret@127.0.0.1:1/test",
+        "postgresql://no_such_role_tl@127.0.0.1:5432/test",
+    ],
+    ids=["sqlite-no-folder", "server-down", "unknown-role"],
+)
+def test_init_on_a_database_that_cannot_be_opened(tmp_path: Path, url: str) -> None:
+    """init (or any command) on a database that cannot be opened: one line, exit 2, no secret."""
+    url = url.format(tmp=tmp_path)
+    commands = (["init"], ["verify"]) if url.startswith("postgresql") else (["init"],)
+    for args in commands:
+        result = run(url, *args)
+        _assert_one_line_refusal(result, "bad_input: cannot open the database ")
+        assert "s3cret" not in result.stderr
 
 
 @pytest.mark.parametrize("command", [["balances"], ["verify", "main"], ["history", "cash"]])

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import click
+from sqlalchemy.exc import OperationalError
 
 from ledger.cli.common import AuditFailed, Progress, emit, handle_errors, json_option, state
 from ledger.domain.journal import Account, AccountType, BalanceRule, JournalEntry
@@ -27,7 +28,17 @@ def _ledger(*, create: bool = False) -> Ledger:
     url = state().db_url
     if not create:
         _refuse_missing_sqlite_file(url)
-    return open_ledger(url)
+    lg = open_ledger(url)
+    try:
+        with lg.engine.connect():
+            pass  # the pool keeps this connection for the command's own transaction
+    except OperationalError as exc:
+        lg.close()
+        reason = str(exc.orig or exc).strip().splitlines()[0]
+        raise Rejected(
+            Reason.BAD_INPUT, f"cannot open the database {_redact(url)}: {reason}"
+        ) from exc
+    return lg
 
 
 def _refuse_missing_sqlite_file(url: str) -> None:
