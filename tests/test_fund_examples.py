@@ -13,9 +13,11 @@ from ledger.clock import FixedClock
 from ledger.domain.fund.state import effective_multiple, exposure_units, nav_per_share_units
 from ledger.services.funds import Funds
 from ledger.services.ledger import open_ledger
-from tests.fund.helpers import USDT, ZERO_FEES, follow, seeded, zero_fee_terms
+from ledger.sim.prices import read_bars
+from tests.fund.helpers import REPO, USDT, ZERO_FEES, follow, seeded, zero_fee_terms
 
 BTC_ONE = 10**12  # position base units per BTC
+SIDEWAYS_CSV = REPO / "fixtures" / "sideways-10-days.csv"
 
 
 def _decimal(num: int, den: int) -> Decimal:
@@ -92,7 +94,8 @@ def test_ftx_faq_table(path: list[int], expected: Fraction, half_digit: Fraction
     [("BTC1L", "100"), ("BTC3L", "75.5445729862"), ("BTC3S", "56.1263697090")],
 )
 def test_sideways_decay(name: str, reference: str) -> None:
-    """+10% then back, five times, daily rebalance, no fees: 1x ends at 100, 3L 75.54, 3S 56.13.
+    """fixtures/sideways-10-days.csv (+10% then back, five times), daily rebalance, no fees:
+    1x ends at 100, 3L at 75.5445729862, 3S at 56.1263697090 (volatility decay).
 
     Bound: per step the position rounds toward zero (< 1e-12 BTC, i.e. < P x 1e-12 quote units)
     and the mark rounds down (< 1 unit), so each step errs by < 2 quote base units; ten steps
@@ -100,7 +103,9 @@ def test_sideways_decay(name: str, reference: str) -> None:
     """
     terms = zero_fee_terms(name)
     start = seeded(terms, cash=100_000_000 * USDT, price=100 * USDT)  # 1,000,000 shares
-    final = follow(terms, start, [110 * USDT, 100 * USDT] * 5)[-1]
+    closes = [bar.close for bar in read_bars(SIDEWAYS_CSV, scale=6)]
+    assert closes == [110 * USDT, 100 * USDT] * 5
+    final = follow(terms, start, closes)[-1]
     nav = nav_per_share_units(terms, final)
     exact = (
         Fraction(100)
