@@ -131,6 +131,18 @@ def test_reversal_in_the_same_batch_twice_is_refused(ledger: Ledger) -> None:
     _refused(ledger, Reason.ALREADY_REVERSED, ledger.post_many, [negation, negation])
 
 
+def test_batch_may_reverse_its_own_earlier_entry(ledger: Ledger) -> None:
+    """Inside one batch an entry may be reversed after it is made, never before."""
+    setup_book(ledger)
+    ledger.post(mint("holder:alice", 10))
+    made = ledger.post_many([mint("holder:bob", 7), mint("holder:bob", -7, reverses=2)])
+    assert [(e.seq, e.draft.reverses) for e in made] == [(2, None), (3, 2)]
+    assert ledger.balances(BOOK) == {("equity", "ETH"): -10, ("holder:alice", "ETH"): 10}
+    early = [mint("holder:bob", -7, reverses=5), mint("holder:bob", 7)]  # 5 would be the mint
+    _refused(ledger, Reason.UNKNOWN_ENTRY, ledger.post_many, early)
+    assert ledger.verify(BOOK).ok
+
+
 @pytest.mark.parametrize(
     "bad",
     [
