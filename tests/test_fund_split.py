@@ -113,6 +113,11 @@ def test_policy_picks_a_power_of_ten_back_to_the_initial_nav() -> None:
     low = FundState(collateral=5 * 10**4, supply=one)  # NAV 0.05
     assert policy_ratio(terms, low) == ("merge", 1, 1000)
     assert policy_ratio(terms, FundState(collateral=50 * 10**6, supply=one)) is None
+    fixed = zero_fee_terms(
+        "BTC3L", merge_nav_below="0.1", split_nav_above="10000", split_merge_ratio=10
+    )
+    assert policy_ratio(fixed, high) == ("split", 10, 1)
+    assert policy_ratio(fixed, low) == ("merge", 1, 10)
 
 
 def test_policy_split_runs_at_the_daily_event(tmp_path: Path) -> None:

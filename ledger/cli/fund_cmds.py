@@ -72,6 +72,12 @@ def product_group() -> None:
 @click.option("--leverage-band", default=None, help="|multiple| band LOW:HIGH or 'off'.")
 @click.option("--merge-below", default=None, help="Merge when NAV is below this, or 'off'.")
 @click.option("--split-above", default=None, help="Split when NAV is above this, or 'off'.")
+@click.option(
+    "--split-merge-ratio",
+    type=int,
+    default=None,
+    help="Fixed policy ratio N (1:N split, N:1 merge). Default: a power of ten back to NAV_0.",
+)
 @json_option
 @handle_errors
 def product_create(name: str, **options: str | int | None) -> None:

@@ -76,7 +76,7 @@ class ProductParams(BaseModel):
     underlying moved 0.30/|L| since the last rebalance (10% for 3x) or when the effective
     multiple leaves [2/3 L, 4/3 L] (Bybit's [2, 4] for 3x); merge when NAV < 0.1
     (AscendEX, MEXC), split when NAV > 10,000, each by a power of ten back to the order of
-    the initial NAV.
+    the initial NAV unless `split_merge_ratio` fixes the ratio (e.g. 10 for 1:10 and 10:1).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -100,6 +100,7 @@ class ProductParams(BaseModel):
     leverage_band: tuple[Decimal, Decimal] | None = None
     merge_nav_below: Decimal | None = Decimal("0.1")
     split_nav_above: Decimal | None = Decimal(10000)
+    split_merge_ratio: int | None = None  # None: the power of ten back to initial_nav's order
 
     @model_validator(mode="before")
     @classmethod
@@ -143,6 +144,8 @@ class ProductParams(BaseModel):
             problems.append("initial_nav must be positive")
         if not -1 < self.funding_rate < 1:
             problems.append("funding_rate must be in (-1, 1)")
+        if self.split_merge_ratio is not None and not 2 <= self.split_merge_ratio <= 10**12:
+            problems.append("split_merge_ratio must be 2..10^12")
         if self.min_subscription < 0:
             problems.append("min_subscription must be >= 0")
         if self.adhoc_move is not None and not 0 <= self.adhoc_move < 1:

@@ -112,16 +112,18 @@ def split_shares(
 def policy_ratio(terms: Terms, state: FundState) -> tuple[str, int, int] | None:
     """Return (kind, num, den) if the NAV left the policy's bounds, else None.
 
-    The ratio is the power of ten that brings NAV back to the order of the initial NAV.
+    The ratio is `split_merge_ratio` if set, else the power of ten that brings NAV back to
+    the order of the initial NAV.
     """
     if state.supply == 0 or state.wiped_out:
         return None
     nav = nav_per_share_units(terms, state)
     above, below = terms.split_nav_above_units, terms.merge_nav_below_units
+    fixed = terms.split_merge_ratio
     if above is not None and nav > above:
-        power = len(str(nav // terms.nav0_units)) - 1
-        return ("split", 10**power, 1) if power > 0 else None
+        ratio = fixed or 10 ** (len(str(nav // terms.nav0_units)) - 1)
+        return ("split", ratio, 1) if ratio > 1 else None
     if below is not None and 0 < nav < below:
-        power = len(str(terms.nav0_units // nav)) - 1
-        return ("merge", 1, 10**power) if power > 0 else None
+        ratio = fixed or 10 ** (len(str(terms.nav0_units // nav)) - 1)
+        return ("merge", 1, ratio) if ratio > 1 else None
     return None

@@ -55,6 +55,7 @@ class Terms:
     leverage_band: tuple[Ratio, Ratio] | None
     merge_nav_below_units: int | None
     split_nav_above_units: int | None
+    split_merge_ratio: int | None
     share_one: int  # base units of one whole share
     position_one: int  # base units of one whole unit of the underlying's position
 
@@ -100,6 +101,7 @@ def terms_of(params: ProductParams) -> Terms:
         leverage_band=band,
         merge_nav_below_units=None if merge is None else units(merge, "merge_nav_below"),
         split_nav_above_units=None if split is None else units(split, "split_nav_above"),
+        split_merge_ratio=params.split_merge_ratio,
         share_one=int(10**params.share_decimals),
         position_one=int(10**params.position_decimals),
     )
