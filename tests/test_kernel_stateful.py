@@ -294,6 +294,11 @@ class JournalMachine(RuleBasedStateMachine):
             assert self.lg.head(book) == head
             report = self.lg.verify(book)
             assert report.ok and report.head_seq == head[0], report
+            middle = len(stored) // 2  # as-of queries agree with a fold of the prefix
+            prefix = fold(p for e in stored[:middle] for p in e.postings)
+            for account, asset in {(p.account, p.asset) for e in stored for p in e.postings}:
+                as_of = self.lg.balance(book, account, asset, as_of_seq=middle)
+                assert as_of == prefix.get((account, asset), 0)
 
     def teardown(self) -> None:
         try:
