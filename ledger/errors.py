@@ -29,6 +29,7 @@ class Reason(StrEnum):
     SCHEMA_NOT_INITIALISED = "schema_not_initialised"
     SCHEMA_VERSION = "schema_version"
     BUSY = "busy"
+    UNAVAILABLE = "unavailable"
     INSUFFICIENT_SHARES = "insufficient_shares"
     BELOW_MINIMUM = "below_minimum"
     FUND_WIPED_OUT = "fund_wiped_out"

@@ -85,7 +85,7 @@ REALISTIC = chain(
             ("holder:alice", SHARES, "BTC3L", BILLION_SHARES // 2 + 1),
             ("cash:hot_wallet", "fees", "USDT", 5_000_001),
             metadata=make_metadata({"nav": "10.000000", "note": 'é "q"\\\nline'}),
-            idempotency_key='mint "1"\t\\',
+            idempotency_key='mint "1" \\',
         ),
         move("mint", 5, ("holder:Alice", SHARES, "BTC3L", BILLION_SHARES // 2 - 1)),
         move("fee", 2, ("gas", "cash", "USDT", 1), ("holder:bob@x.io", "fees", "V", 7)),

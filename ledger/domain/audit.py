@@ -130,6 +130,13 @@ class Auditor:
         """Compare the recomputed state with the stored caches; return the first finding."""
         if self.finding is not None:
             return self.finding
+        if self.head_seq > stored_head[0]:
+            extra = stored_head[0] + 1
+            return Finding(
+                extra,
+                f"entry {extra} is beyond the stored head {stored_head[0]}"
+                " (appended outside the ledger)",
+            )
         if stored_head[0] > self.head_seq:
             missing = self.head_seq + 1
             return Finding(

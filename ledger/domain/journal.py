@@ -179,17 +179,17 @@ def from_micros(micros: int) -> datetime:
 def check_draft(draft: EntryDraft) -> EntryDraft:
     """Return `draft` if it is well formed and balanced per asset; otherwise refuse it."""
     check_book(draft.book)
-    if not _KIND.match(draft.kind):
+    if not isinstance(draft.kind, str) or not _KIND.match(draft.kind):
         raise Rejected(Reason.BAD_INPUT, f"kind {draft.kind!r} must match [a-z][a-z0-9_.]*")
     to_micros(draft.effective_at)
     key = draft.idempotency_key
     if key is not None:
-        if not 0 < len(key) <= MAX_KEY_LENGTH:
+        if not isinstance(key, str) or not 0 < len(key) <= MAX_KEY_LENGTH:
             raise Rejected(Reason.BAD_INPUT, f"key must be 1-{MAX_KEY_LENGTH} characters")
         check_text(key, "key")
         if _CONTROL.search(key):
             raise Rejected(Reason.BAD_INPUT, "key must not contain control characters")
-    if draft.reverses is not None and draft.reverses < 1:
+    if draft.reverses is not None and (type(draft.reverses) is not int or draft.reverses < 1):
         raise Rejected(Reason.BAD_INPUT, "reverses must name a sequence number >= 1")
     if not draft.postings:
         raise Rejected(Reason.EMPTY_ENTRY, "an entry needs at least one posting")

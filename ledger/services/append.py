@@ -36,6 +36,9 @@ from ledger.errors import Reason, Rejected, invariant
 from ledger.storage.journal_store import JournalStore
 from ledger.storage.mapping import rows_to_entries
 
+SCAN_THRESHOLD = 20_000
+"""Above this many accounts in one batch, read the book's balances in one scan, not by key."""
+
 
 class AppendBatch:
     """One transaction's worth of appends."""
@@ -56,6 +59,7 @@ class AppendBatch:
         self.recorded_at = from_micros(self.recorded_us)
         self.heads: dict[str, tuple[int, bytes]] = {}
         self.rules: dict[str, dict[str, BalanceRule]] = {}
+        self.rule_sets: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
         self.balances: dict[str, dict[tuple[str, str], int]] = {}
         self.dirty: dict[str, set[tuple[str, str]]] = {}
         self.used_keys: dict[str, dict[str, tuple[int, bytes]]] = {}
@@ -126,7 +130,11 @@ class AppendBatch:
             keys = sorted({d.idempotency_key for d in by_book[book] if d.idempotency_key})
             self.used_keys[book] = self.store.keys_used(book, keys) if keys else {}
             touched = {p.account for d in by_book[book] for p in d.postings}
-            self.balances[book] = self.store.balances_of(book, touched)
+            self.balances[book] = (
+                self.store.all_balances(book)
+                if len(touched) > SCAN_THRESHOLD
+                else self.store.balances_of(book, touched)
+            )
             self.dirty[book] = set()
 
     def _load_accounts(self, book: str, drafts: list[EntryDraft]) -> None:
@@ -254,24 +262,40 @@ class AppendBatch:
         return entry
 
     def _apply(self, book: str, draft: EntryDraft) -> None:
-        """Apply the postings to the batch's balances, then check the rules they touch.
+        """Apply the postings to the batch's balances, then check the balances they touch.
 
-        The batch is discarded as a whole on a refusal, so updating in place is safe.
+        The range is checked before the rules: a balance no database can hold is refused as
+        such, whatever rule it would also break. The batch is discarded as a whole on a
+        refusal, so updating in place is safe. This runs once per posting of a split of a
+        million holders, so it stays flat and set-based.
         """
         balances = self.balances[book]
-        dirty = self.dirty[book]
-        for posting in draft.postings:
-            key = (posting.account, posting.asset)
+        keys = [(p.account, p.asset) for p in draft.postings]
+        for key, posting in zip(keys, draft.postings, strict=True):
             balances[key] = balances.get(key, 0) + posting.amount
-            dirty.add(key)
+        self.dirty[book].update(keys)
+        for key in keys:
+            units = balances[key]
+            if units > UINT256_MAX or units < -UINT256_MAX:
+                check_rules({key: units}, {})
         rules = self.rules[book]
-        touched = {(p.account, p.asset) for p in draft.postings}
-        # The range is checked before the rules: a balance no database can hold is refused as
-        # such, whatever rule it would also break.
-        for key in touched:
-            if not -UINT256_MAX <= balances[key] <= UINT256_MAX:
-                check_rules({key: balances[key]}, {})
-        check_rules({key: balances[key] for key in touched if key[0] in rules}, rules)
+        if rules:
+            non_negative, non_positive = self._rule_sets(book)
+            for key in keys:
+                units = balances[key]
+                if (units < 0 and key[0] in non_negative) or (units > 0 and key[0] in non_positive):
+                    check_rules({key: units}, rules)
+
+    def _rule_sets(self, book: str) -> tuple[frozenset[str], frozenset[str]]:
+        """Return the accounts that may not go below zero, and those that may not go above."""
+        cached = self.rule_sets.get(book)
+        if cached is None:
+            rules = self.rules[book]
+            cached = self.rule_sets[book] = (
+                frozenset(a for a, r in rules.items() if r is BalanceRule.NON_NEGATIVE),
+                frozenset(a for a, r in rules.items() if r is BalanceRule.NON_POSITIVE),
+            )
+        return cached
 
     def _write(self) -> None:
         store = self.store

@@ -52,6 +52,8 @@ from ledger.storage.journal_store import JournalStore
 from ledger.storage.mapping import rows_to_entries
 
 _DRIVER_ERRORS = (sqlite3.Error, psycopg.Error)
+# Serialization failure, deadlock, lock_timeout, statement_timeout: the same request may succeed.
+BUSY_SQLSTATES = ("40001", "40P01", "55P03", "57014")
 READ_CHUNK = 5_000
 RESTORE_CHUNK = 10_000
 VERIFY_CHUNK = 20_000
@@ -129,7 +131,13 @@ class Ledger:
     # --- schema and reference data ---------------------------------------------------------------
     def init(self) -> str:
         """Create or upgrade the schema to the newest revision; return the revision."""
-        revision = migrate.upgrade(self.engine)
+        try:
+            revision = migrate.upgrade(self.engine)
+        except (DBAPIError, *_DRIVER_ERRORS) as exc:
+            translated = _translate(exc)
+            if translated is exc:
+                raise
+            raise translated from exc
         with self.engine.begin() as connection:
             store = JournalStore(connection)
             from ledger.storage.guards import install_guards
@@ -396,7 +404,7 @@ class Ledger:
         return VerifyReport(
             book=book,
             ok=finding is None,
-            entries=count,
+            entries=auditor.head_seq,
             head_seq=auditor.head_seq,
             head_hash=auditor.head_hash.hex(),
             first_bad_seq=None if finding is None else finding.seq,
@@ -436,8 +444,13 @@ def _translate(exc: Exception) -> Exception:
     orig = getattr(exc, "orig", None) or exc
     text = str(orig).lower()
     sqlstate = getattr(orig, "sqlstate", None)
-    if sqlstate in ("40001", "40P01") or "database is locked" in text or "busy" in text:
+    if sqlstate in BUSY_SQLSTATES or "database is locked" in text or "busy" in text:
         return Rejected(Reason.BUSY, "the database is busy with another writer", retryable=True)
+    if (sqlstate is None or sqlstate.startswith("08")) and (
+        isinstance(orig, psycopg.OperationalError) or "unable to open database" in text
+    ):
+        first = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+        return Rejected(Reason.UNAVAILABLE, f"cannot reach the database: {first}", retryable=True)
     if sqlstate == "42P01" or "no such table" in text:
         return Rejected(
             Reason.SCHEMA_NOT_INITIALISED,

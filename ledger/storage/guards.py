@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ledger.storage.schema import JOURNAL_TABLES
+from ledger.storage.schema import GUARDED_TABLES
 
 _PG_FUNCTION = """
 CREATE OR REPLACE FUNCTION tl_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -20,27 +20,27 @@ END $$
 """
 
 
-def guard_names() -> list[str]:
+def guard_names(tables: tuple[str, ...] = GUARDED_TABLES) -> list[str]:
     """Return the names of every trigger the guards consist of."""
     names = []
-    for table in JOURNAL_TABLES:
+    for table in tables:
         names += [f"{table}_no_update", f"{table}_no_delete", f"{table}_no_truncate"]
     return names
 
 
-def install_guards(execute: Any, dialect: str) -> None:
-    """Create the append-only triggers with `execute(sql)`; idempotent."""
+def install_guards(execute: Any, dialect: str, tables: tuple[str, ...] = GUARDED_TABLES) -> None:
+    """Create the append-only triggers on `tables` with `execute(sql)`; idempotent."""
     if dialect == "sqlite":
-        for table in JOURNAL_TABLES:
+        for table in tables:
             for op in ("update", "delete"):
                 execute(
                     f"CREATE TRIGGER IF NOT EXISTS {table}_no_{op} BEFORE {op.upper()} ON {table} "
                     f"BEGIN SELECT RAISE(ABORT, 'token-ledger: {op.upper()} on {table} refused: "
-                    "the journal is append-only'); END"
+                    "the table is append-only'); END"
                 )
         return
     execute(_PG_FUNCTION)
-    for table in JOURNAL_TABLES:
+    for table in tables:
         for op, level in (("update", "ROW"), ("delete", "ROW"), ("truncate", "STATEMENT")):
             name = f"{table}_no_{op}"
             execute(f"DROP TRIGGER IF EXISTS {name} ON {table}")

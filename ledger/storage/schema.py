@@ -98,3 +98,5 @@ class BalanceRow(SQLModel, table=True):
 
 
 JOURNAL_TABLES = ("tl_entries", "tl_postings")
+GUARDED_TABLES = ("tl_assets", "tl_accounts", *JOURNAL_TABLES)
+"""Append-only: the journal, and the reference data its amounts and rules depend on."""

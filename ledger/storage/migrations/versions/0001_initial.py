@@ -89,7 +89,11 @@ def upgrade() -> None:
         sa.Column("amount", Amount(), nullable=False),
         sqlite_with_rowid=False,
     )
-    install_guards(lambda sql: op.execute(sa.text(sql)), op.get_bind().dialect.name)
+    install_guards(
+        lambda sql: op.execute(sa.text(sql)),
+        op.get_bind().dialect.name,
+        tables=("tl_entries", "tl_postings"),
+    )
 
 
 def downgrade() -> None:
