@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from ledger.cli.main import cli
-from ledger.services import fund_store
 from ledger.services.ledger import open_ledger
+from ledger.storage import fund_store
 
 
 @pytest.fixture
@@ -35,7 +35,6 @@ def snapshot(db: str) -> tuple[object, ...]:
     lg = open_ledger(db)
     try:
         lg.init()
-        fund_store.ensure_tables(lg.engine)
         books = lg.books()
         return (
             tuple((b, lg.head(b)) for b in books),

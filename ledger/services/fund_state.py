@@ -11,8 +11,8 @@ from ledger.domain.fund import accounts as acc
 from ledger.domain.fund.state import FundState
 from ledger.domain.fund.terms import Terms, quantise_units
 from ledger.domain.journal import JournalEntry
-from ledger.services import fund_store
 from ledger.services.ledger import Ledger
+from ledger.storage import fund_store
 
 SCAN_WINDOW = 32  # doubled until found; entries come with their postings, so start small
 PRICED_KINDS = frozenset({"mark", "rebalance", "wipeout"})

@@ -36,10 +36,10 @@ from ledger.domain.fund.terms import Terms, quantise_units, terms_of
 from ledger.domain.journal import EntryDraft, JournalEntry
 from ledger.domain.money import format_units, parse_units
 from ledger.errors import Reason, Rejected
-from ledger.services import fund_store
 from ledger.services.fund_report import entry_summary, holder_rows, multiple_text, nav_payload
 from ledger.services.fund_state import amounts_and_holders, load_state, state_at
 from ledger.services.ledger import Ledger
+from ledger.storage import fund_store
 
 _PRICE = re.compile(r"^\d+(\.\d+)?$")
 
@@ -75,7 +75,6 @@ class Funds:
     def __init__(self, lg: Ledger, *, clock: Clock | None = None) -> None:
         self.lg = lg
         self.clock = clock or lg.clock
-        fund_store.ensure_tables(lg.engine)
 
     # --- products -----------------------------------------------------------------------------
     def create_product(self, name: str, **overrides: Any) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from ledger.clock import FixedClock
 from ledger.domain.fund.product import make_params
 from ledger.domain.fund.terms import ratio_of, terms_of
 from ledger.errors import Reason, Rejected
-from ledger.services import fund_store
+from ledger.storage import fund_store
 from ledger.services.funds import Funds, gc_paused
 from ledger.services.ledger import open_ledger
 from ledger.sim.driver import SimOutcome, run_days, setup_products

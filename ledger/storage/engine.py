@@ -18,7 +18,6 @@ from sqlalchemy.pool import StaticPool
 from ledger.errors import Reason, Rejected
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
-SQLITE_CACHE_KIB = 262_144  # page cache per connection (256 MiB): big batches touch many index pages
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -68,7 +67,6 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
         cursor.execute("PRAGMA synchronous = FULL")
         cursor.execute("PRAGMA recursive_triggers = ON")
         cursor.execute("PRAGMA foreign_keys = ON")
-        cursor.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
         cursor.close()
 
     @event.listens_for(engine, "begin")

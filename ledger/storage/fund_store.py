@@ -2,7 +2,7 @@
 
 Neither is accounting: a product row holds the validated parameters (JSON, decimals as
 strings) and a price row one observed price of an underlying. The journal never depends on
-them for its hashes. The tables are created on first use (`ensure_tables`), idempotently.
+them for its hashes. The tables are created by migration 0004 (`token-ledger init`).
 """
 
 from __future__ import annotations
@@ -50,11 +50,6 @@ DAILY = Table(
     Column("book", String(64), primary_key=True),
     Column("day", String(10), primary_key=True),  # ISO date of a scheduled rebalance run
 )
-
-
-def ensure_tables(engine: Engine) -> None:
-    """Create the fund tables if they are missing."""
-    METADATA.create_all(engine, checkfirst=True)
 
 
 def save_product(engine: Engine, params: ProductParams) -> None:
