@@ -20,11 +20,11 @@ from ledger.domain.fund.state import FundState, nav_per_share_units
 from ledger.domain.fund.terms import Terms
 from ledger.domain.journal import EntryDraft
 from ledger.errors import Reason, Rejected
-from ledger.storage import fund_store
 from ledger.services.funds import Funds
 from ledger.services.ledger import Ledger
 from ledger.sim.population import Order, day_orders
 from ledger.sim.prices import Bar, Tick, walk
+from ledger.storage import fund_store
 
 BATCH_ENTRIES = 20_000
 

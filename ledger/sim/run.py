@@ -14,12 +14,12 @@ from ledger.clock import FixedClock
 from ledger.domain.fund.product import make_params
 from ledger.domain.fund.terms import ratio_of, terms_of
 from ledger.errors import Reason, Rejected
-from ledger.storage import fund_store
 from ledger.services.funds import Funds, gc_paused
 from ledger.services.ledger import open_ledger
 from ledger.sim.driver import SimOutcome, run_days, setup_products
 from ledger.sim.population import holder_ids
 from ledger.sim.prices import Bar, read_bars, synthetic_bars, walk
+from ledger.storage import fund_store
 
 FIXTURE_NAME = "btc-usd-daily-2014-2022.csv"
 
