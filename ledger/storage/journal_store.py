@@ -128,11 +128,32 @@ class JournalStore:
 
     def upsert_balances(self, book: str, balances: dict[tuple[str, str], int]) -> None:
         amount = self._amount
+        if not self.is_sqlite and len(balances) >= COPY_THRESHOLD:
+            self._upsert_balances_by_copy(book, balances)
+            return
         self.executemany(
             "INSERT INTO tl_balances (book, account, asset, amount) VALUES (?, ?, ?, ?)"
             " ON CONFLICT (book, account, asset) DO UPDATE SET amount = excluded.amount",
             [(book, account, asset, amount(units)) for (account, asset), units in balances.items()],
         )
+
+    def _upsert_balances_by_copy(self, book: str, balances: dict[tuple[str, str], int]) -> None:
+        """COPY the new balances into a scratch table, then upsert them in one statement."""
+        self.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS tl_balances_in"
+            " (LIKE tl_balances INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        ).close()
+        self.bulk_insert(
+            "tl_balances_in",
+            "book, account, asset, amount",
+            [(book, account, asset, units) for (account, asset), units in balances.items()],
+        )
+        self.execute(
+            "INSERT INTO tl_balances (book, account, asset, amount)"
+            " SELECT book, account, asset, amount FROM tl_balances_in"
+            " ON CONFLICT (book, account, asset) DO UPDATE SET amount = excluded.amount"
+        ).close()
+        self.execute("DELETE FROM tl_balances_in").close()
 
     # --- lookups ----------------------------------------------------------------------------
     def balances_of(self, book: str, accounts: Iterable[str]) -> dict[tuple[str, str], int]:
