@@ -7,7 +7,8 @@ setup:
 	bash scripts/setup.sh
 
 demo: setup
-	.venv/bin/token-ledger --db sqlite:///token-ledger.db simulate
+	mkdir -p out
+	.venv/bin/token-ledger --db sqlite:///out/demo.db simulate --replace
 
 test: setup
 	.venv/bin/ruff check .

@@ -38,5 +38,5 @@ def test_readme_gives_the_two_commands() -> None:
     assert "make demo" in readme and "make test" in readme
     assert "make test" in (ROOT / ".ci" / "run").read_text()
     makefile = (ROOT / "Makefile").read_text()
-    assert re.search(r"^demo: setup\n\t.*token-ledger .*simulate", makefile, re.M)
+    assert re.search(r"^demo: setup\n(\t.*\n)*\t.*token-ledger .*simulate", makefile, re.M)
     assert re.search(r"^test: setup\n(\t.*\n)*\t.*pytest", makefile, re.M)
