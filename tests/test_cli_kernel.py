@@ -416,7 +416,7 @@ def test_bad_command_is_a_one_line_refusal_that_writes_nothing(
         ("notaurl", "bad_input: not a database URL"),
         ("mysql://user@localhost/db", "bad_input: unsupported database 'mysql'"),
         ("sqlite:///{tmp}/absent.db", "schema_not_initialised: no database file"),
-        ("postgresql://postgres:s3cret@127.0.0.1:1/test", "bad_input: cannot open the database"),
+        ("postgresql://postgres:s3cret@127.0.0.1:1/test", "unavailable: cannot open the database"),
     ],
     ids=["not-a-url", "unsupported", "missing-sqlite-file", "unreachable-server"],
 )
@@ -443,8 +443,9 @@ def test_init_on_a_database_that_cannot_be_opened(tmp_path: Path, url: str) -> N
     commands = (["init"], ["verify"]) if url.startswith("postgresql") else (["init"],)
     for args in commands:
         result = run(url, *args)
-        _assert_one_line_refusal(result, "bad_input: cannot open the database ")
+        _assert_one_line_refusal(result, "unavailable: cannot open the database ")
         assert "s3cret" not in result.stderr
+        assert result.stderr.endswith(" (retryable)\n")
 
 
 @pytest.mark.parametrize("command", [["balances"], ["verify", "main"], ["history", "cash"]])

@@ -269,7 +269,6 @@ def test_a_locked_book_does_not_block_other_books(locked_book_a: tuple[Ledger, A
 
 
 @pytest.mark.postgres
-@pytest.mark.xfail(reason="kernel bug: see notes", strict=True)
 def test_lock_timeout_is_a_retryable_busy(locked_book_a: tuple[Ledger, Any]) -> None:
     """A write that times out waiting for a book's lock is Rejected(BUSY, retryable)."""
     lg, holder = locked_book_a

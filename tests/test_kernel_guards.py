@@ -293,7 +293,6 @@ def test_older_schema_refuses_writes_until_init_upgrades_it(ledger: Ledger, db_u
         fresh.close()
 
 
-@pytest.mark.xfail(reason="kernel bug: see notes", strict=True)
 @pytest.mark.parametrize(
     "statement",
     [

@@ -365,9 +365,6 @@ def test_malformed_drafts_are_refused(ledger: Ledger) -> None:
 # --- text edge cases -------------------------------------------------------------------------
 
 
-KERNEL_BUG = pytest.mark.xfail(reason="kernel bug: see notes", strict=True)
-
-
 ODD_TEXT = {
     "nul-key": {"key": "k\x00nul"},
     "nul-metadata": {"meta": {"memo": "a\x00b"}},
@@ -394,10 +391,10 @@ def test_odd_text_is_stored_exactly_or_refused(ledger: Ledger, name: str) -> Non
 @pytest.mark.parametrize(
     ("field", "value"),
     [
-        pytest.param("reverses", True, marks=KERNEL_BUG, id="bool-reverses"),
-        pytest.param("reverses", 1.0, marks=KERNEL_BUG, id="float-reverses"),
-        pytest.param("idempotency_key", 5, marks=KERNEL_BUG, id="int-key"),
-        pytest.param("kind", 5, marks=KERNEL_BUG, id="int-kind"),
+        pytest.param("reverses", True, id="bool-reverses"),
+        pytest.param("reverses", 1.0, id="float-reverses"),
+        pytest.param("idempotency_key", 5, id="int-key"),
+        pytest.param("kind", 5, id="int-kind"),
         pytest.param("book", None, id="none-book"),
     ],
 )

@@ -9,7 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner, Result
 
 from ledger.cli.main import cli
@@ -187,7 +186,6 @@ def test_installed_binary_exits_3_naming_the_entry(sqlite_url: str) -> None:
     assert "FAILED at seq 3" in done.stdout
 
 
-@pytest.mark.xfail(reason="kernel bug: see notes", strict=True)
 def test_entry_appended_behind_the_library_is_found(ledger: Ledger, db_url: str) -> None:
     """A correctly chained entry inserted by SQL (head not moved) is found at its seq."""
     from sqlalchemy import text

@@ -36,7 +36,9 @@ def _ledger(*, create: bool = False) -> Ledger:
         lg.close()
         reason = str(exc.orig or exc).strip().splitlines()[0]
         raise Rejected(
-            Reason.BAD_INPUT, f"cannot open the database {_redact(url)}: {reason}"
+            Reason.UNAVAILABLE,
+            f"cannot open the database {_redact(url)}: {reason}",
+            retryable=True,  # as the library says: a server that is down may come back
         ) from exc
     return lg
 
