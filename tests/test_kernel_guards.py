@@ -241,7 +241,7 @@ def _drop_guard(lg: Ledger, table: str) -> None:
         execute_sql(lg, f"ALTER TABLE {table} DISABLE TRIGGER {table}_no_update")
 
 
-@pytest.mark.parametrize("table", ["tl_entries", "tl_postings"])
+@pytest.mark.parametrize("table", ["tl_entries", "tl_postings", "tl_assets", "tl_accounts"])
 def test_missing_guard_refuses_writes_until_init(ledger: Ledger, db_url: str, table: str) -> None:
     """A dropped (or disabled) guard trigger refuses writes until `init` re-creates it."""
     _posted(ledger)
@@ -257,7 +257,7 @@ def test_missing_guard_refuses_writes_until_init(ledger: Ledger, db_url: str, ta
         fresh.init()
         assert fresh.post(mint("holder:alice", 1)).seq == 3
         with pytest.raises(DBAPIError, match="append-only"):
-            execute_sql(fresh, f"UPDATE {table} SET seq = seq WHERE seq = 1")
+            execute_sql(fresh, f"DELETE FROM {table}")
         assert fresh.verify(BOOK).ok
     finally:
         fresh.close()
