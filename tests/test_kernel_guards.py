@@ -183,6 +183,8 @@ def test_postgres_app_role_can_append_but_not_change(app_role: tuple[Ledger, str
             "DELETE FROM tl_postings",
             "DELETE FROM tl_entries",
             "TRUNCATE tl_entries CASCADE",
+            "UPDATE tl_assets SET scale = 0",
+            "DELETE FROM tl_accounts",
         ):
             with pytest.raises(DBAPIError, match="permission denied"):
                 execute_sql(app, statement)
