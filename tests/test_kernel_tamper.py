@@ -234,3 +234,23 @@ def test_entry_appended_behind_the_library_is_found(ledger: Ledger, db_url: str)
                 },
             )
     _assert_names_seq(db_url, ledger, head_seq + 1, "")
+
+
+def test_verify_every_book_names_the_tampered_one(ledger: Ledger, db_url: str) -> None:
+    """`verify` with no book checks every book and names the tampered book and its seq."""
+    _five_entries(ledger)
+    setup_book(ledger, "C")
+    ledger.post(mint("holder:alice", 7, book="C"))
+    ledger.post(mint("holder:bob", 9, book="C"))
+    _unguard(ledger, "tl_postings", "update")
+    execute_sql(
+        ledger, "UPDATE tl_postings SET amount = 8 WHERE book = 'C' AND seq = 2 AND idx = 0"
+    )
+    result = CliRunner().invoke(cli, ["--db", db_url, "--json", "verify"])
+    assert result.exit_code == 3
+    payload = json.loads(result.stdout)
+    assert [(p["book"], p["ok"], p["first_bad_seq"]) for p in payload] == [
+        ("B", True, None),
+        ("C", False, 2),
+    ]
+    assert "book C at seq 2: " in json.loads(result.stderr)["message"]
