@@ -241,7 +241,9 @@ def test_strings_use_c_escapes() -> None:
     assert beancount_string('a"b\\c\nd\te é') == '"a\\"b\\\\c\\nd\\te é"'
 
 
-account_codes = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,20}", fullmatch=True)
+account_codes = st.from_regex(
+    r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,9}(:[A-Za-z0-9_.@-]{1,9}){0,2}", fullmatch=True
+)
 asset_codes = st.from_regex(r"[A-Z][A-Z0-9._-]{0,8}", fullmatch=True)
 
 

@@ -297,7 +297,7 @@ def test_amounts_are_exact_decimals_at_the_asset_scale() -> None:
     assert '  99.000000000000000001 "BTC1.5L"\n' in text
     assert f'  -{NEAR_MAX // SHARE}.{NEAR_MAX % SHARE:018d} "BTC1.5L"\n' in text
     assert "  -5.000001 USDT\n" in text and "  7 PTS\n" in text
-    assert '    ; key: "mint \\"1\\"\\n"\n' in text
+    assert '    ; key: "mint \\"1\\" \\u2713"\n' in text
     assert '    ; meta: {"nav":"10.000000","note":"\\u00e9 \\"q\\"\\nline"}\n' in text
     assert "    ; reverses: 2\n" in text
 
