@@ -14,6 +14,7 @@ from ledger.services.ledger import Ledger
 from tests.test_kernel_support import (
     BOOK,
     T0,
+    UINT256_MAX,
     day,
     draft,
     mint,
@@ -405,3 +406,38 @@ def test_ill_typed_draft_fields_are_refused(ledger: Ledger, field: str, value: o
     bad = replace(move("fees", "cash", 1), **{field: value})
     _refused(ledger, Reason.BAD_INPUT, ledger.post, bad)
     assert ledger.verify(BOOK).ok
+
+
+def test_longest_codes_fit_the_columns(ledger: Ledger) -> None:
+    """Book, account, asset, kind and key at their maximum length are stored and verified."""
+    from ledger.domain.money import Asset
+
+    book, account, kind = "B" * 64, "a" * 127 + "z", "k" * 64
+    asset, key = "A" * 32, "é" * 256  # 256 characters, 512 bytes
+    ledger.add_asset(Asset(asset, 18))
+    for code in (account, "equity"):
+        ledger.open_account(Account(book, code, AccountType.EQUITY))
+    meta = {f"m{i:02d}": "✓" * 4000 for i in range(64)}
+    made = ledger.post(
+        draft(
+            (account, asset, UINT256_MAX),
+            ("equity", asset, -UINT256_MAX),
+            book=book,
+            kind=kind,
+            key=key,
+            meta=meta,
+        )
+    )
+    assert ledger.entry(book, 1) == made
+    assert ledger.verify(book).ok
+    too_long = [
+        lambda: Account(book + "B", "x", AccountType.ASSET),
+        lambda: Account(book, account + "z", AccountType.ASSET),
+        lambda: Asset(asset + "A", 2),
+        lambda: ledger.post(mint(account, 1, book=book, kind=kind + "k")),
+        lambda: ledger.post(mint(account, 1, book=book, key=key + "é")),
+    ]
+    for make in too_long:
+        with pytest.raises(Rejected) as caught:
+            make()
+        assert caught.value.reason is Reason.BAD_INPUT
