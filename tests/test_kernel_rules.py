@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -441,3 +442,34 @@ def test_longest_codes_fit_the_columns(ledger: Ledger) -> None:
         with pytest.raises(Rejected) as caught:
             make()
         assert caught.value.reason is Reason.BAD_INPUT
+
+
+def test_extreme_business_times_round_trip(ledger: Ledger, tmp_path: Path) -> None:
+    """Effective times from year 1 to year 9999 (negative microseconds too) store and replay."""
+    import io
+    from datetime import UTC, datetime
+
+    from ledger.services.exports import export_book, replay_file
+    from ledger.services.ledger import open_ledger
+
+    setup_book(ledger)
+    moments = [
+        datetime(1, 1, 1, tzinfo=UTC),
+        datetime(1969, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC),
+        datetime(9999, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC),
+    ]
+    made = [ledger.post(mint("holder:alice", 1, at=moment)) for moment in moments]
+    assert [e.draft.effective_at for e in ledger.entries(BOOK)] == moments
+    assert ledger.balance(BOOK, "holder:alice", "ETH", as_of_time=moments[1]) == 2
+    assert ledger.verify(BOOK).ok
+    out = io.StringIO()
+    export_book(ledger, BOOK, "jsonl", out)
+    path = tmp_path / "b.jsonl"
+    path.write_text(out.getvalue(), encoding="utf-8")
+    fresh = open_ledger(f"sqlite:///{tmp_path}/replay.db")
+    try:
+        fresh.init()
+        assert replay_file(fresh, path).ok
+        assert list(fresh.entries(BOOK)) == made
+    finally:
+        fresh.close()
