@@ -144,6 +144,24 @@ def _reference_worker(url: str, worker: int, barrier: Any, results: Any) -> None
         results.put({"worker": worker, "busy": 0, "outcomes": outcomes})
 
 
+def _same_key_worker(url: str, worker: int, barrier: Any, results: Any) -> None:
+    """Post the same keyed drafts as every other worker, in rounds; record what comes back."""
+    lg = open_ledger(url)
+    outcomes = []
+    try:
+        lg.head("ONE")
+        for i in range(ROUNDS):
+            barrier.wait(timeout=60)
+            try:
+                entry = lg.post(mint("holder:w0", MINT_UNITS + i, key=f"same-{i}", book="ONE"))
+                outcomes.append((f"same-{i}", entry.seq, entry.hash.hex()))
+            except Exception as exc:  # a refusal or a raw driver error is a finding
+                outcomes.append((f"same-{i}", 0, f"{type(exc).__name__}: {exc}"))
+    finally:
+        lg.close()
+        results.put({"worker": worker, "busy": 0, "outcomes": outcomes})
+
+
 def _open_book(lg: Ledger, book: str) -> None:
     setup_book(lg, book)
     lg.open_account(Account(book, "holder:shared", AccountType.LIABILITY, BalanceRule.NON_NEGATIVE))
@@ -355,6 +373,23 @@ def test_verify_while_another_process_writes(db_url: str) -> None:
     assert len({r.head_seq for r in reports}) > 1, "no verify overlapped a write"
     final = lg.verify("ONE")
     assert (final.ok, final.head_seq) == (True, 3400)
+    lg.close()
+
+
+def test_same_key_from_many_processes_is_written_once(db_url: str) -> None:
+    """8 processes retrying the same keyed entries at once: one entry per key, same answer."""
+    lg = open_ledger(db_url)
+    lg.init()
+    _open_book(lg, "ONE")
+    tallies = _run(db_url, [(worker,) for worker in range(WORKERS)], _same_key_worker)
+    answers = {o for t in tallies for o in t["outcomes"]}
+    assert len(answers) == ROUNDS, sorted(answers)[:3]  # every worker got the same (seq, hash)
+    entries = list(lg.entries("ONE"))
+    assert sorted((e.draft.idempotency_key, e.seq, e.hash.hex()) for e in entries) == sorted(
+        answers
+    )
+    assert lg.balance("ONE", "holder:w0", "ETH") == sum(MINT_UNITS + i for i in range(ROUNDS))
+    assert lg.verify("ONE").ok
     lg.close()
 
 
