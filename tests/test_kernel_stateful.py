@@ -296,9 +296,13 @@ class JournalMachine(RuleBasedStateMachine):
             assert report.ok and report.head_seq == head[0], report
             middle = len(stored) // 2  # as-of queries agree with a fold of the prefix
             prefix = fold(p for e in stored[:middle] for p in e.postings)
+            moment = stored[middle].draft.effective_at if stored else T0
+            until = fold(p for e in stored if e.draft.effective_at <= moment for p in e.postings)
             for account, asset in {(p.account, p.asset) for e in stored for p in e.postings}:
                 as_of = self.lg.balance(book, account, asset, as_of_seq=middle)
                 assert as_of == prefix.get((account, asset), 0)
+                at = self.lg.balance(book, account, asset, as_of_time=moment)
+                assert at == until.get((account, asset), 0)
 
     def teardown(self) -> None:
         try:
