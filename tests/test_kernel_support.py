@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import text
 
 from ledger.domain.journal import (
@@ -27,6 +28,7 @@ from ledger.domain.journal import (
     make_metadata,
 )
 from ledger.domain.money import Asset
+from ledger.errors import Reason, Rejected
 from ledger.services.ledger import Ledger
 
 T0 = datetime(2020, 3, 12, tzinfo=UTC)
@@ -108,3 +110,12 @@ def execute_sql(lg: Ledger, sql: str) -> None:
     """Run one raw SQL statement in its own transaction, behind the library's back."""
     with lg.engine.begin() as conn:
         conn.execute(text(sql))
+
+
+def refused(lg: Ledger, reason: Reason, call: object, *args: object, **kwargs: object) -> None:
+    """Assert that `call(*args)` is refused with `reason` and changes nothing."""
+    before = snapshot(lg)
+    with pytest.raises(Rejected) as caught:
+        call(*args, **kwargs)  # type: ignore[operator]
+    assert caught.value.reason is reason, caught.value
+    assert snapshot(lg) == before
