@@ -97,3 +97,31 @@ def test_sync_records_keep_uint256_amounts_on_postgres(pg_url: str) -> None:
         assert active_deployment(lg.engine, "BTC3L") == dep
     finally:
         lg.close()
+
+
+def _init_db(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    lg = open_ledger(url)
+    try:
+        lg.init()
+    finally:
+        lg.close()
+    return url
+
+
+def test_status_refuses_a_non_loopback_url(tmp_path: Path) -> None:
+    """`chain status` refuses a non-loopback --rpc-url (one line, exit 2), never "not reachable"."""
+    db = _init_db(tmp_path)
+    runner = CliRunner()
+    refused = runner.invoke(
+        cli, ["--db", db, "chain", "status", "--rpc-url", "http://10.1.2.3:8545"]
+    )
+    assert refused.exit_code == 2, refused.output
+    assert refused.stdout == "" and len(refused.stderr.splitlines()) == 1
+    assert "loopback" in refused.stderr
+    # A loopback node that does not answer is still a status, not an error.
+    silent = runner.invoke(
+        cli, ["--db", db, "chain", "status", "--rpc-url", "http://127.0.0.1:9", "--json"]
+    )
+    assert silent.exit_code == 0, silent.output
+    assert json.loads(silent.stdout)["chain"] is None

@@ -14,7 +14,7 @@ from ledger.chain.deployment import attach, ensure_deployed, reset_reason
 from ledger.chain.keys import ANVIL_CHAIN_ID, Operator, load_operator
 from ledger.chain.reconcile import ReconcileReport, reconcile_book
 from ledger.chain.records import active_deployment
-from ledger.chain.rpc import connect, is_loopback_url
+from ledger.chain.rpc import check_rpc_url, connect, is_loopback_url
 from ledger.chain.sync import SyncReport, sync_book
 from ledger.cli.common import AuditFailed, emit, handle_errors, json_option, state
 from ledger.errors import Reason, Rejected
@@ -285,10 +285,14 @@ def status_cmd(
         payload["node"] = _node_json(node, running=anvil.pid_alive(node.pid))
     w3 = None
     if url is not None:
+        # A refused URL (not loopback, bad scheme) is an error; only a silent node is a status.
+        check_rpc_url(url, allow_remote=allow_remote_rpc)
         try:
             w3 = connect(url, allow_remote=allow_remote_rpc)
             payload["chain"] = {"chain_id": w3.eth.chain_id, "block": w3.eth.block_number}
-        except Rejected:
+        except Rejected as exc:
+            if not exc.retryable:
+                raise
             w3 = None
     lg = _ledger()
     for book in products or tuple(lg.books()):
