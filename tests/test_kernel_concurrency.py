@@ -393,12 +393,8 @@ def test_same_key_from_many_processes_is_written_once(db_url: str) -> None:
     lg.close()
 
 
-def test_identical_reference_data_from_many_processes_at_once(
-    db_url: str, request: pytest.FixtureRequest
-) -> None:
+def test_identical_reference_data_from_many_processes_at_once(db_url: str) -> None:
     """8 processes registering the same assets and accounts at once all succeed (idempotent)."""
-    if db_url.startswith("postgresql"):  # concurrent add_asset: raw UniqueViolation
-        request.applymarker(pytest.mark.xfail(reason="kernel bug: see notes", strict=True))
     lg = open_ledger(db_url)
     lg.init()
     lg.close()

@@ -15,7 +15,7 @@ from ledger.domain.journal import Account, AccountType, BalanceRule, JournalEntr
 from ledger.domain.money import Asset, format_units
 from ledger.errors import Reason, Rejected
 from ledger.services.entry_input import draft_from_json, parse_time
-from ledger.services.ledger import Ledger, VerifyReport, open_ledger
+from ledger.services.ledger import Ledger, VerifyReport, connection_problem, open_ledger
 
 DEFAULT_BOOK = "main"
 book_option = click.option(
@@ -34,12 +34,7 @@ def _ledger(*, create: bool = False) -> Ledger:
             pass  # the pool keeps this connection for the command's own transaction
     except OperationalError as exc:
         lg.close()
-        reason = str(exc.orig or exc).strip().splitlines()[0]
-        raise Rejected(
-            Reason.UNAVAILABLE,
-            f"cannot open the database {_redact(url)}: {reason}",
-            retryable=True,  # as the library says: a server that is down may come back
-        ) from exc
+        raise connection_problem(exc, _redact(url)) from exc
     return lg
 
 
@@ -174,7 +169,7 @@ def account_open(code: str, type_: str, book: str, non_negative: bool, non_posit
       token-ledger account open holder:alice --type liability --book BTC3L --non-negative
     """
     if non_negative and non_positive:
-        raise click.UsageError("choose at most one of --non-negative and --non-positive")
+        raise Rejected(Reason.BAD_INPUT, "choose at most one of --non-negative and --non-positive")
     rule = (
         BalanceRule.NON_NEGATIVE
         if non_negative

@@ -169,20 +169,7 @@ class Ledger:
 
     def open_account(self, account: Account) -> Account:
         """Open an account (and its book, if new); idempotent when identical."""
-        with self._tx(write=True) as store:
-            store.ensure_book(account.book, GENESIS_HASH)
-            existing = store.accounts(account.book).get(account.code)
-            if existing is not None:
-                if existing != (account.type.value, account.rule.value):
-                    raise Rejected(
-                        Reason.DUPLICATE,
-                        f"account {account.code} exists in {account.book} as {existing[0]}"
-                        f" ({existing[1]})",
-                    )
-                return account
-            store.insert_account(account.book, account.code, account.type.value, account.rule.value)
-        self._accounts.pop(account.book, None)
-        self._rules.pop(account.book, None)
+        self.open_accounts([account])
         return account
 
     def open_accounts(self, accounts: Sequence[Account]) -> None:
@@ -439,6 +426,33 @@ def open_ledger(url: str, *, clock: Clock | None = None, **engine_options: Any) 
     return Ledger(make_engine(url, **engine_options), clock=clock)
 
 
+_TRANSIENT = (
+    "connection refused",
+    "timeout",
+    "timed out",
+    "starting up",
+    "shutting down",
+    "too many connections",
+    "server closed the connection",
+)
+
+
+def connection_problem(exc: BaseException, url: str | None = None) -> Rejected:
+    """Return the refusal for a database that cannot be opened.
+
+    A server that is down or busy may come back (retryable); a wrong role, password or
+    database name, or a path that cannot be opened, will not (not retryable).
+    """
+    orig = getattr(exc, "orig", None) or exc
+    first = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+    where = "" if url is None else f" {url}"
+    return Rejected(
+        Reason.UNAVAILABLE,
+        f"cannot open the database{where}: {first}",
+        retryable=any(word in first.lower() for word in _TRANSIENT),
+    )
+
+
 def _translate(exc: Exception) -> Exception:
     """Map a driver error to a `Rejected` the user can act on, or return it unchanged."""
     orig = getattr(exc, "orig", None) or exc
@@ -449,8 +463,7 @@ def _translate(exc: Exception) -> Exception:
     if (sqlstate is None or sqlstate.startswith("08")) and (
         isinstance(orig, psycopg.OperationalError) or "unable to open database" in text
     ):
-        first = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
-        return Rejected(Reason.UNAVAILABLE, f"cannot reach the database: {first}", retryable=True)
+        return connection_problem(orig)
     if sqlstate == "42P01" or "no such table" in text:
         return Rejected(
             Reason.SCHEMA_NOT_INITIALISED,
@@ -463,9 +476,9 @@ def _add_assets(store: JournalStore, assets: Iterable[Asset]) -> None:
     known = store.assets()
     for asset in assets:
         if asset.code not in known:
-            store.insert_asset(asset.code, asset.scale)
-            known[asset.code] = asset.scale
-        elif known[asset.code] != asset.scale:
+            # Another writer may have registered it since we looked: the insert tells.
+            known[asset.code] = store.insert_asset(asset.code, asset.scale)
+        if known[asset.code] != asset.scale:
             raise Rejected(
                 Reason.DUPLICATE, f"asset {asset.code} exists with {known[asset.code]} decimals"
             )
@@ -475,14 +488,17 @@ def _open_accounts(store: JournalStore, accounts: Sequence[Account]) -> None:
     books = sorted({a.book for a in accounts})
     for book in books:
         store.ensure_book(book, GENESIS_HASH)
-    existing = {book: store.accounts(book) for book in books}
+    existing = {
+        book: store.accounts_named(book, [a.code for a in accounts if a.book == book])
+        for book in books
+    }
     for account in accounts:
         found = existing[account.book].get(account.code)
         wanted = (account.type.value, account.rule.value)
         if found is None:
-            store.insert_account(account.book, account.code, *wanted)
-            existing[account.book][account.code] = wanted
-        elif found != wanted:
+            found = store.insert_account(account.book, account.code, *wanted)
+            existing[account.book][account.code] = found
+        if found != wanted:
             raise Rejected(
                 Reason.DUPLICATE,
                 f"account {account.code} exists in {account.book} as {found[0]} ({found[1]})",

@@ -74,18 +74,43 @@ class JournalStore:
     def assets(self) -> dict[str, int]:
         return dict(self.all("SELECT code, scale FROM tl_assets"))
 
-    def insert_asset(self, code: str, scale: int) -> None:
-        self.execute("INSERT INTO tl_assets (code, scale) VALUES (?, ?)", (code, scale)).close()
+    def insert_asset(self, code: str, scale: int) -> int:
+        """Insert an asset unless one with `code` exists (a concurrent writer); return its scale."""
+        self.execute(
+            "INSERT INTO tl_assets (code, scale) VALUES (?, ?) ON CONFLICT (code) DO NOTHING",
+            (code, scale),
+        ).close()
+        return int(self.all("SELECT scale FROM tl_assets WHERE code = ?", (code,))[0][0])
 
     def accounts(self, book: str) -> dict[str, tuple[str, str]]:
         rows = self.all("SELECT code, type, rule FROM tl_accounts WHERE book = ?", (book,))
         return {code: (type_, rule) for code, type_, rule in rows}
 
-    def insert_account(self, book: str, code: str, type_: str, rule: str) -> None:
+    def accounts_named(self, book: str, codes: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """Return {code: (type, rule)} for those of `codes` that are open in `book`."""
+        wanted = sorted(set(codes))
+        found: dict[str, tuple[str, str]] = {}
+        for start in range(0, len(wanted), CHUNK):
+            chunk = wanted[start : start + CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for code, type_, rule in self.all(
+                f"SELECT code, type, rule FROM tl_accounts WHERE book = ? AND code IN ({marks})",
+                (book, *chunk),
+            ):
+                found[code] = (type_, rule)
+        return found
+
+    def insert_account(self, book: str, code: str, type_: str, rule: str) -> tuple[str, str]:
+        """Insert an account unless it exists (a concurrent writer); return its (type, rule)."""
         self.execute(
-            "INSERT INTO tl_accounts (book, code, type, rule) VALUES (?, ?, ?, ?)",
+            "INSERT INTO tl_accounts (book, code, type, rule) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (book, code) DO NOTHING",
             (book, code, type_, rule),
         ).close()
+        row = self.all(
+            "SELECT type, rule FROM tl_accounts WHERE book = ? AND code = ?", (book, code)
+        )
+        return (row[0][0], row[0][1])
 
     def ensure_book(self, book: str, genesis: bytes) -> None:
         self.execute(
