@@ -19,6 +19,8 @@ from ledger.chain.records import (
     record_txs,
 )
 from ledger.cli.main import cli
+from ledger.domain.journal import Account, AccountType
+from ledger.errors import Reason, Rejected
 from ledger.services.ledger import open_ledger
 from tests.test_chain_fixtures import anvil_binary  # noqa: F401
 
@@ -125,3 +127,42 @@ def test_status_refuses_a_non_loopback_url(tmp_path: Path) -> None:
     )
     assert silent.exit_code == 0, silent.output
     assert json.loads(silent.stdout)["chain"] is None
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["deploy"], ["sync"], ["reconcile"], ["anchor"], ["status"]],
+)
+def test_chain_commands_refuse_an_unknown_book(tmp_path: Path, command: list[str]) -> None:
+    """Every chain command on a book that does not exist refuses unknown_book, one line, exit 2."""
+    db = _init_db(tmp_path)
+    lg = open_ledger(db)
+    try:
+        lg.open_account(Account("CASH", "assets:bank", AccountType.ASSET))
+    finally:
+        lg.close()
+    runner = CliRunner()
+    # The book is checked before any chain is looked for: no node runs here.
+    args = ["--db", db, "chain", *command]
+    env = {"TOKEN_LEDGER_RPC_URL": "", "TOKEN_LEDGER_CHAIN_DIR": str(tmp_path / "none")}
+    missing = runner.invoke(cli, [*args, "NOPE"], env=env)
+    assert missing.exit_code == 2, missing.output
+    assert missing.stderr.splitlines() == [
+        "token-ledger: unknown_book: no book 'NOPE' in this database"
+    ]
+    not_fund = runner.invoke(cli, [*args, "CASH"], env=env)
+    assert not_fund.exit_code == 2, not_fund.output
+    assert len(not_fund.stderr.splitlines()) == 1 and "unknown_product" in not_fund.stderr
+
+
+def test_library_refuses_an_unknown_book(tmp_path: Path) -> None:
+    """verify_anchors on a book that does not exist refuses unknown_book before any chain use."""
+    from ledger.chain.anchor import verify_anchors
+
+    lg = open_ledger(_init_db(tmp_path))
+    try:
+        with pytest.raises(Rejected) as err:
+            verify_anchors(lg, "NOPE", rpc_url="http://127.0.0.1:9")
+        assert err.value.reason is Reason.UNKNOWN_BOOK
+    finally:
+        lg.close()

@@ -14,7 +14,7 @@ from web3 import Web3
 
 from ledger.chain import records
 from ledger.chain.anvil import default_rpc_url
-from ledger.chain.deployment import attach
+from ledger.chain.deployment import attach, require_share_book
 from ledger.chain.keys import Operator
 from ledger.chain.records import ChainAnchorRow
 from ledger.chain.rpc import connect
@@ -109,6 +109,7 @@ def verify_anchors(
     `rpc_url` defaults to $TOKEN_LEDGER_RPC_URL, then the node of `token-ledger chain up`.
     Refuses (Reason.CHAIN) when no chain answers or the book has no live mirror.
     """
+    require_share_book(lg, book)
     if w3 is None:
         url = rpc_url or default_rpc_url()
         if url is None:

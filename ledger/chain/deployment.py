@@ -52,8 +52,20 @@ def reset_reason(w3: Web3, deployment: Deployment) -> str | None:
     return None
 
 
+def require_share_book(lg: Ledger, book: str) -> None:
+    """Refuse unless `book` exists and holds its share asset (asset code == book code)."""
+    if book not in lg.books():
+        raise Rejected(Reason.UNKNOWN_BOOK, f"no book {book!r} in this database")
+    if book not in {asset.code for asset in lg.assets()}:
+        raise Rejected(
+            Reason.UNKNOWN_PRODUCT,
+            f"book {book!r} has no share asset {book!r}: it is not a fund product",
+        )
+
+
 def attach(lg: Ledger, book: str, w3: Web3, operator: Operator | None = None) -> Attached:
     """Return the book's mirror on `w3`; refuse when there is none or the chain was reset."""
+    require_share_book(lg, book)
     deployment = records.active_deployment(lg.engine, book)
     if deployment is None:
         raise Rejected(Reason.CHAIN, f"book {book} has no mirror: run `token-ledger chain deploy`")
@@ -68,6 +80,7 @@ def ensure_deployed(
 ) -> Attached:
     """Return the book's live mirror, deploying a new one if it has none or the chain was reset."""
     clock = clock or SystemClock()
+    require_share_book(lg, book)
     deployment = records.active_deployment(lg.engine, book)
     reason: str | None = None
     if deployment is not None:

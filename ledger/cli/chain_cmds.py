@@ -10,7 +10,7 @@ from web3 import Web3
 
 from ledger.chain import anvil
 from ledger.chain.anchor import anchor_book
-from ledger.chain.deployment import attach, ensure_deployed, reset_reason
+from ledger.chain.deployment import attach, ensure_deployed, require_share_book, reset_reason
 from ledger.chain.keys import ANVIL_CHAIN_ID, Operator, load_operator
 from ledger.chain.reconcile import ReconcileReport, reconcile_book
 from ledger.chain.records import active_deployment
@@ -58,8 +58,12 @@ def _operator(w3: Web3, url: str) -> Operator:
     return load_operator(allow_dev_key=dev_ok)
 
 
-def _ledger() -> Ledger:
-    return open_ledger(state().db_url)
+def _ledger(*books: str) -> Ledger:
+    """Open the ledger; refuse first if any of `books` is not a fund book in it."""
+    lg = open_ledger(state().db_url)
+    for book in books:
+        require_share_book(lg, book)
+    return lg
 
 
 @click.group("chain")
@@ -152,8 +156,9 @@ def deploy_cmd(
     Example:
       token-ledger chain deploy BTC3L --json
     """
+    lg = _ledger(product)
     w3, url = _connect(rpc_url, allow_remote_rpc, chain_dir)
-    attached = ensure_deployed(_ledger(), product, w3, _operator(w3, url))
+    attached = ensure_deployed(lg, product, w3, _operator(w3, url))
     dep = attached.deployment
     payload = {
         "book": product,
@@ -193,8 +198,9 @@ def sync_cmd(
     Example:
       token-ledger chain sync BTC3L --json
     """
+    lg = _ledger(product)
     w3, url = _connect(rpc_url, allow_remote_rpc, chain_dir)
-    report = sync_book(_ledger(), product, w3, _operator(w3, url), batch=batch, max_rounds=1000)
+    report = sync_book(lg, product, w3, _operator(w3, url), batch=batch, max_rounds=1000)
     emit(report.as_json(), lambda: _sync_text(report))
 
 
@@ -221,8 +227,9 @@ def reconcile_cmd(
     Example:
       token-ledger chain reconcile BTC3L --json
     """
+    lg = _ledger(product)
     w3, _ = _connect(rpc_url, allow_remote_rpc, chain_dir)
-    report = reconcile_book(_ledger(), product, w3)
+    report = reconcile_book(lg, product, w3)
     payload = report.as_json()
     if not report.ok:
         if not state().json_output:
@@ -249,8 +256,9 @@ def anchor_cmd(
     Example:
       token-ledger chain anchor BTC3L --json
     """
+    lg = _ledger(product)
     w3, url = _connect(rpc_url, allow_remote_rpc, chain_dir)
-    result = anchor_book(_ledger(), product, w3, _operator(w3, url))
+    result = anchor_book(lg, product, w3, _operator(w3, url))
     payload = {
         "book": result.book,
         "seq": result.seq,
@@ -277,6 +285,7 @@ def status_cmd(
       token-ledger chain status
       token-ledger chain status BTC3L --json
     """
+    lg = _ledger(*products)
     workdir = anvil.chain_dir(chain_dir)
     node = anvil.load_node(workdir)
     url = rpc_url or anvil.default_rpc_url(workdir)
@@ -294,7 +303,6 @@ def status_cmd(
             if not exc.retryable:
                 raise
             w3 = None
-    lg = _ledger()
     for book in products or tuple(lg.books()):
         payload["books"].append(_book_status(lg, book, w3))
     emit(payload, lambda: _status_text(payload))
