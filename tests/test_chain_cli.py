@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 from sqlmodel import Session, select
 
+from ledger.chain.anchor import verify_anchors
 from ledger.chain.anvil import load_node, pid_alive
+from ledger.chain.fixtures import mint_draft, open_holders, open_share_book
 from ledger.chain.records import (
     ChainDeploymentRow,
     ChainTxRow,
@@ -18,13 +21,18 @@ from ledger.chain.records import (
     record_deployment,
     record_txs,
 )
+from ledger.cli.chain_cmds import chain_connection_options, connect_chain
+from ledger.cli.common import handle_errors
 from ledger.cli.main import cli
+from ledger.clock import FixedClock
 from ledger.domain.journal import Account, AccountType
 from ledger.errors import Reason, Rejected
 from ledger.services.ledger import open_ledger
+from tests.conftest import T0
 from tests.test_chain_fixtures import anvil_binary  # noqa: F401
 
 UINT256_MAX = 2**256 - 1
+BOOK = "BTC3L"
 
 
 @pytest.mark.anvil
@@ -157,8 +165,6 @@ def test_chain_commands_refuse_an_unknown_book(tmp_path: Path, command: list[str
 
 def test_library_refuses_an_unknown_book(tmp_path: Path) -> None:
     """verify_anchors on a book that does not exist refuses unknown_book before any chain use."""
-    from ledger.chain.anchor import verify_anchors
-
     lg = open_ledger(_init_db(tmp_path))
     try:
         with pytest.raises(Rejected) as err:
@@ -166,3 +172,91 @@ def test_library_refuses_an_unknown_book(tmp_path: Path) -> None:
         assert err.value.reason is Reason.UNKNOWN_BOOK
     finally:
         lg.close()
+
+
+def _verify_takes_chain_dir() -> bool:
+    verify = cli.commands["verify"]
+    return any(p.name == "chain_dir" for p in verify.params)
+
+
+@pytest.mark.anvil
+def test_connection_options_find_the_chain_of_chain_up_by_its_dir(
+    anvil_binary: Path,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A command with chain_connection_options finds `chain up --chain-dir X` without --rpc-url."""
+    monkeypatch.delenv("TOKEN_LEDGER_RPC_URL", raising=False)
+    monkeypatch.delenv("TOKEN_LEDGER_CHAIN_DIR", raising=False)
+    chain_dir = str(tmp_path / "chain")
+    db = _init_db(tmp_path)
+    lg = open_ledger(db, clock=FixedClock(T0))
+    open_share_book(lg, BOOK)
+    open_holders(lg, BOOK, ["a"])
+    lg.post(mint_draft(BOOK, {"a": 5}, at=T0))
+
+    @click.command()
+    @click.argument("book")
+    @chain_connection_options
+    @handle_errors
+    def check(
+        book: str, rpc_url: str | None, allow_remote_rpc: bool, chain_dir: str | None
+    ) -> None:
+        w3 = connect_chain(rpc_url=rpc_url, allow_remote_rpc=allow_remote_rpc, chain_dir=chain_dir)
+        report = verify_anchors(lg, book, w3=w3)
+        click.echo(f"{report.anchors} {report.ok}")
+
+    runner = CliRunner()
+    assert runner.invoke(cli, ["chain", "up", "--chain-dir", chain_dir]).exit_code == 0
+    try:
+        for step in ("sync", "anchor"):
+            done = runner.invoke(cli, ["--db", db, "chain", step, BOOK, "--chain-dir", chain_dir])
+            assert done.exit_code == 0, done.output
+        found = runner.invoke(check, [BOOK, "--chain-dir", chain_dir])
+        assert found.exit_code == 0 and found.stdout == "1 True\n", found.output
+        assert verify_anchors(lg, BOOK, chain_dir=chain_dir).anchors == 1
+        elsewhere = runner.invoke(check, [BOOK, "--chain-dir", str(tmp_path / "elsewhere")])
+        assert elsewhere.exit_code == 2 and "no chain" in elsewhere.stderr
+        remote = runner.invoke(check, [BOOK, "--rpc-url", "http://10.1.2.3:8545"])
+        assert remote.exit_code == 2 and "loopback" in remote.stderr
+    finally:
+        runner.invoke(cli, ["chain", "down", "--chain-dir", chain_dir])
+        lg.close()
+
+
+@pytest.mark.anvil
+@pytest.mark.xfail(
+    not _verify_takes_chain_dir(),
+    reason="until the integrator applies chain_connection_options to verify_cmd",
+    strict=True,
+)
+def test_verify_chain_finds_the_chain_of_chain_up_by_its_dir(
+    anvil_binary: Path,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`token-ledger verify BOOK --chain --chain-dir X` checks the anchors on `chain up`'s node."""
+    monkeypatch.delenv("TOKEN_LEDGER_RPC_URL", raising=False)
+    monkeypatch.delenv("TOKEN_LEDGER_CHAIN_DIR", raising=False)
+    chain_dir = str(tmp_path / "chain")
+    db = _init_db(tmp_path)
+    lg = open_ledger(db, clock=FixedClock(T0))
+    try:
+        open_share_book(lg, BOOK)
+        open_holders(lg, BOOK, ["a"])
+        lg.post(mint_draft(BOOK, {"a": 5}, at=T0))
+    finally:
+        lg.close()
+    runner = CliRunner()
+    assert runner.invoke(cli, ["chain", "up", "--chain-dir", chain_dir]).exit_code == 0
+    try:
+        for step in ("sync", "anchor"):
+            done = runner.invoke(cli, ["--db", db, "chain", step, BOOK, "--chain-dir", chain_dir])
+            assert done.exit_code == 0, done.output
+        verified = runner.invoke(
+            cli, ["--db", db, "--json", "verify", BOOK, "--chain", "--chain-dir", chain_dir]
+        )
+        assert verified.exit_code == 0, verified.output
+        assert json.loads(verified.stdout)[0]["chain"]["anchors"] == 1
+    finally:
+        runner.invoke(cli, ["chain", "down", "--chain-dir", chain_dir])

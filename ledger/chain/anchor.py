@@ -9,10 +9,12 @@ hashes no longer match what was anchored before the rewrite.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from web3 import Web3
 
 from ledger.chain import records
+from ledger.chain.anvil import chain_dir as anvil_chain_dir
 from ledger.chain.anvil import default_rpc_url
 from ledger.chain.deployment import attach, require_share_book
 from ledger.chain.keys import Operator
@@ -102,18 +104,23 @@ def verify_anchors(
     *,
     rpc_url: str | None = None,
     allow_remote: bool = False,
+    chain_dir: str | Path | None = None,
     w3: Web3 | None = None,
 ) -> AnchorReport:
     """Check every anchor of the book's mirror against the database's entry hashes.
 
-    `rpc_url` defaults to $TOKEN_LEDGER_RPC_URL, then the node of `token-ledger chain up`.
+    Uses `w3` if given; else `rpc_url`, else $TOKEN_LEDGER_RPC_URL, else the node that
+    `token-ledger chain up --chain-dir DIR` started (`chain_dir`; default as `chain up`).
     Refuses (Reason.CHAIN) when no chain answers or the book has no live mirror.
     """
     require_share_book(lg, book)
     if w3 is None:
-        url = rpc_url or default_rpc_url()
+        url = rpc_url or default_rpc_url(anvil_chain_dir(chain_dir))
         if url is None:
-            raise Rejected(Reason.CHAIN, "no chain: pass --rpc-url or run `token-ledger chain up`")
+            raise Rejected(
+                Reason.CHAIN,
+                "no chain: pass --rpc-url or --chain-dir, or run `token-ledger chain up`",
+            )
         w3 = connect(url, allow_remote=allow_remote)
     client = attach(lg, book, w3).client
     anchors = client.anchors()

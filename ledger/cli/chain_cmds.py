@@ -23,8 +23,13 @@ from ledger.services.ledger import Ledger, open_ledger
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def chain_options(func: F) -> F:
-    """Add --rpc-url, --allow-remote-rpc and --chain-dir to a command."""
+def chain_connection_options(func: F) -> F:
+    """Add --rpc-url, --allow-remote-rpc and --chain-dir to a command.
+
+    The command receives them as `rpc_url`, `allow_remote_rpc` and `chain_dir`; pass them to
+    `connect_chain`. Every command that talks to the mirror chain uses this, so that
+    `verify --chain` finds a chain the same way as `chain sync`.
+    """
     func = click.option(
         "--chain-dir",
         metavar="DIR",
@@ -45,10 +50,28 @@ def chain_options(func: F) -> F:
     )(func)
 
 
-def _connect(rpc_url: str | None, allow_remote: bool, chain_dir: str | None) -> tuple[Web3, str]:
+def chain_url(rpc_url: str | None, chain_dir: str | None) -> str:
+    """Return the RPC URL: --rpc-url, else $TOKEN_LEDGER_RPC_URL, else the node of `chain up`."""
     url = rpc_url or anvil.default_rpc_url(anvil.chain_dir(chain_dir))
     if url is None:
-        raise Rejected(Reason.CHAIN, "no chain: run `token-ledger chain up` or pass --rpc-url")
+        raise Rejected(
+            Reason.CHAIN,
+            "no chain: run `token-ledger chain up`, or pass --rpc-url or --chain-dir",
+        )
+    return url
+
+
+def connect_chain(*, rpc_url: str | None, allow_remote_rpc: bool, chain_dir: str | None) -> Web3:
+    """Return the chain named by the `chain_connection_options` values, connected.
+
+    Refuses (exit 2) when no chain is found, the URL is not loopback without
+    --allow-remote-rpc, or no node answers. Pass the result as `verify_anchors(..., w3=...)`.
+    """
+    return connect(chain_url(rpc_url, chain_dir), allow_remote=allow_remote_rpc)
+
+
+def _connect(rpc_url: str | None, allow_remote: bool, chain_dir: str | None) -> tuple[Web3, str]:
+    url = chain_url(rpc_url, chain_dir)
     return connect(url, allow_remote=allow_remote), url
 
 
@@ -144,7 +167,7 @@ def down_cmd(chain_dir: str | None) -> None:
 
 @chain_group.command("deploy")
 @click.argument("product")
-@chain_options
+@chain_connection_options
 @json_option
 @handle_errors
 def deploy_cmd(
@@ -179,7 +202,7 @@ def deploy_cmd(
     default=None,
     help="Holders per transaction (default: what fits the block gas limit, <= 500).",
 )
-@chain_options
+@chain_connection_options
 @json_option
 @handle_errors
 def sync_cmd(
@@ -213,7 +236,7 @@ def sync_cmd(
     show_default=True,
     help="Differences to list in text output (--json lists all).",
 )
-@chain_options
+@chain_connection_options
 @json_option
 @handle_errors
 def reconcile_cmd(
@@ -242,7 +265,7 @@ def reconcile_cmd(
 
 @chain_group.command("anchor")
 @click.argument("product")
-@chain_options
+@chain_connection_options
 @json_option
 @handle_errors
 def anchor_cmd(
@@ -272,7 +295,7 @@ def anchor_cmd(
 
 @chain_group.command("status")
 @click.argument("products", nargs=-1)
-@chain_options
+@chain_connection_options
 @json_option
 @handle_errors
 def status_cmd(
