@@ -52,7 +52,7 @@ _FIXED: tuple[tuple[str, AccountType, BalanceRule], ...] = (
 
 
 def holder_account_code(holder: str) -> str:
-    """Return the account code that holds `holder`'s share units."""
+    """Return the account code that holds a customer's share units (id checked, canonical)."""
     return HOLDER_PREFIX + check_holder_id(holder)
 
 
@@ -64,4 +64,5 @@ def holder_account(book: str, holder: str) -> Account:
 def chart_of_accounts(terms: Terms) -> tuple[Account, ...]:
     """Return every fixed account of the fund's book, the treasury holder included."""
     fixed = tuple(Account(terms.book, code, kind, rule) for code, kind, rule in _FIXED)
-    return (*fixed, holder_account(terms.book, "treasury"))
+    treasury = Account(terms.book, TREASURY, AccountType.EQUITY, BalanceRule.NON_NEGATIVE)
+    return (*fixed, treasury)

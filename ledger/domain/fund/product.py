@@ -9,18 +9,23 @@ from __future__ import annotations
 
 import re
 from datetime import time
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
+from ledger.domain.fund.keccak import checksum_address
 from ledger.errors import Reason, Rejected
 
 _NAME = re.compile(
     r"^(?P<underlying>[A-Z0-9]*?[A-Z][A-Z0-9]*?)(?P<multiple>\d+(?:\.\d+)?)(?P<side>[LS])$"
 )
 _HOLDER = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+_ADDRESS = re.compile(r"^0[xX][0-9a-fA-F]{40}$")
+# Ids the fund uses for itself (compared case-insensitively): a customer may not take one.
+RESERVED_HOLDER_IDS = frozenset({"treasury"})
 MAX_MULTIPLE = Decimal(20)
+RATE_PRECISION = 28  # significant digits for the default rates below (4 places suffice)
 
 
 def parse_product_name(name: str) -> tuple[str, Decimal]:
@@ -43,23 +48,52 @@ def parse_product_name(name: str) -> tuple[str, Decimal]:
 
 
 def check_holder_id(holder: str) -> str:
-    """Return `holder` if it is a valid holder id (1-64 chars of A-Za-z0-9_.@-)."""
+    """Return the canonical spelling of a customer's holder id; refuse an invalid one.
+
+    Valid: 1-64 characters of A-Za-z0-9_.@-, not a reserved id ("treasury", any case).
+    An Ethereum address (0x + 40 hex digits) is accepted only all lower case or in its
+    EIP-55 checksummed spelling, and is returned lower case, so that two spellings of one
+    address are one holder.
+    """
     if not isinstance(holder, str) or not _HOLDER.match(holder):
         raise Rejected(
             Reason.BAD_INPUT, f"holder id {holder!r} must be 1-64 characters of A-Za-z0-9_.@-"
         )
+    if holder.lower() in RESERVED_HOLDER_IDS:
+        raise Rejected(Reason.BAD_INPUT, f"holder id {holder!r} is reserved for the fund itself")
+    if _ADDRESS.match(holder):
+        return _canonical_address(holder)
     return holder
+
+
+def _canonical_address(holder: str) -> str:
+    """Return an address id lower case if it is spelled lower case or EIP-55; refuse others."""
+    if not holder.startswith("0x"):
+        raise Rejected(Reason.BAD_INPUT, f"holder id {holder!r}: an address starts with 0x")
+    lower = "0x" + holder[2:].lower()
+    if holder != lower and holder != checksum_address(holder):
+        raise Rejected(
+            Reason.BAD_INPUT,
+            f"holder id {holder!r} is not a valid EIP-55 checksum: use lower case or"
+            f" {checksum_address(holder)}",
+        )
+    return lower
 
 
 def default_adhoc_move(multiple: Decimal) -> Decimal:
     """Return the default ad-hoc trigger: 0.30 / |L| capped at 0.20 (10% for 3x, 6% for 5x)."""
-    return min(Decimal("0.20"), (Decimal("0.30") / abs(multiple)).quantize(Decimal("0.0001")))
+    with localcontext() as ctx:
+        ctx.prec = RATE_PRECISION
+        move = (Decimal("0.30") / abs(multiple)).quantize(Decimal("0.0001"))
+    return min(Decimal("0.20"), move)
 
 
 def default_band(multiple: Decimal) -> tuple[Decimal, Decimal]:
     """Return the default |effective multiple| band: [2/3 L, 4/3 L] (Bybit's [2, 4] for 3x)."""
-    low = (abs(multiple) * 2 / 3).quantize(Decimal("0.0001"))
-    high = (abs(multiple) * 4 / 3).quantize(Decimal("0.0001"))
+    with localcontext() as ctx:
+        ctx.prec = RATE_PRECISION
+        low = (abs(multiple) * 2 / 3).quantize(Decimal("0.0001"))
+        high = (abs(multiple) * 4 / 3).quantize(Decimal("0.0001"))
     return low, high
 
 

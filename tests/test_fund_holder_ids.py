@@ -1,0 +1,77 @@
+"""Holder ids: the fund's own ids are reserved, and an Ethereum address has one spelling (lower
+case), accepted lower case or EIP-55 checksummed, so one address is one holder."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from eth_utils import keccak, to_checksum_address
+
+from ledger.clock import FixedClock
+from ledger.domain.fund.keccak import checksum_address, keccak256
+from ledger.domain.fund.product import check_holder_id
+from ledger.errors import Reason, Rejected
+from ledger.services.funds import Funds
+from ledger.services.ledger import open_ledger
+
+ADDRESS = "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed"
+CHECKSUMMED = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"
+
+
+@pytest.fixture
+def funds(tmp_path: Path) -> Iterator[Funds]:
+    lg = open_ledger(
+        f"sqlite:///{tmp_path / 'ids.db'}", clock=FixedClock(datetime(2026, 1, 5, tzinfo=UTC))
+    )
+    lg.init()
+    service = Funds(lg)
+    service.create_product("BTC3L")
+    service.set_price("BTC", "100")
+    yield service
+    lg.close()
+
+
+def test_pure_keccak_matches_eth_utils() -> None:
+    """The domain's Keccak-256 and EIP-55 agree with eth_utils (block edges included)."""
+    for size in (0, 1, 135, 136, 137, 272, 300):
+        data = bytes(i % 256 for i in range(size))
+        assert keccak256(data) == keccak(data)
+    for _ in range(20):
+        address = "0x" + os.urandom(20).hex()
+        assert checksum_address(address) == to_checksum_address(address)
+
+
+@pytest.mark.parametrize("holder", ["treasury", "Treasury", "TREASURY"])
+def test_reserved_holder_ids_are_refused(holder: str) -> None:
+    """The fund's own holder ids cannot be taken by a customer."""
+    with pytest.raises(Rejected, match="reserved"):
+        check_holder_id(holder)
+
+
+def test_an_address_has_one_spelling() -> None:
+    """An address is accepted lower case or EIP-55, stored lower case; other spellings fail."""
+    assert check_holder_id(ADDRESS) == ADDRESS
+    assert check_holder_id(CHECKSUMMED) == ADDRESS
+    for bad in (
+        ADDRESS.upper().replace("0X", "0x"),
+        CHECKSUMMED.replace("a", "A", 1),
+        "0X" + ADDRESS[2:],
+    ):
+        with pytest.raises(Rejected) as caught:
+            check_holder_id(bad)
+        assert caught.value.reason is Reason.BAD_INPUT
+    assert check_holder_id("alice") == "alice"
+
+
+def test_two_spellings_of_an_address_are_one_holder(funds: Funds) -> None:
+    """Minting to both spellings of one address credits one holder account."""
+    funds.mint("BTC3L", ADDRESS, cash="100")
+    funds.mint("BTC3L", CHECKSUMMED, cash="100")
+    rows = funds.holders("BTC3L")["holders"]
+    assert [(r["holder"], r["shares"]) for r in rows] == [(ADDRESS, "1.998000000000000000")]
+    with pytest.raises(Rejected, match="reserved"):
+        funds.mint("BTC3L", "treasury", cash="100")
