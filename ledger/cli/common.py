@@ -111,7 +111,7 @@ def handle_errors(func: F) -> F:
             fail(f"invariant violated: {exc.message}", EXIT_INTERNAL, "invariant")
         except LedgerError as exc:
             fail(exc.message, EXIT_INTERNAL, "error")
-        except (OSError, ValueError) as exc:
+        except OSError as exc:  # a file the user named cannot be read or written
             fail(f"{type(exc).__name__}: {exc}", EXIT_REJECTED, Reason.BAD_INPUT.value)
         except Exception as exc:
             if os.environ.get("TOKEN_LEDGER_DEBUG"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import sys
 
 import click
 
@@ -43,8 +44,20 @@ for _name in COMMAND_MODULES:
 
 
 def main() -> None:
-    """Run the CLI."""
-    cli(prog_name="token-ledger")
+    """Run the CLI; a usage error is one line on stderr and exit 2, like every refusal."""
+    try:
+        cli.main(prog_name="token-ledger", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("token-ledger: aborted", err=True)
+        sys.exit(1)
+    except click.ClickException as exc:
+        ctx = getattr(exc, "ctx", None)
+        where = ctx.command_path if ctx is not None else "token-ledger"
+        message = " ".join(exc.format_message().split()).rstrip(".")
+        click.echo(f"{where}: {message} (see {where} --help)", err=True)
+        sys.exit(exc.exit_code)
 
 
 if __name__ == "__main__":
