@@ -214,10 +214,12 @@ class Funds:
             raise Rejected(Reason.BAD_INPUT, f"shares must be positive, got {shares!r}")
         held = self.lg.balance(terms.book, acc.holder_account_code(holder), terms.share_asset.code)
         state = load_state(self.lg, terms)
-        draft, _, _ = entries.redeem(
+        drafts, _, _ = entries.redeem_with_close(
             terms, state, holder=holder, shares=share_units, held=held, at=self._at(at), key=key
         )
-        entry = self._post_keyed(draft)
+        # The last shares: the position closes in the same transaction as the redemption.
+        last = len(drafts) > 1
+        entry = self.lg.post_many(drafts)[-1] if last else self._post_keyed(drafts[0])
         return {**entry_summary(terms, entry), "nav": self.nav(product)}
 
     def _post_keyed(self, draft: EntryDraft) -> JournalEntry:

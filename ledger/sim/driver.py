@@ -83,11 +83,13 @@ def _on_order(run: ProductRun, order: Order, drafts: list[EntryDraft]) -> None:
             shares = held * order.amount // 100
             if shares <= 0:
                 return
-            draft, run.state, _ = entries.redeem(
+            made, run.state, _ = entries.redeem_with_close(
                 run.terms, run.state, holder=order.holder, shares=shares, held=held, at=order.at
             )
             run.holders[order.holder] = held - shares
             run.count("redeems")
+            drafts.extend(made)
+            return
         else:
             draft, run.state, quote = entries.mint(
                 run.terms, run.state, holder=order.holder, cash=order.amount, at=order.at

@@ -199,6 +199,58 @@ def redeem(
     return draft, after, quote
 
 
+def close_position(
+    terms: Terms, state: FundState, *, at: datetime
+) -> tuple[EntryDraft | None, FundState]:
+    """Trade the position to zero at the last mark (a rebalance, trigger "close"); fee up."""
+    if state.position == 0:
+        return None, state
+    invariant(state.price > 0, "an open position has a price")
+    trade = -state.position
+    fee = trading_fee(terms, trade, state.price)
+    invariant(fee <= state.collateral, "a trading fee cannot exceed the equity")
+    qa, pa = terms.quote_asset.code, terms.position_asset.code
+    postings = [Posting(acc.POSITION, pa, trade), Posting(acc.POSITION_CONTRA, pa, -trade)]
+    _add(postings, acc.COLLATERAL, qa, -fee)
+    _add(postings, acc.TRADING_FEES, qa, fee)
+    meta = {
+        "trigger": "close",
+        "price": price_text(terms, state.price),
+        "position": format_units(0, terms.position_asset.scale),
+    }
+    after = replace(
+        state, position=0, collateral=state.collateral - fee, rebalance_price=state.price
+    )
+    return _draft(terms, "rebalance", at, postings, meta), after
+
+
+def redeem_with_close(
+    terms: Terms,
+    state: FundState,
+    *,
+    holder: str,
+    shares: int,
+    held: int,
+    at: datetime,
+    key: str | None = None,
+) -> tuple[list[EntryDraft], FundState, RedeemQuote]:
+    """Redeem as `redeem`; when the shares are the whole supply, first close the position.
+
+    The close trade comes first so that the last redeemer bears its fee, and a fund without
+    shares is left holding nothing (no position whose P&L the next minter would take).
+    """
+    drafts: list[EntryDraft] = []
+    if shares == state.supply and shares <= held:
+        close, state = close_position(terms, state, at=at)
+        if close is not None:
+            drafts.append(close)
+    draft, after, quote = redeem(
+        terms, state, holder=holder, shares=shares, held=held, at=at, key=key
+    )
+    drafts.append(draft)
+    return drafts, after, quote
+
+
 def rebalance(
     terms: Terms, state: FundState, *, at: datetime, trigger: str
 ) -> tuple[EntryDraft | None, FundState]:
@@ -231,8 +283,11 @@ def rebalance(
 def charge_management_fee(
     terms: Terms, state: FundState, *, at: datetime, day: date
 ) -> tuple[EntryDraft | None, FundState]:
-    """Move one day's management fee (rounded down) from the fund to the manager."""
-    fee = management_fee(terms, state.collateral)
+    """Move one day's management fee (rounded down) from the fund to the manager.
+
+    A fund without shares is charged nothing: no holder is there to bear it.
+    """
+    fee = management_fee(terms, state.collateral) if state.supply > 0 else 0
     if fee == 0:
         return None, state
     qa = terms.quote_asset.code
@@ -249,8 +304,11 @@ def charge_management_fee(
 def pay_funding(
     terms: Terms, state: FundState, *, at: datetime, day: date
 ) -> tuple[EntryDraft | None, FundState]:
-    """Pay (or receive, if negative) one day's funding on the position, rounded up."""
-    payment = funding_payment(terms, state.position, state.price)
+    """Pay (or receive, if negative) one day's funding on the position, rounded up.
+
+    A fund without shares pays nothing (its position is closed with the last redemption).
+    """
+    payment = funding_payment(terms, state.position, state.price) if state.supply > 0 else 0
     if payment == 0:
         return None, state
     invariant(payment < state.collateral, "funding cannot exceed the equity")

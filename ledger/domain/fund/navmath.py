@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from ledger.domain.fund.state import FundState
 from ledger.domain.fund.terms import Ratio, Terms
 from ledger.domain.money import Rounding, div_round, mul_div
-from ledger.errors import Reason, Rejected
+from ledger.errors import Reason, Rejected, invariant
 
 
 def ceil_div(numerator: int, denominator: int) -> int:
@@ -75,6 +75,13 @@ def quote_mint(terms: Terms, state: FundState, cash: int) -> MintQuote:
         shares = (net * state.supply) // state.collateral
         used = ceil_div(shares * state.collateral, state.supply)
     else:
+        # NAV_0 is fair only for a fund that holds nothing: anything left behind would go to
+        # the first minter (the last redemption closes the position, see `redeem_with_close`).
+        invariant(
+            state.collateral == 0 and state.position == 0,
+            "a fund without shares must hold no collateral and no position",
+            book=terms.book,
+        )
         shares = (net * terms.share_one) // terms.nav0_units
         used = ceil_div(shares * terms.nav0_units, terms.share_one)
     if shares <= 0:

@@ -1,0 +1,80 @@
+"""Fund service rules found by review: the last redemption closes the position."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from ledger.clock import FixedClock
+from ledger.domain.fund import entries
+from ledger.domain.fund.navmath import quote_mint
+from ledger.domain.fund.state import FundState
+from ledger.errors import InvariantViolation
+from ledger.services.funds import Funds
+from ledger.services.ledger import open_ledger
+from tests.fund.helpers import USDT, zero_fee_terms
+
+T0 = datetime(2026, 1, 5, 0, 5, tzinfo=UTC)
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(T0)
+
+
+@pytest.fixture
+def funds(tmp_path: Path, clock: FixedClock) -> Iterator[Funds]:
+    lg = open_ledger(f"sqlite:///{tmp_path / 'funds.db'}", clock=clock)
+    lg.init()
+    service = Funds(lg)
+    service.create_product("BTC3L")
+    service.set_price("BTC", "100")
+    yield service
+    lg.close()
+
+
+def _write_marks(funds: Funds) -> tuple[object, ...]:
+    lg = funds.lg
+    return tuple((b, lg.head(b), tuple(a.code for a in lg.accounts(b))) for b in lg.books())
+
+
+def test_last_redemption_closes_the_position_and_the_next_minter_pays_nav_0(
+    funds: Funds, clock: FixedClock
+) -> None:
+    """Redeeming the last shares closes the position first (fee to the redeemer): nothing is
+    left for the next minter, who gets exactly what NAV_0 promises."""
+    funds.mint("BTC3L", "alice", cash="1000")
+    funds.rebalance("BTC3L")
+    assert funds.state("BTC3L").position == 2997 * 10**10  # 29.97 BTC
+    out = funds.redeem("BTC3L", "alice", shares="9.99")
+    # 999 - 1.4985 (open) - 1.4985 (close) = 996.003 gross; fee 0.996003; paid 995.006997.
+    assert out["paid"] == "995.006997"
+    state = funds.state("BTC3L")
+    assert (state.collateral, state.position, state.supply) == (0, 0, 0)
+    kinds = [e.draft.kind for e in funds.lg.entries("BTC3L")]
+    assert kinds[-2:] == ["rebalance", "redeem"]
+    clock.moment = T0 + timedelta(days=1)  # a whole day later: daily fee and funding time
+    funds.set_price("BTC", "120")
+    assert funds.state("BTC3L").collateral == 0
+    bob = funds.mint("BTC3L", "bob", cash="100")
+    assert bob["shares_delta"] == "0.999000000000000000"
+    assert funds.holders("BTC3L")["holders"][0]["value"] == "99.900000"
+
+
+def test_an_empty_fund_pays_no_management_fee_or_funding() -> None:
+    """Without shares nobody bears a fee: fee.management and funding post nothing."""
+    terms = zero_fee_terms("BTC3L", management_fee="0.0003", funding_rate="0.0003")
+    empty = FundState(collateral=5 * USDT, position=3 * 10**12, price=100 * USDT)
+    day = T0.date()
+    assert entries.charge_management_fee(terms, empty, at=T0, day=day) == (None, empty)
+    assert entries.pay_funding(terms, empty, at=T0, day=day) == (None, empty)
+
+
+def test_nav_0_applies_only_to_a_fund_that_holds_nothing() -> None:
+    """A first mint at NAV_0 into a fund that still holds a position is a bug, not a price."""
+    terms = zero_fee_terms("BTC3L")
+    with pytest.raises(InvariantViolation):
+        quote_mint(terms, FundState(position=3 * 10**12, price=100 * USDT), 100 * USDT)
