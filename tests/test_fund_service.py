@@ -1,9 +1,10 @@
-"""Fund service rules found by review: the last redemption closes the position."""
+"""Fund service rules found by review: the last redemption closes the position, times never go
+back, keyed retries return the original, refusals write nothing."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from ledger.clock import FixedClock
 from ledger.domain.fund import entries
 from ledger.domain.fund.navmath import quote_mint
 from ledger.domain.fund.state import FundState
-from ledger.errors import InvariantViolation
+from ledger.errors import InvariantViolation, Reason, Rejected
 from ledger.services.funds import Funds
 from ledger.services.ledger import open_ledger
 from tests.fund.helpers import USDT, zero_fee_terms
@@ -78,3 +79,56 @@ def test_nav_0_applies_only_to_a_fund_that_holds_nothing() -> None:
     terms = zero_fee_terms("BTC3L")
     with pytest.raises(InvariantViolation):
         quote_mint(terms, FundState(position=3 * 10**12, price=100 * USDT), 100 * USDT)
+
+
+def test_a_price_dated_before_the_book_is_refused_and_writes_nothing(funds: Funds) -> None:
+    """Effective times never go back: an older price names both times and changes nothing."""
+    funds.mint("BTC3L", "alice", cash="1000")
+    before = _write_marks(funds)
+    with pytest.raises(Rejected) as caught:
+        funds.set_price("BTC", "100", at=datetime(2019, 1, 1, tzinfo=UTC))
+    assert caught.value.reason is Reason.BAD_INPUT
+    assert str(caught.value) == (
+        "bad_input: time 2019-01-01T00:00:00Z is before BTC3L's last entry at 2026-01-05T00:05:00Z"
+    )
+    with pytest.raises(Rejected, match="before BTC3L's last entry"):
+        funds.mint("BTC3L", "bob", cash="100", at=datetime(2020, 1, 1, tzinfo=UTC))
+    assert _write_marks(funds) == before
+
+
+def test_retrying_a_full_redemption_returns_the_original(funds: Funds) -> None:
+    """A keyed retry is answered from the key before any balance check (it held 0 by then)."""
+    funds.mint("BTC3L", "carol", cash="1000", key="m1")
+    first = funds.redeem("BTC3L", "carol", shares="9.99", key="all1")
+    again = funds.redeem("BTC3L", "carol", shares="9.99", key="all1")
+    assert (again["seq"], again["hash"], again["paid"]) == (
+        first["seq"],
+        first["hash"],
+        "998.001000",
+    )
+    assert funds.mint("BTC3L", "carol", cash="1000", key="m1")["seq"] == 1
+    with pytest.raises(Rejected) as caught:
+        funds.redeem("BTC3L", "carol", shares="1", key="all1")
+    assert caught.value.reason is Reason.IDEMPOTENCY_CONFLICT
+
+
+def test_a_mint_refused_for_its_key_opens_no_account(funds: Funds) -> None:
+    """A refused mint writes nothing, not even the new holder's account."""
+    funds.mint("BTC3L", "alice", cash="1000", key="k1")
+    before = _write_marks(funds)
+    with pytest.raises(Rejected) as caught:
+        funds.mint("BTC3L", "dave", cash="1000", key="k1")
+    assert caught.value.reason is Reason.IDEMPOTENCY_CONFLICT
+    assert _write_marks(funds) == before
+
+
+def test_times_are_printed_in_utc_with_z(funds: Funds) -> None:
+    """Every time in a fund payload is UTC with "Z", whatever offset it was given in."""
+    plus_two = timezone(timedelta(hours=2))
+    price = funds.set_price("BTC", "101", at=datetime(2026, 1, 5, 3, 0, tzinfo=plus_two))
+    assert price["at"] == "2026-01-05T01:00:00Z"
+    minted = funds.mint("BTC3L", "alice", cash="100", at=datetime(2026, 1, 5, 4, tzinfo=plus_two))
+    assert minted["effective_at"] == "2026-01-05T02:00:00Z"
+    assert funds.nav("BTC3L", at=datetime(2026, 1, 5, 5, tzinfo=plus_two))["at"] == (
+        "2026-01-05T03:00:00Z"
+    )

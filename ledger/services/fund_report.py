@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from decimal import Decimal, localcontext
 from typing import Any
 
@@ -13,6 +14,11 @@ from ledger.domain.journal import JournalEntry
 from ledger.domain.money import Rounding, format_units, mul_div
 
 MULTIPLE_PLACES = Decimal("0.000000000001")
+
+
+def utc_text(moment: datetime) -> str:
+    """Return an aware time in UTC as ISO 8601 with "Z" (docs/cli.md), microseconds if any."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def multiple_text(value: Decimal) -> str:
@@ -64,7 +70,7 @@ def entry_summary(
     summary: dict[str, Any] = {
         "seq": entry.seq,
         "kind": draft.kind,
-        "effective_at": draft.effective_at.isoformat(),
+        "effective_at": utc_text(draft.effective_at),
         "key": draft.idempotency_key,
         "hash": entry.hash.hex(),
         "holder": meta.get("holder", holder),

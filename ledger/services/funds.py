@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import gc
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -36,7 +36,13 @@ from ledger.domain.fund.terms import Terms, quantise_units, terms_of
 from ledger.domain.journal import EntryDraft, JournalEntry
 from ledger.domain.money import format_units, parse_units
 from ledger.errors import Reason, Rejected
-from ledger.services.fund_report import entry_summary, holder_rows, multiple_text, nav_payload
+from ledger.services.fund_report import (
+    entry_summary,
+    holder_rows,
+    multiple_text,
+    nav_payload,
+    utc_text,
+)
 from ledger.services.fund_state import amounts_and_holders, load_state, state_at
 from ledger.services.ledger import Ledger
 from ledger.storage import fund_store
@@ -107,10 +113,23 @@ class Funds:
         """Return a product's integer terms."""
         return terms_of(self.params(product))
 
-    def _at(self, at: datetime | None) -> datetime:
+    def _at(self, at: datetime | None, *, books: Iterable[str] = ()) -> datetime:
+        """Return the effective time of a command: `at` or now, aware, and not earlier than
+        the last entry of any of `books` (a book's effective times never go back).
+        """
         moment = at or self.clock.now()
         if moment.tzinfo is None:
             raise Rejected(Reason.BAD_INPUT, f"time {moment.isoformat()} has no time zone")
+        for book in books:
+            seq = self.lg.head(book)[0]
+            if seq == 0:
+                continue
+            last = self.lg.entry(book, seq).draft.effective_at
+            if moment < last:
+                raise Rejected(
+                    Reason.BAD_INPUT,
+                    f"time {utc_text(moment)} is before {book}'s last entry at {utc_text(last)}",
+                )
         return moment
 
     # --- prices -------------------------------------------------------------------------------
@@ -120,12 +139,17 @@ class Funds:
         All resulting entries of all products are posted in one transaction.
         """
         value = parse_price(price)
-        moment = self._at(at)
+        products = [p for p in fund_store.load_products(self.lg.engine) if p.underlying == symbol]
+        moment = self._at(at, books=[p.name for p in products])
+        feed = fund_store.latest_price(self.lg.engine, symbol)
+        if feed is not None and moment < feed[0]:
+            raise Rejected(
+                Reason.BAD_INPUT,
+                f"time {utc_text(moment)} is before the last {symbol} price at {utc_text(feed[0])}",
+            )
         drafts: list[EntryDraft] = []
         reports: list[dict[str, Any]] = []
-        for params in fund_store.load_products(self.lg.engine):
-            if params.underlying != symbol:
-                continue
+        for params in products:
             terms = terms_of(params)
             units = quantise_units(value, terms.quote_asset.scale)
             if units <= 0:
@@ -155,7 +179,7 @@ class Funds:
         return {
             "symbol": symbol,
             "price": str(value),
-            "at": moment.isoformat(),
+            "at": utc_text(moment),
             "products": reports,
         }
 
@@ -184,17 +208,22 @@ class Funds:
         """Issue shares at NAV for `cash` (decimal string of the quote asset).
 
         Shares round down and the subscription fee rounds up; the dust stays in the fund,
-        posted to equity:rounding.
+        posted to equity:rounding. A retry under the same key returns the original result.
         """
         terms = self.terms(product)
-        check_holder_id(holder)
+        holder = check_holder_id(holder)
         cash_units = parse_units(cash, terms.quote_asset.scale, "cash")
+        request = ("mint", holder, format_units(cash_units, terms.quote_asset.scale), "")
+        done = self._replay(terms.book, key, request)
+        if done is not None:
+            return {**entry_summary(terms, done), "nav": self.nav(product)}
         state = load_state(self.lg, terms)
-        draft, _, _ = entries.mint(
-            terms, state, holder=holder, cash=cash_units, at=self._at(at), key=key
-        )
+        moment = self._at(at)
+        draft, _, _ = entries.mint(terms, state, holder=holder, cash=cash_units, at=moment, key=key)
+        self._at(moment, books=[terms.book])  # after the quote: a closed fund says so first
+        # Opened only once the request is known to be new and priced: a refusal writes nothing.
         self.lg.open_account(acc.holder_account(terms.book, holder))
-        entry = self._post_keyed(draft)
+        entry = self._post_keyed([draft], request)
         return {**entry_summary(terms, entry), "nav": self.nav(product)}
 
     def redeem(
@@ -206,35 +235,64 @@ class Funds:
         key: str | None = None,
         at: datetime | None = None,
     ) -> dict[str, Any]:
-        """Cancel `shares` (decimal string) for cash at NAV, rounded down, less the fee."""
+        """Cancel `shares` (decimal string) for cash at NAV, rounded down, less the fee.
+
+        Redeeming the last shares first closes the position in the same transaction (its
+        trading fee borne by this redeemer). A retry under the same key returns the original.
+        """
         terms = self.terms(product)
-        check_holder_id(holder)
+        holder = check_holder_id(holder)
         share_units = parse_units(shares, terms.share_asset.scale, "shares")
         if share_units <= 0:
             raise Rejected(Reason.BAD_INPUT, f"shares must be positive, got {shares!r}")
+        request = ("redeem", holder, "", str(-share_units))
+        done = self._replay(terms.book, key, request)
+        if done is not None:
+            return {**entry_summary(terms, done), "nav": self.nav(product)}
         held = self.lg.balance(terms.book, acc.holder_account_code(holder), terms.share_asset.code)
         state = load_state(self.lg, terms)
+        moment = self._at(at)
         drafts, _, _ = entries.redeem_with_close(
-            terms, state, holder=holder, shares=share_units, held=held, at=self._at(at), key=key
+            terms, state, holder=holder, shares=share_units, held=held, at=moment, key=key
         )
-        # The last shares: the position closes in the same transaction as the redemption.
-        last = len(drafts) > 1
-        entry = self.lg.post_many(drafts)[-1] if last else self._post_keyed(drafts[0])
+        self._at(moment, books=[terms.book])  # after the quote: a closed fund says so first
+        entry = self._post_keyed(drafts, request)
         return {**entry_summary(terms, entry), "nav": self.nav(product)}
 
-    def _post_keyed(self, draft: EntryDraft) -> JournalEntry:
-        """Post `draft`; a retry under the same key returns the original entry unchanged."""
+    def _replay(self, book: str, key: str | None, request: tuple[str, ...]) -> JournalEntry | None:
+        """Return the entry already posted under `key` for this same request, or None if the
+        key is new; refuse with IDEMPOTENCY_CONFLICT if the key was used for another request.
+        """
+        if key is None:
+            return None
+        seq = fund_store.entry_seq_for_key(self.lg.engine, book, key)
+        if seq is None:
+            return None
+        original = self.lg.entry(book, seq)
+        if _request_of(original) != request:
+            raise Rejected(
+                Reason.IDEMPOTENCY_CONFLICT,
+                f"key {key!r} was used for another request (entry #{seq} of {book})",
+                seq=seq,
+            )
+        return original
+
+    def _post_keyed(self, drafts: Sequence[EntryDraft], request: tuple[str, ...]) -> JournalEntry:
+        """Post `drafts` in one transaction and return the last (the keyed one).
+
+        A concurrent request that took the same key first wins: the same request gets its
+        entry back, another is refused.
+        """
+        last = drafts[-1]
         try:
-            return self.lg.post(draft)
+            return self.lg.post_many(drafts)[-1]
         except Rejected as exc:
-            seq = exc.context.get("seq")
-            if exc.reason is not Reason.IDEMPOTENCY_CONFLICT or seq is None:
+            if exc.reason is not Reason.IDEMPOTENCY_CONFLICT or last.idempotency_key is None:
                 raise
-            original = self.lg.entry(draft.book, int(seq))
-            same = original.draft.kind == draft.kind and _request_of(original) == _request_of(draft)
-            if not same:
+            done = self._replay(last.book, last.idempotency_key, request)
+            if done is None:
                 raise
-            return original
+            return done
 
     # --- rebalance, split, merge --------------------------------------------------------------
     def rebalance(self, product: str, *, at: datetime | None = None) -> dict[str, Any]:
@@ -246,7 +304,8 @@ class Funds:
         if state.wiped_out:
             raise Rejected(Reason.FUND_WIPED_OUT, f"{product} is wiped out")
         before = effective_multiple(terms, state)
-        draft, after = entries.rebalance(terms, state, at=self._at(at), trigger="manual")
+        moment = self._at(at, books=[terms.book])
+        draft, after = entries.rebalance(terms, state, at=moment, trigger="manual")
         if draft is not None:
             self.lg.post(draft)
         return {
@@ -265,11 +324,12 @@ class Funds:
         """Split ("1:5") or merge ("5:1") every holder's units in one entry; value unchanged."""
         terms = self.terms(product)
         num, den = parse_ratio(ratio, kind=kind)
+        moment = self._at(at, books=[terms.book])
         with gc_paused():
             state, holders = amounts_and_holders(self.lg, terms)
             nav_before = nav_per_share_units(terms, state)
             draft, after, _ = split_shares(
-                terms, state, holders, num=num, den=den, at=self._at(at), kind=kind
+                terms, state, holders, num=num, den=den, at=moment, kind=kind
             )
             entry = self.lg.post(draft)
         return {
@@ -300,7 +360,7 @@ class Funds:
         terms = self.terms(product)
         state = load_state(self.lg, terms) if at is None else state_at(self.lg, terms, at)
         payload = nav_payload(terms, state)
-        payload["at"] = None if at is None else at.isoformat()
+        payload["at"] = None if at is None else utc_text(at)
         return payload
 
     def _holders(self, terms: Terms) -> dict[str, int]:
@@ -341,15 +401,16 @@ class Funds:
         }
 
 
-def _request_of(draft_or_entry: EntryDraft | JournalEntry) -> tuple[str, ...]:
-    """Return what identifies a holder request: holder, cash asked, share units moved."""
-    draft = draft_or_entry.draft if isinstance(draft_or_entry, JournalEntry) else draft_or_entry
+def _request_of(entry: JournalEntry) -> tuple[str, ...]:
+    """Return what identifies a holder request: kind, holder, cash asked, share units moved."""
+    draft = entry.draft
     meta = dict(draft.metadata)
     holder = meta.get("holder", "")
     code = acc.HOLDER_PREFIX + holder
     moved = sum(p.amount for p in draft.postings if p.account == code)
-    units = str(moved) if draft.kind == "redeem" else ""
-    return (holder, meta.get("cash", ""), units)
+    if draft.kind == "redeem":
+        return ("redeem", holder, "", str(moved))
+    return (draft.kind, holder, meta.get("cash", ""), "")
 
 
 def params_payload(params: ProductParams) -> dict[str, Any]:

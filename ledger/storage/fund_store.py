@@ -25,6 +25,7 @@ from sqlalchemy import (
 
 from ledger.domain.fund.product import ProductParams
 from ledger.domain.journal import from_micros, to_micros
+from ledger.storage.journal_store import JournalStore
 
 METADATA = MetaData()
 
@@ -117,3 +118,10 @@ def last_daily(engine: Engine, book: str) -> date | None:
             select(DAILY.c.day).where(DAILY.c.book == book).order_by(DAILY.c.day.desc()).limit(1)
         ).first()
     return None if row is None else date.fromisoformat(str(row[0]))
+
+
+def entry_seq_for_key(engine: Engine, book: str, key: str) -> int | None:
+    """Return the seq of `book`'s entry posted under idempotency `key`, or None."""
+    with engine.connect() as connection:
+        used = JournalStore(connection).keys_used(book, [key])
+    return None if key not in used else used[key][0]
