@@ -140,7 +140,12 @@ def asset_add(code: str, decimals: int) -> None:
 @json_option
 @handle_errors
 def asset_list() -> None:
-    """List the registered assets."""
+    """List the registered assets.
+
+    \b
+    Example:
+      token-ledger asset list --json
+    """
     assets = _ledger().assets()
     emit(
         [{"code": a.code, "decimals": a.scale} for a in assets],
@@ -189,7 +194,12 @@ def account_open(code: str, type_: str, book: str, non_negative: bool, non_posit
 @json_option
 @handle_errors
 def account_list(book: str) -> None:
-    """List the accounts of --book."""
+    """List the accounts of --book.
+
+    \b
+    Example:
+      token-ledger account list --book BTC3L
+    """
     lg = _ledger()
     _check_known(lg, book)
     accounts = lg.accounts(book)
@@ -299,7 +309,12 @@ def balances_cmd(book: str, account: str | None, as_of_seq: int | None, at: str 
 @json_option
 @handle_errors
 def history_cmd(account: str, book: str) -> None:
-    """List the entries of --book that post to ACCOUNT, oldest first."""
+    """List the entries of --book that post to ACCOUNT, oldest first.
+
+    \b
+    Example:
+      token-ledger history holder:alice --book BTC3L --json
+    """
     lg = _ledger()
     _check_known(lg, book, account)
     entries = lg.history(book, account)
@@ -407,9 +422,13 @@ def _report_text(item: dict[str, Any]) -> str:
     default=None,
     help="Write to this file (default: stdout).",
 )
+@json_option
 @handle_errors
 def export_cmd(book: str, fmt: str, output: Path | None) -> None:
     """Export --book as JSON Lines (replayable), ledger-cli or beancount.
+
+    Without -o the export itself goes to stdout (--json is then ignored); with -o, --json
+    prints a summary {"book", "format", "entries", "output"}.
 
     \b
     Examples:
@@ -433,7 +452,11 @@ def export_cmd(book: str, fmt: str, output: Path | None) -> None:
         tmp.unlink(missing_ok=True)  # a failed export leaves no file behind
         raise
     tmp.replace(output)
-    click.echo(f"exported {count} entries of {book} to {output}", err=True)
+    summary = {"book": book, "format": fmt, "entries": count, "output": str(output)}
+    if state().json_output:
+        emit(summary)
+    else:
+        click.echo(f"exported {count} entries of {book} to {output}", err=True)
 
 
 @click.command("replay")

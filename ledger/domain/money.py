@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from decimal import Decimal
 from enum import Enum
 
 from ledger.errors import Reason, Rejected
@@ -92,11 +91,6 @@ def format_units(units: int, scale: int) -> str:
         return f"{sign}{magnitude}"
     whole, frac = divmod(magnitude, 10**scale)
     return f"{sign}{whole}.{frac:0{scale}d}"
-
-
-def to_decimal(units: int, scale: int) -> Decimal:
-    """Return base units as an exact `Decimal` (for display and for rates)."""
-    return Decimal(units).scaleb(-scale)
 
 
 def div_round(numerator: int, denominator: int, rounding: Rounding) -> int:
