@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import decimal
 import io
-import os
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -35,6 +34,7 @@ from ledger.export.beancount import (
     beancount_string,
     write_beancount,
 )
+from tests.conftest import require
 
 BOOK = "BTC3L"
 ASSETS = (Asset("BTC3L", 18), Asset("USDT", 6), Asset("V", 0), Asset("PT_-.", 2))
@@ -107,9 +107,8 @@ def need_beancount() -> ModuleType:
     try:
         import beancount
     except ImportError:
-        if os.environ.get("CI") == "true":
-            pytest.fail("beancount is not installed and CI=true requires it")
-        pytest.skip("beancount (pip beancount>=3) is not installed")
+        require(False, "the beancount package (pip beancount>=3)")
+        raise
     return beancount
 
 

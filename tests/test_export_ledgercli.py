@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import shutil
 import subprocess
 import tempfile
@@ -35,6 +34,7 @@ from ledger.export.ledgercli import (
     ledger_commodity,
     write_ledger,
 )
+from tests.conftest import require
 
 BOOK = "BTC1.5L"
 ASSETS = (Asset("BTC1.5L", 18), Asset("BTC3L", 18), Asset("USDT", 6), Asset("PTS", 0))
@@ -102,10 +102,8 @@ SCENARIO = chain(
 def need(binary: str) -> str:
     """Return the path of `binary`; skip without it, but fail under CI=true."""
     path = shutil.which(binary)
-    if path is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{binary} is not installed and CI=true requires it")
-        pytest.skip(f"{binary} is not installed")
+    require(path is not None, f"the {binary} binary (Debian package {binary})")
+    assert path is not None
     return path
 
 
