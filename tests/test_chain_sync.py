@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -350,3 +351,47 @@ def test_sync_stops_when_the_chain_keeps_refusing_a_write(
     with pytest.raises(Rejected, match="reverted in 3 rounds"):
         sync_book(lg, BOOK, w3, operator, batch=1)
     assert not reconcile_book(lg, BOOK, w3).ok
+
+
+def test_two_spellings_of_one_address_refuse_sync_until_one_is_emptied(
+    anvil_node: AnvilNode,  # noqa: F811
+    w3: Web3,  # noqa: F811
+    share_ledger: Ledger,  # noqa: F811
+) -> None:
+    """Older books holding two spellings of one address: sync names both, then recovers."""
+    lg = share_ledger
+    mixed = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+    lower = mixed.lower()
+    open_share_book(lg, BOOK)
+    open_holders(lg, BOOK, [mixed, lower, "alice"])  # straight through the kernel: older data
+    lg.post(mint_draft(BOOK, {mixed: 5 * E18 + 1, lower: 2 * E18, "alice": E18}, at=T0))
+    lg.post(split_draft(lg, BOOK, num=10, den=3, at=T0))  # rounds each spelling on its own
+    env = _cli_env(str(lg.engine.url), anvil_node.rpc_url)
+    refused = CliRunner().invoke(cli, ["chain", "sync", BOOK], env=env)
+    assert refused.exit_code == 2, refused.output
+    assert refused.stdout == "" and len(refused.stderr.splitlines()) == 1
+    assert f"holder:{mixed} and holder:{lower}" in refused.stderr
+    assert "two spellings of one address" in refused.stderr
+
+    # The documented recovery: one transfer entry moves every unit into one spelling.
+    units = str(lg.balance(BOOK, f"holder:{mixed}", BOOK))
+    entry = {
+        "book": BOOK,
+        "kind": "transfer",
+        "key": "merge-spelling-0x7099",
+        "effective_at": "2026-11-27T00:00:00Z",
+        "metadata": {},
+        "postings": [
+            {"account": f"holder:{mixed}", "asset": BOOK, "amount": "-" + units},
+            {"account": f"holder:{lower}", "asset": BOOK, "amount": units},
+        ],
+    }
+    posted = CliRunner().invoke(cli, ["post", "-"], input=json.dumps(entry), env=env)
+    assert posted.exit_code == 0, posted.output
+    synced = CliRunner().invoke(cli, ["chain", "sync", BOOK], env=env)
+    assert synced.exit_code == 0, synced.output
+    _assert_mirrors(lg, anvil_node.rpc_url)
+    token = attach(lg, BOOK, w3).client.address
+    assert raw_balance_of(anvil_node.rpc_url, token, mixed) == lg.balance(
+        BOOK, f"holder:{lower}", BOOK
+    )

@@ -26,8 +26,9 @@ from ledger.chain.plan import (
     rebase_corrections,
 )
 from ledger.chain.rpc import check_rpc_url, is_loopback_url
+from ledger.chain.sync import holder_balances
 from ledger.domain.journal import EntryDraft, JournalEntry, Posting
-from ledger.errors import Rejected
+from ledger.errors import Reason, Rejected
 
 T0 = datetime(2021, 1, 1, tzinfo=UTC)
 # A throwaway key made up for this test (not Anvil's, not anyone's).
@@ -42,16 +43,59 @@ def test_derived_address_follows_the_documented_recipe() -> None:
 
 
 def test_address_id_and_explicit_mapping_win_over_derivation() -> None:
-    """An id that is an address maps to itself; an explicit mapping wins over both."""
+    """An id that is an address maps to itself; an explicit mapping wins over the derivation."""
     raw = "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266"
     assert address_of(raw) == to_checksum_address(raw)
-    given = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
-    assert address_of("alice", explicit={"alice": given}) == given
+    assert address_of("alice", explicit={"alice": CHECKSUMMED}) == CHECKSUMMED
+    assert address_of("alice", explicit={"alice": CHECKSUMMED.lower()}) == CHECKSUMMED
     with pytest.raises(Rejected):
-        address_map(["alice", "bob"], explicit={"alice": given, "bob": given})
+        address_map(["alice", "bob"], explicit={"alice": CHECKSUMMED, "bob": CHECKSUMMED})
     with pytest.raises(Rejected):
         address_of("not a valid id!")
     assert holder_of("holder:alice") == "alice" and holder_of("equity:shares-outstanding") is None
+    assert address_of("treasury") == derived_address("treasury")  # the fund's own holder
+
+
+CHECKSUMMED = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+BAD_CASE = "0x70997970c51812DC3A010C7d01b50e0d17dc79C8"  # mixed case, not EIP-55
+
+
+def test_two_spellings_of_one_address_are_one_holder() -> None:
+    """Lower-case and EIP-55 spellings of an address id are one holder on one address."""
+    lower = CHECKSUMMED.lower()
+    assert address_of(lower) == address_of(CHECKSUMMED) == CHECKSUMMED
+    # Read back from a book (older data may hold any spelling, even a bad checksum): one key.
+    keys = {holder_of(f"holder:{s}") for s in (lower, CHECKSUMMED, BAD_CASE, "0X" + lower[2:])}
+    assert keys == {lower}
+    assert address_map([lower, CHECKSUMMED, BAD_CASE]) == {lower: CHECKSUMMED}
+    # An explicit mapping keyed by either spelling applies; mapping an address elsewhere does not.
+    assert address_map([lower], explicit={CHECKSUMMED: CHECKSUMMED}) == {lower: CHECKSUMMED}
+    with pytest.raises(Rejected, match="cannot be mapped"):
+        address_of(lower, explicit={CHECKSUMMED: to_checksum_address("0x" + "11" * 20)})
+
+
+def test_an_address_id_or_address_with_a_bad_checksum_is_refused() -> None:
+    """A caller's mixed-case address (as holder id or as mapped address) must be valid EIP-55."""
+    with pytest.raises(Rejected, match="EIP-55"):
+        address_of(BAD_CASE)
+    with pytest.raises(Rejected, match="invalid"):
+        address_of("alice", explicit={"alice": BAD_CASE})
+    with pytest.raises(Rejected, match="invalid"):
+        address_of("alice", explicit={"alice": "0x1234"})
+
+
+def test_two_funded_spellings_of_one_address_are_named_in_one_line() -> None:
+    """Two spellings of one address both holding units are refused naming both accounts."""
+    lower = CHECKSUMMED.lower()
+    both = {(f"holder:{CHECKSUMMED}", "B"): 5, (f"holder:{lower}", "B"): 7, ("holder:a", "B"): 1}
+    with pytest.raises(Rejected) as err:
+        holder_balances("B", both)
+    message = str(err.value)
+    assert err.value.reason is Reason.DUPLICATE and "\n" not in message
+    assert f"holder:{CHECKSUMMED} and holder:{lower}" in message and "transfer" in message
+    # Once one spelling is emptied (a transfer entry), the address holds the other's units.
+    moved = {(f"holder:{CHECKSUMMED}", "B"): 0, (f"holder:{lower}", "B"): 12, ("holder:a", "B"): 1}
+    assert holder_balances("B", moved) == {lower: 12, "a": 1}
 
 
 def test_rpc_urls_are_loopback_only_unless_allowed() -> None:

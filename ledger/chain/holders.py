@@ -1,12 +1,16 @@
 """Holder ids and their addresses on the mirror chain.
 
-A holder is the `<id>` of a ledger account `holder:<id>` (ids: 1-64 characters of
-A-Za-z0-9_.@-). Its address is chosen in this order:
+A holder is the `<id>` of a ledger account `holder:<id>`. Its address is chosen in this order:
 
-1. an explicit mapping given by the caller (`explicit={"alice": "0x..."}`);
-2. the id itself when it is an Ethereum address (`holder:0xAbC...` mirrors to 0xAbC...);
+1. the id itself when it is an Ethereum address (`holder:0xab...` mirrors to 0xAb..., checksummed);
+2. an explicit mapping given by the caller (`explicit={"alice": "0x..."}`);
 3. otherwise it is derived: the last 20 bytes of
    `keccak256(b"token-ledger/holder/v1:" + holder_id.encode("utf-8"))`, checksummed (EIP-55).
+
+Ids given by a caller are checked and spelled canonically by the fund's one rule,
+`ledger.domain.fund.product.check_holder_id` (address ids lower case; mixed case only if valid
+EIP-55). Ids read back from a book are never refused (older data may hold any spelling of an
+address): `holder_key` lower-cases an address id, so two spellings of one address are one key.
 
 The derivation is deterministic and independent of the book, so one holder has one address
 across every fund and every chain. Nobody holds a key for a derived address: the mirror is
@@ -20,39 +24,51 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import NewType
 
-from eth_utils import is_address, keccak, to_checksum_address
+from eth_utils import is_checksum_address, keccak, to_checksum_address
 
+from ledger.domain.fund.accounts import HOLDER_PREFIX, TREASURY
+from ledger.domain.fund.product import check_holder_id
 from ledger.errors import Reason, Rejected
 
 HolderId = NewType("HolderId", str)
-HOLDER_PREFIX = "holder:"
 DERIVATION_TAG = b"token-ledger/holder/v1:"
-_HOLDER_ID = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
-_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
-_UPPER_NIBBLES = frozenset("89abcdef")
+# The fund's own holder ids: valid in a book although a customer may not take them.
+FUND_HOLDER_IDS = frozenset({TREASURY.removeprefix(HOLDER_PREFIX)})
+_ADDRESS = re.compile(r"^0[xX][0-9a-fA-F]{40}$")
 
 
-def check_holder_id(holder_id: str) -> HolderId:
-    """Return `holder_id` if it is a valid holder id, else refuse it."""
-    if not isinstance(holder_id, str) or not _HOLDER_ID.match(holder_id):
-        raise Rejected(
-            Reason.BAD_INPUT, f"holder id {holder_id!r} must be 1-64 characters of A-Za-z0-9_.@-"
-        )
+def holder_key(holder_id: str) -> HolderId:
+    """Return the one key of a holder id read from a book: an address lower case, else as is.
+
+    Never refuses: the ledger already holds the account, and a refusal here would stop every
+    later sync of the book.
+    """
+    if _ADDRESS.match(holder_id):
+        return HolderId("0x" + holder_id[2:].lower())
     return HolderId(holder_id)
 
 
 def holder_of(account_code: str) -> HolderId | None:
-    """Return the holder id of a `holder:<id>` account code, or None for any other account."""
+    """Return the holder key of a `holder:<id>` account code, or None for any other account."""
     if not account_code.startswith(HOLDER_PREFIX):
         return None
-    return check_holder_id(account_code[len(HOLDER_PREFIX) :])
+    return holder_key(account_code[len(HOLDER_PREFIX) :])
+
+
+def canonical_holder_id(holder_id: str) -> HolderId:
+    """Return a caller's holder id in its canonical spelling (the fund's rule), or refuse it.
+
+    The fund's own ids (`treasury`) are accepted as they are.
+    """
+    if holder_id in FUND_HOLDER_IDS:
+        return HolderId(holder_id)
+    return HolderId(check_holder_id(holder_id))
 
 
 @functools.lru_cache(maxsize=65_536)
 def derived_address(holder_id: str) -> str:
     """Return the derived checksummed address of `holder_id` (see the module docstring)."""
-    digest = keccak(DERIVATION_TAG + check_holder_id(holder_id).encode("utf-8"))
-    return checksum(digest[-20:])
+    return checksum(keccak(DERIVATION_TAG + holder_id.encode("utf-8"))[-20:])
 
 
 def checksum(raw: bytes) -> str:
@@ -65,35 +81,60 @@ def checksum(raw: bytes) -> str:
 
 
 def address_of(holder_id: str, *, explicit: Mapping[str, str] | None = None) -> str:
-    """Return the checksummed chain address that mirrors `holder_id`.
+    """Return the checksummed chain address that mirrors `holder_id` (any accepted spelling).
 
-    An explicit mapping wins, then an id that is itself an address, then the derivation.
+    An id that is an address maps to that address; then an explicit mapping; then the
+    derivation. `address_of("0xab...") == address_of("0xAb...")` (its EIP-55 spelling).
     """
-    check_holder_id(holder_id)
-    if explicit and holder_id in explicit:
-        given = explicit[holder_id]
-        if not is_address(given):
-            raise Rejected(Reason.BAD_INPUT, f"address {given!r} for {holder_id!r} is invalid")
-        return to_checksum_address(given)
-    if _ADDRESS.match(holder_id):
-        return to_checksum_address(holder_id)
-    return derived_address(holder_id)
+    return _address(canonical_holder_id(holder_id), _explicit_map(explicit))
 
 
 def address_map(
-    holder_ids: Iterable[str], *, explicit: Mapping[str, str] | None = None
+    holder_keys: Iterable[str], *, explicit: Mapping[str, str] | None = None
 ) -> dict[HolderId, str]:
-    """Return holder id -> address for every id, refusing two holders on one address."""
+    """Return holder key -> address for ids read from a book; refuse two holders on one address."""
+    mapping = _explicit_map(explicit)
     result: dict[HolderId, str] = {}
     owners: dict[str, HolderId] = {}
-    for holder_id in sorted(set(holder_ids)):
-        address = address_of(holder_id, explicit=explicit)
+    for key in sorted({holder_key(h) for h in holder_keys}):
+        address = _address(key, mapping)
         other = owners.get(address)
         if other is not None:
             raise Rejected(
-                Reason.BAD_INPUT,
-                f"holders {other!r} and {holder_id!r} map to one address {address}",
+                Reason.DUPLICATE,
+                f"accounts {HOLDER_PREFIX}{other} and {HOLDER_PREFIX}{key} map to one"
+                f" address {address}",
             )
-        owners[address] = HolderId(holder_id)
-        result[HolderId(holder_id)] = address
+        owners[address] = key
+        result[key] = address
     return result
+
+
+def _address(key: HolderId, explicit: Mapping[HolderId, str]) -> str:
+    if _ADDRESS.match(key):
+        address = to_checksum_address(key)
+        given = explicit.get(key)
+        if given is not None and given != address:
+            raise Rejected(
+                Reason.BAD_INPUT, f"holder {key} is an address; it cannot be mapped to {given}"
+            )
+        return address
+    return explicit.get(key) or derived_address(key)
+
+
+def _explicit_map(explicit: Mapping[str, str] | None) -> dict[HolderId, str]:
+    """Return the caller's mapping keyed by canonical holder id, values checksummed."""
+    result: dict[HolderId, str] = {}
+    for holder_id, given in (explicit or {}).items():
+        result[canonical_holder_id(holder_id)] = _checked_address(given, holder_id)
+    return result
+
+
+def _checked_address(given: str, holder_id: str) -> str:
+    """Return `given` checksummed; refuse a non-address or a mixed case that is not EIP-55."""
+    ok = isinstance(given, str) and given.startswith("0x") and bool(_ADDRESS.match(given))
+    hex_part = given[2:] if ok else ""
+    mixed = hex_part != hex_part.lower() and hex_part != hex_part.upper()
+    if not ok or (mixed and not is_checksum_address(given)):
+        raise Rejected(Reason.BAD_INPUT, f"address {given!r} for {holder_id!r} is invalid")
+    return to_checksum_address(given)

@@ -10,6 +10,7 @@ reads the chain again and sends only what is still missing. A second run sends n
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +18,7 @@ from web3 import Web3
 
 from ledger.chain import records
 from ledger.chain.deployment import Attached, ensure_deployed
-from ledger.chain.holders import HolderId, address_map, holder_of
+from ledger.chain.holders import HolderId, address_map, address_of, holder_of
 from ledger.chain.keys import Operator
 from ledger.chain.plan import (
     SPLIT_KINDS,
@@ -95,11 +96,7 @@ def read_snapshot(lg: Ledger, book: str, *, from_seq: int) -> LedgerSnapshot:
     for _ in range(SNAPSHOT_ATTEMPTS):
         head_seq, head_hash = lg.head(book)
         holders = sorted({h for a in lg.accounts(book) if (h := holder_of(a.code)) is not None})
-        balances = {
-            h: units
-            for (account, _), units in lg.balances(book, asset=book).items()
-            if (h := holder_of(account)) is not None
-        }
+        balances = holder_balances(book, lg.balances(book, asset=book))
         kept: list[JournalEntry] = []
         for entry in lg.entries(book, from_seq=from_seq + 1, to_seq=head_seq):
             if kept or entry.draft.kind in SPLIT_KINDS:
@@ -115,6 +112,32 @@ def read_snapshot(lg: Ledger, book: str, *, from_seq: int) -> LedgerSnapshot:
                 from_seq=kept[0].seq - 1 if kept else head_seq,
             )
     raise Rejected(Reason.BUSY, f"book {book} kept changing while read", retryable=True)
+
+
+def holder_balances(book: str, balances: Mapping[tuple[str, str], int]) -> dict[HolderId, int]:
+    """Return share units per holder key from `lg.balances(book, asset=book)`.
+
+    Refuses (Reason.DUPLICATE) when two spellings of one address both hold units (older data,
+    before holder ids were made canonical): the chain has one balance for that address, so the
+    ledger must first move one account's units into the other (see docs/chain.md).
+    """
+    result: dict[HolderId, int] = {}
+    spelled: dict[HolderId, str] = {}
+    for (account, _), units in balances.items():
+        holder = holder_of(account)
+        if holder is None or units == 0:
+            continue
+        if holder in spelled:
+            first, second = sorted((spelled[holder], account))
+            raise Rejected(
+                Reason.DUPLICATE,
+                f"{book}: accounts {first} and {second} are two spellings of one address"
+                f" {address_of(holder)}; move the units of one into the other with a transfer"
+                " entry, then sync again (docs/chain.md, 'Two spellings of one address')",
+            )
+        spelled[holder] = account
+        result[holder] = units
+    return result
 
 
 def batch_size(w3: Web3, epoch: int, requested: int | None = None) -> int:
