@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+# The repository root: `ledger` and the test helpers in tests/chain_support.py.
 sys.path.insert(0, str(ROOT))
 
 from ledger.chain.anvil import start_anvil, stop_anvil  # noqa: E402
 from ledger.chain.deployment import ensure_deployed  # noqa: E402
-from ledger.chain.fixtures import mint_draft, open_holders, open_share_book, split_draft  # noqa: E402
 from ledger.chain.holders import address_of  # noqa: E402
 from ledger.chain.keys import anvil_dev_operator  # noqa: E402
 from ledger.chain.reconcile import reconcile_book  # noqa: E402
@@ -37,6 +37,7 @@ from ledger.chain.sync import sync_book  # noqa: E402
 from ledger.chain.token import TokenClient  # noqa: E402
 from ledger.clock import FixedClock  # noqa: E402
 from ledger.services.ledger import open_ledger  # noqa: E402
+from tests.chain_support import mint_draft, open_holders, open_share_book, split_draft  # noqa: E402
 
 BOOK = "BENCH3L"
 NAIVE_BOOK = "NAIVE3L"

@@ -12,7 +12,6 @@ from sqlmodel import Session, select
 
 from ledger.chain.anchor import verify_anchors
 from ledger.chain.anvil import load_node, pid_alive
-from ledger.chain.fixtures import mint_draft, open_holders, open_share_book
 from ledger.chain.records import (
     ChainDeploymentRow,
     ChainTxRow,
@@ -28,6 +27,7 @@ from ledger.clock import FixedClock
 from ledger.domain.journal import Account, AccountType
 from ledger.errors import Reason, Rejected
 from ledger.services.ledger import open_ledger
+from tests.chain_support import mint_draft, open_holders, open_share_book
 from tests.conftest import T0
 from tests.test_chain_fixtures import anvil_binary  # noqa: F401
 

@@ -19,14 +19,6 @@ from web3 import Web3
 from ledger.chain.anchor import anchor_book, verify_anchors
 from ledger.chain.anvil import STATE_FILE, AnvilNode, start_anvil, stop_anvil
 from ledger.chain.deployment import attach
-from ledger.chain.fixtures import (
-    holder_balances,
-    mint_draft,
-    open_holders,
-    open_share_book,
-    redeem_draft,
-    split_draft,
-)
 from ledger.chain.holders import address_of
 from ledger.chain.keys import Operator
 from ledger.chain.reconcile import reconcile_book
@@ -39,6 +31,14 @@ from ledger.domain.canonical import GENESIS_HASH, chain_hash, encode_entry
 from ledger.domain.journal import JournalEntry
 from ledger.errors import Rejected
 from ledger.services.ledger import Ledger
+from tests.chain_support import (
+    holder_balances,
+    mint_draft,
+    open_holders,
+    open_share_book,
+    redeem_draft,
+    split_draft,
+)
 from tests.conftest import T0
 from tests.test_chain_fixtures import (  # noqa: F401
     anvil_binary,
