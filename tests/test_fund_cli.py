@@ -173,3 +173,41 @@ def test_csv_reader_errors(db: str, tmp_path: Path, body: str, problem: str) -> 
     result = run(db, "simulate", "--prices", str(bad), "--no-chart")
     assert result.exit_code == 2
     assert problem in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "options",
+    [("--fees", "bogus"), ("--step", "0.5"), ("--step", "nan"), ("--from", "2020-02-30")],
+)
+def test_simulate_replace_deletes_nothing_when_an_option_is_bad(
+    tmp_path: Path, options: tuple[str, str]
+) -> None:
+    """--replace deletes the database only after every option was validated."""
+    path = tmp_path / "keep.db"
+    path.write_bytes(b"precious")
+    result = run(f"sqlite:///{path}", "simulate", "--replace", "--no-chart", *options)
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert path.read_bytes() == b"precious"
+
+
+@pytest.mark.parametrize(
+    ("step", "problem"),
+    [
+        ("nan", "--step must be a decimal number such as 0.025, got 'nan'"),
+        ("inf", "--step must be a decimal number such as 0.025, got 'inf'"),
+        ("sNaN", "--step must be a decimal number such as 0.025, got 'sNaN'"),
+        ("1e-30", "--step must be a decimal number such as 0.025, got '1e-30'"),
+        ("-0.01", "--step must be a decimal number such as 0.025, got '-0.01'"),
+        ("0.5", "--step must be between 0.0001 and 0.1, got 0.5"),
+        ("0.00001", "--step must be between 0.0001 and 0.1, got 0.00001"),
+        ("0", "--step must be between 0.0001 and 0.1, got 0"),
+    ],
+)
+def test_simulate_step_is_a_plain_decimal_within_the_trigger(
+    db: str, step: str, problem: str
+) -> None:
+    """--step is a plain decimal in [0.0001, the ad-hoc move]: one line, exit 2, no write."""
+    result = run(db, "simulate", "--days", "2", "--no-chart", "--step", step)
+    assert result.exit_code == 2
+    assert result.stderr.strip() == f"token-ledger: bad_input: {problem}"
+    assert snapshot(db)[0] == ()

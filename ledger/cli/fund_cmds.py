@@ -4,8 +4,9 @@ NAV, holders, statements, and the simulation. Thin: parse, call one service, ren
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from decimal import Decimal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -376,7 +377,7 @@ def statement_cmd(product: str, holder: str) -> None:
     "--step",
     default="0.025",
     show_default=True,
-    help="Largest intraday price step between OHLC points (finer than the trigger).",
+    help="Largest intraday price step between OHLC points, 0.0001 up to the ad-hoc trigger.",
 )
 @click.option("--from", "start", default=None, help="First day, YYYY-MM-DD.")
 @click.option("--days", type=click.IntRange(min=1), default=None, help="Simulate only N days.")
@@ -420,51 +421,27 @@ def simulate_cmd(
       token-ledger simulate --synthetic 200 --products ETH5L,ETH5S --json
     """
     from ledger.sim.chart import write_chart
-    from ledger.sim.run import SimConfig, simulate
+    from ledger.sim.options import build_config, replace_database
+    from ledger.sim.run import simulate
     from ledger.sim.summary import summary, summary_text
 
-    url = state().db_url
-    if replace:
-        _remove_sqlite(url)
-    overrides: dict[str, Any] = {}
-    if fees is not None:
-        if fees != "zero":
-            raise Rejected(Reason.BAD_INPUT, "--fees accepts only 'zero'")
-        overrides = {
-            k: "0"
-            for k in (
-                "subscription_fee",
-                "redemption_fee",
-                "management_fee",
-                "trading_fee",
-                "funding_rate",
-            )
-        }
-    config = SimConfig(
-        products=[p.strip() for p in products.split(",") if p.strip()],
+    config = build_config(
+        products=products,
         prices=prices,
         synthetic_days=synthetic_days,
         holders=holders,
         orders_per_day=orders_per_day,
         seed=seed,
-        step=_decimal(step, "--step"),
-        start=None if start is None else _day(start),
+        step=step,
+        start=start,
         days=days,
-        overrides=overrides,
+        fees=fees,
     )
-    bars: list[Progress] = []
-
-    def progress(total_days: int, _books: int) -> Any:
-        bar = Progress("simulating days", total_days)
-        bar.__enter__()
-        bars.append(bar)
-        return bar.advance
-
-    try:
+    url = state().db_url
+    if replace:
+        replace_database(url)  # only now: every option above was valid
+    with _progress_bars() as progress:
         outcome = simulate(url, config, progress=progress)
-    finally:
-        for bar in bars:
-            bar.__exit__(None, None, None)
     result = summary(outcome)
     result["chart"] = None if no_chart else str(write_chart(outcome, chart))
     if not result["verify_ok"]:
@@ -472,26 +449,22 @@ def simulate_cmd(
     emit(result, lambda: summary_text(result))
 
 
-def _remove_sqlite(url: str) -> None:
-    if not url.startswith("sqlite:///"):
-        raise Rejected(Reason.BAD_INPUT, "--replace works only with a sqlite:/// database")
-    path = Path(url[len("sqlite:///") :])
-    for suffix in ("", "-wal", "-shm", "-journal"):
-        Path(str(path) + suffix).unlink(missing_ok=True)
+@contextmanager
+def _progress_bars() -> Iterator[Callable[[int, int], Callable[[int], None]]]:
+    """Yield a `progress` callback for `simulate` that draws a bar; close the bars after."""
+    bars: list[Progress] = []
 
+    def progress(total_days: int, _books: int) -> Callable[[int], None]:
+        bar = Progress("simulating days", total_days)
+        bar.__enter__()
+        bars.append(bar)
+        return bar.advance
 
-def _decimal(text: str, what: str) -> Decimal:
     try:
-        return Decimal(text)
-    except ArithmeticError:
-        raise Rejected(Reason.BAD_INPUT, f"{what} must be a decimal number, got {text!r}") from None
-
-
-def _day(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise Rejected(Reason.BAD_INPUT, f"--from must be YYYY-MM-DD, got {text!r}") from None
+        yield progress
+    finally:
+        for bar in bars:
+            bar.__exit__(None, None, None)
 
 
 def register(cli: click.Group) -> None:
