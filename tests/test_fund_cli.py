@@ -211,3 +211,20 @@ def test_simulate_step_is_a_plain_decimal_within_the_trigger(
     assert result.exit_code == 2
     assert result.stderr.strip() == f"token-ledger: bad_input: {problem}"
     assert snapshot(db)[0] == ()
+
+
+def test_text_output_never_shows_python_values(db: str) -> None:
+    """People read "off", "-", "yes"/"no" where Python would print None and False."""
+    run(db, "product", "create", "BTC3L", "--split-above", "off")
+    shown = run(db, "product", "show", "BTC3L").stdout
+    nav = run(db, "nav", "BTC3L").stdout
+    for text in (shown, nav):
+        assert "None" not in text and "False" not in text and "True" not in text
+    assert "split_nav_above        off" in shown and "leverage_band          2.0000:4.0000" in shown
+    assert "wiped_out              no" in nav and "at                     -" in nav
+
+
+def test_product_create_short_help_is_a_whole_sentence() -> None:
+    """`product --help` lists create with its whole first line, not cut at "(e.g."."""
+    listing = CliRunner().invoke(cli, ["product", "--help"]).output
+    assert "create  Create product NAME with its book and accounts.\n" in listing

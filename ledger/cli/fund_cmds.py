@@ -45,8 +45,21 @@ def _off(text: str | None) -> Any:
     return None if text is not None and text.strip().lower() in ("off", "none") else text
 
 
-def _kv_text(payload: dict[str, Any]) -> str:
-    return "\n".join(f"{k:<22} {v}" for k, v in payload.items() if not isinstance(v, (dict, list)))
+def _kv_text(payload: dict[str, Any], *, none: str = "-") -> str:
+    """Return one "key value" line per scalar; None prints as `none`, booleans as yes/no."""
+    return "\n".join(
+        f"{k:<22} {_text_value(v, none)}" for k, v in payload.items() if not isinstance(v, dict)
+    )
+
+
+def _text_value(value: Any, none: str) -> str:
+    if value is None:
+        return none
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (list, tuple)):
+        return ":".join(_text_value(v, none) for v in value)  # a band, as --leverage-band takes it
+    return str(value)
 
 
 @click.group("product")
@@ -82,9 +95,10 @@ def product_group() -> None:
 @json_option
 @handle_errors
 def product_create(name: str, **options: str | int | None) -> None:
-    """Create product NAME (e.g. BTC3L, BTC3S, ETH5L, BTC1.5L): assets, book and accounts.
+    """Create product NAME with its book and accounts.
 
-    Rates are decimal fractions ("0.001" is 0.1%). Unset options take the documented
+    NAME is UNDERLYING + MULTIPLE + L|S, such as BTC3L, BTC3S, ETH5L or BTC1.5L. Rates are
+    decimal fractions ("0.001" is 0.1%). Unset options take the documented
     defaults (docs/funds.md). Creating the same product again is a no-op.
 
     \b
@@ -110,7 +124,7 @@ def product_create(name: str, **options: str | int | None) -> None:
         else:
             overrides[field] = value
     payload = _funds().create_product(name, **overrides)
-    emit(payload, lambda: f"created {payload['name']}\n" + _kv_text(payload))
+    emit(payload, lambda: f"created {payload['name']}\n" + _kv_text(payload, none="off"))
 
 
 def _band(text: str) -> list[str]:
@@ -132,7 +146,7 @@ def product_show(name: str) -> None:
       token-ledger product show BTC3L --json
     """
     payload = _funds().params(name).model_dump(mode="json")
-    emit(payload, lambda: _kv_text(payload))
+    emit(payload, lambda: _kv_text(payload, none="off"))  # None is a rule switched off
 
 
 @click.command("price")

@@ -26,7 +26,7 @@ def write_chart(outcome: SimOutcome, path: Path) -> Path:
     underlying = outcome.runs[0].terms.underlying if outcome.runs else "underlying"
     axis.plot(
         days,  # type: ignore[arg-type]
-        [bar.close / start for bar in bars],
+        [bar.close / start for bar in bars],  # float-ok: drawing only
         color="black",
         lw=1.2,  # float-ok
         label=f"{underlying} (close / first open)",
