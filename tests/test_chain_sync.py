@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -18,7 +19,7 @@ from web3 import Web3
 
 from ledger.chain.anchor import anchor_book, verify_anchors
 from ledger.chain.anvil import STATE_FILE, AnvilNode, start_anvil, stop_anvil
-from ledger.chain.deployment import attach
+from ledger.chain.deployment import attach, ensure_deployed
 from ledger.chain.holders import address_of
 from ledger.chain.keys import Operator
 from ledger.chain.reconcile import reconcile_book
@@ -46,6 +47,7 @@ from tests.test_chain_fixtures import (  # noqa: F401
     minted_per_address,
     operator,
     raw_balance_of,
+    raw_rpc,
     raw_total_supply,
     share_ledger,
     w3,
@@ -54,6 +56,7 @@ from tests.test_chain_fixtures import (  # noqa: F401
 pytestmark = pytest.mark.anvil
 BOOK = "BTC3L"
 E18 = 10**18
+KILLED_AFTER_TXS = 20  # batches of 2 holders the killed run got onto the chain
 
 
 def _seed(lg: Ledger, holders: int, *, book: str = BOOK) -> list[str]:
@@ -149,34 +152,48 @@ def test_killed_sync_resumes_without_minting_twice(
     lg = share_ledger
     _seed(lg, 600)
     db_url = str(lg.engine.url)
-    start_block = w3.eth.block_number
+    url = anvil_node.rpc_url
+    ensure_deployed(lg, BOOK, w3, operator)
+    base = w3.eth.get_transaction_count(operator.address, "latest")
+    # With automine off nothing the killed run sends is mined, so it cannot finish before the
+    # kill (no race): it sends its 300 batches, then waits for receipts.
+    raw_rpc(url, "evm_setAutomine", [False])
     proc = subprocess.Popen(
         [sys.executable, "-m", "ledger.cli.main", "chain", "sync", BOOK, "--batch", "2"],
-        env=_cli_env(db_url, anvil_node.rpc_url),
+        env=_cli_env(db_url, url),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
+    sent = KILLED_AFTER_TXS
     deadline = time.monotonic() + 60
-    while w3.eth.block_number < start_block + 12 and time.monotonic() < deadline:
-        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-        time.sleep(0.005)
+    while w3.eth.get_transaction_count(operator.address, "pending") < base + sent:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"sync exited or stalled: {proc.stderr.read() if proc.stderr else ''}")
+        time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
     assert proc.returncode == -signal.SIGKILL
+    # Keep exactly the first 20 transactions; the rest never reached the node.
+    for txs in raw_rpc(url, "txpool_content", [])["pending"].values():
+        for nonce, tx in txs.items():
+            if int(nonce) >= base + sent:
+                raw_rpc(url, "anvil_dropTransaction", [tx["hash"]])
+    assert w3.eth.get_transaction_count(operator.address, "pending") == base + sent
+    assert attach(lg, BOOK, w3).client.last_synced_seq() == 0  # really killed mid-way
 
-    client = attach(lg, BOOK, w3).client
-    partial = reconcile_book(lg, BOOK, w3)
-    written = partial.holders - len(partial.differences)
-    assert 0 < written < 600 and client.last_synced_seq() == 0  # really killed mid-way
-
-    result = CliRunner().invoke(
-        cli,
-        ["--db", db_url, "chain", "sync", BOOK, "--json"],
-        env=_cli_env(db_url, anvil_node.rpc_url),
-    )
+    # The killed run's transactions land late, while the next run is already waiting for them.
+    late = threading.Timer(1.0, raw_rpc, (url, "evm_setAutomine", [True]))
+    late.start()
+    try:
+        result = CliRunner().invoke(
+            cli, ["--db", db_url, "chain", "sync", BOOK, "--json"], env=_cli_env(db_url, url)
+        )
+    finally:
+        late.join()
     assert result.exit_code == 0, result.output
-    _assert_mirrors(lg, anvil_node.rpc_url)
-    _assert_minted_once(lg, anvil_node.rpc_url)
+    assert json.loads(result.stdout)["holders_written"] == 600 - 2 * sent
+    _assert_mirrors(lg, url)
+    _assert_minted_once(lg, url)
 
 
 def test_restart_from_saved_state_then_resync(
