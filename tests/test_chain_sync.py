@@ -166,12 +166,14 @@ def test_killed_sync_resumes_without_minting_twice(
     )
     sent = KILLED_AFTER_TXS
     deadline = time.monotonic() + 60
-    while w3.eth.get_transaction_count(operator.address, "pending") < base + sent:
-        if proc.poll() is not None or time.monotonic() > deadline:
-            pytest.fail(f"sync exited or stalled: {proc.stderr.read() if proc.stderr else ''}")
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=10)
+    try:
+        while w3.eth.get_transaction_count(operator.address, "pending") < base + sent:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"sync exited or stalled: {proc.stderr.read() if proc.stderr else ''}")
+            time.sleep(0.01)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
     assert proc.returncode == -signal.SIGKILL
     # Keep exactly the first 20 transactions; the rest never reached the node.
     for txs in raw_rpc(url, "txpool_content", [])["pending"].values():
