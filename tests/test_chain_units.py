@@ -7,7 +7,13 @@ from datetime import UTC, datetime
 import pytest
 from eth_utils import keccak, to_checksum_address
 
-from ledger.chain.holders import address_map, address_of, derived_address, holder_of
+from ledger.chain.holders import (
+    address_map,
+    address_of,
+    book_address_of,
+    derived_address,
+    holder_of,
+)
 from ledger.chain.keys import (
     ENV_KEY,
     ENV_KEYSTORE,
@@ -68,6 +74,8 @@ def test_two_spellings_of_one_address_are_one_holder() -> None:
     keys = {holder_of(f"holder:{s}") for s in (lower, CHECKSUMMED, BAD_CASE, "0X" + lower[2:])}
     assert keys == {lower}
     assert address_map([lower, CHECKSUMMED, BAD_CASE]) == {lower: CHECKSUMMED}
+    assert {book_address_of(s) for s in (lower, CHECKSUMMED, BAD_CASE)} == {CHECKSUMMED}
+    assert book_address_of("Treasury") == derived_address("Treasury")  # refused as input
     # An explicit mapping keyed by either spelling applies; mapping an address elsewhere does not.
     assert address_map([lower], explicit={CHECKSUMMED: CHECKSUMMED}) == {lower: CHECKSUMMED}
     with pytest.raises(Rejected, match="cannot be mapped"):
@@ -208,3 +216,13 @@ def test_plan_stops_at_each_split_and_carries_only_the_dust() -> None:
     last = next_step(snap, 3)
     assert isinstance(last, Adjust) and last.seq == 4
     assert differences(last.targets, {"a": 16, "b": 10, "treasury": 1}) == [("b", 10, 7)]
+
+
+def test_address_of_takes_the_ids_the_fund_stores() -> None:
+    """address_of accepts every canonical id check_holder_id returns, and is stable on it."""
+    from ledger.domain.fund.product import check_holder_id
+
+    for given in (CHECKSUMMED, CHECKSUMMED.lower(), "alice", "a.b@c-d_1"):
+        canonical = check_holder_id(given)
+        assert address_of(canonical) == address_of(given) == book_address_of(canonical)
+    assert address_of(check_holder_id(CHECKSUMMED)) == CHECKSUMMED

@@ -4,6 +4,7 @@ The ledger is the source of truth; the chain follows it. Public entry points:
 
     from ledger.chain import address_of, verify_anchors
     address_of("alice")                      # checksummed holder address (see holders.py)
+    book_address_of(holder_id)               # the same for an id read from a book (lenient)
     report = verify_anchors(lg, "BTC3L", rpc_url="http://127.0.0.1:8545")
     report.ok, report.mismatches, report.problem
 
@@ -15,9 +16,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ledger.chain.holders import address_of
+from ledger.chain.holders import address_of, book_address_of
 
-__all__ = ["address_of", "verify_anchors"]
+__all__ = ["address_of", "book_address_of", "verify_anchors"]
 
 
 def __getattr__(name: str) -> Any:

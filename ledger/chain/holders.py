@@ -89,6 +89,15 @@ def address_of(holder_id: str, *, explicit: Mapping[str, str] | None = None) -> 
     return _address(canonical_holder_id(holder_id), _explicit_map(explicit))
 
 
+def book_address_of(holder_id: str) -> str:
+    """Return the address that sync mirrors a holder id read from a book to (never refuses).
+
+    For listing a book's holders: older data may hold ids that `address_of` now refuses (a
+    mixed-case address that is not EIP-55); sync still mirrors them, to this address.
+    """
+    return _address(holder_key(holder_id), {})
+
+
 def address_map(
     holder_keys: Iterable[str], *, explicit: Mapping[str, str] | None = None
 ) -> dict[HolderId, str]:
