@@ -75,3 +75,17 @@ def test_two_spellings_of_an_address_are_one_holder(funds: Funds) -> None:
     assert [(r["holder"], r["shares"]) for r in rows] == [(ADDRESS, "1.998000000000000000")]
     with pytest.raises(Rejected, match="reserved"):
         funds.mint("BTC3L", "treasury", cash="100")
+
+
+def test_statements_read_the_treasury_and_any_address_spelling(funds: Funds) -> None:
+    """Reads accept the fund's own ids and either address spelling (the canonical holder)."""
+    funds.mint("BTC3L", CHECKSUMMED, cash="100")
+    funds.mint("BTC3L", "alice", cash="103")
+    funds.merge("BTC3L", "7:1")  # leaves a remainder to holder:treasury
+    treasury = funds.statement("BTC3L", "treasury")
+    assert [e["kind"] for e in treasury["entries"]] == ["merge"]
+    assert treasury["entries"][0]["shares_delta"] == treasury["shares"] != "0.000000000000000000"
+    mine = funds.statement("BTC3L", CHECKSUMMED)
+    assert (
+        mine["holder"] == ADDRESS and mine["entries"][0]["shares_delta"] == "0.999000000000000000"
+    )

@@ -77,7 +77,8 @@ def entry_summary(
         "fee": format_units(fee, terms.quote_asset.scale),
     }
     if holder is not None or "holder" in meta:
-        code = acc.holder_account_code(holder or meta["holder"])
+        # The id as posted (no re-check): the treasury and ids from older entries read back too.
+        code = acc.HOLDER_PREFIX + (holder or meta["holder"])
         delta = sum(p.amount for p in draft.postings if p.account == code)
         summary["shares_delta"] = format_units(delta, terms.share_asset.scale)
     for name in ("cash", "paid", "ratio_num", "ratio_den"):

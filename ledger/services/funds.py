@@ -28,7 +28,12 @@ from typing import Any
 from ledger.clock import Clock
 from ledger.domain.fund import accounts as acc
 from ledger.domain.fund import entries
-from ledger.domain.fund.product import ProductParams, check_holder_id, make_params
+from ledger.domain.fund.product import (
+    RESERVED_HOLDER_IDS,
+    ProductParams,
+    check_holder_id,
+    make_params,
+)
 from ledger.domain.fund.rebalance import on_price
 from ledger.domain.fund.split import parse_ratio, policy_ratio, split_shares
 from ledger.domain.fund.state import FundState, effective_multiple, nav_per_share_units
@@ -385,7 +390,10 @@ class Funds:
     def statement(self, product: str, holder: str) -> dict[str, Any]:
         """Return a holder's entries (mint, redeem, split, merge) and current position."""
         terms = self.terms(product)
-        code = acc.holder_account_code(holder)
+        # The fund's own ids may be read (not minted to); customer ids in their canonical form.
+        if holder.lower() not in RESERVED_HOLDER_IDS:
+            holder = check_holder_id(holder)
+        code = acc.HOLDER_PREFIX + holder
         history = self.lg.history(terms.book, code)
         if not history:
             raise Rejected(Reason.UNKNOWN_ACCOUNT, f"{holder} has no entries in {product}")
