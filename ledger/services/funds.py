@@ -25,6 +25,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy import Connection
+
 from ledger.clock import Clock
 from ledger.domain.fund import accounts as acc
 from ledger.domain.fund import entries
@@ -38,7 +40,7 @@ from ledger.domain.fund.rebalance import on_price
 from ledger.domain.fund.split import parse_ratio, policy_ratio, split_shares
 from ledger.domain.fund.state import FundState, effective_multiple, nav_per_share_units
 from ledger.domain.fund.terms import Terms, quantise_units, terms_of
-from ledger.domain.journal import EntryDraft, JournalEntry
+from ledger.domain.journal import Account, EntryDraft, JournalEntry
 from ledger.domain.money import format_units, parse_units
 from ledger.errors import Reason, Rejected
 from ledger.services.fund_report import (
@@ -174,13 +176,17 @@ class Funds:
                     "entries": [d.kind for d in made],
                 }
             )
-        self.lg.post_many(drafts)
-        for report in reports:
-            if report["daily_rebalance"]:
-                fund_store.mark_daily(
-                    self.lg.engine, report["product"], moment.astimezone(UTC).date()
-                )
-        fund_store.save_prices(self.lg.engine, [(symbol, moment, str(value))])
+
+        def records(connection: Connection) -> None:
+            # The fund's own records commit with the entries, or not at all.
+            for report in reports:
+                if report["daily_rebalance"]:
+                    fund_store.mark_daily(
+                        connection, report["product"], moment.astimezone(UTC).date()
+                    )
+            fund_store.save_prices(connection, [(symbol, moment, str(value))])
+
+        self.lg.post_many(drafts, also=records)
         return {
             "symbol": symbol,
             "price": str(value),
@@ -226,9 +232,10 @@ class Funds:
         moment = self._at(at)
         draft, _, _ = entries.mint(terms, state, holder=holder, cash=cash_units, at=moment, key=key)
         self._at(moment, books=[terms.book])  # after the quote: a closed fund says so first
-        # Opened only once the request is known to be new and priced: a refusal writes nothing.
-        self.lg.open_account(acc.holder_account(terms.book, holder))
-        entry = self._post_keyed([draft], request)
+        # The holder's account opens in the posting's own transaction: a refusal writes nothing.
+        entry = self._post_keyed(
+            [draft], request, accounts=[acc.holder_account(terms.book, holder)]
+        )
         return {**entry_summary(terms, entry), "nav": self.nav(product)}
 
     def redeem(
@@ -270,10 +277,10 @@ class Funds:
         """
         if key is None:
             return None
-        seq = fund_store.entry_seq_for_key(self.lg.engine, book, key)
-        if seq is None:
+        original = self.lg.entry_with_key(book, key)
+        if original is None:
             return None
-        original = self.lg.entry(book, seq)
+        seq = original.seq
         if _request_of(original) != request:
             raise Rejected(
                 Reason.IDEMPOTENCY_CONFLICT,
@@ -282,7 +289,13 @@ class Funds:
             )
         return original
 
-    def _post_keyed(self, drafts: Sequence[EntryDraft], request: tuple[str, ...]) -> JournalEntry:
+    def _post_keyed(
+        self,
+        drafts: Sequence[EntryDraft],
+        request: tuple[str, ...],
+        *,
+        accounts: Sequence[Account] = (),
+    ) -> JournalEntry:
         """Post `drafts` in one transaction and return the last (the keyed one).
 
         A concurrent request that took the same key first wins: the same request gets its
@@ -290,7 +303,7 @@ class Funds:
         """
         last = drafts[-1]
         try:
-            return self.lg.post_many(drafts)[-1]
+            return self.lg.post_many(drafts, accounts=accounts)[-1]
         except Rejected as exc:
             if exc.reason is not Reason.IDEMPOTENCY_CONFLICT or last.idempotency_key is None:
                 raise

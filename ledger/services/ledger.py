@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from ledger.clock import Clock, SystemClock
@@ -202,19 +202,44 @@ class Ledger:
         """Append one entry in its own transaction; see `post_many`."""
         return self.post_many([draft])[0]
 
-    def post_many(self, drafts: Sequence[EntryDraft]) -> list[JournalEntry]:
+    def post_many(
+        self,
+        drafts: Sequence[EntryDraft],
+        *,
+        accounts: Sequence[Account] = (),
+        also: Callable[[Connection], None] | None = None,
+    ) -> list[JournalEntry]:
         """Append entries in one transaction, all or nothing; return them as recorded.
 
         Each draft must balance per asset and touch only opened accounts and known assets;
         every balance rule must hold after every entry. A draft whose idempotency key was used
         with the same content returns the original entry and writes nothing; the same key with
         other content is refused.
+
+        `accounts` are opened first (idempotently) and `also(connection)` runs last, both in
+        the same transaction, so an adapter's own records commit or roll back with the entries.
         """
-        if not drafts:
+        if not drafts and not accounts and also is None:
             return []
-        with self._tx(write=True) as store:
-            batch = AppendBatch(store, self._assets, self._accounts, self.clock.now(), self._rules)
-            return batch.append(drafts)
+        try:
+            with self._tx(write=True) as store:
+                if accounts:
+                    self._forget({a.book for a in accounts})
+                    _open_accounts(store, accounts)
+                batch = AppendBatch(
+                    store, self._assets, self._accounts, self.clock.now(), self._rules
+                )
+                made = batch.append(drafts) if drafts else []
+                if also is not None:
+                    also(store.connection)
+                return made
+        finally:
+            if accounts:
+                self._forget({a.book for a in accounts})
+
+    def entry_with_key(self, book: str, key: str) -> JournalEntry | None:
+        """Return the entry of `book` posted under idempotency `key`, or None."""
+        return self._entry_with_key(book, key)
 
     def restore(
         self,

@@ -8,11 +8,14 @@ them for its hashes. The tables are created by migration 0004 (`token-ledger ini
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime
 
 from sqlalchemy import (
     BigInteger,
     Column,
+    Connection,
     Engine,
     Integer,
     MetaData,
@@ -25,7 +28,6 @@ from sqlalchemy import (
 
 from ledger.domain.fund.product import ProductParams
 from ledger.domain.journal import from_micros, to_micros
-from ledger.storage.journal_store import JournalStore
 
 METADATA = MetaData()
 
@@ -77,11 +79,21 @@ def load_products(engine: Engine) -> list[ProductParams]:
     return [ProductParams.model_validate(json.loads(row[0])) for row in rows]
 
 
-def save_prices(engine: Engine, rows: list[tuple[str, datetime, str]]) -> None:
+@contextmanager
+def _writing(target: Engine | Connection) -> Iterator[Connection]:
+    """Use the caller's transaction when given a connection, else a transaction of our own."""
+    if isinstance(target, Connection):
+        yield target
+        return
+    with target.begin() as connection:
+        yield connection
+
+
+def save_prices(target: Engine | Connection, rows: list[tuple[str, datetime, str]]) -> None:
     """Append observed prices (symbol, time, decimal string)."""
     if not rows:
         return
-    with engine.begin() as connection:
+    with _writing(target) as connection:
         connection.execute(
             insert(PRICES),
             [{"symbol": s, "at_us": to_micros(at), "price": p} for s, at, p in rows],
@@ -101,9 +113,9 @@ def latest_price(
     return None if row is None else (from_micros(int(row[0])), str(row[1]))
 
 
-def mark_daily(engine: Engine, book: str, day: date) -> None:
+def mark_daily(target: Engine | Connection, book: str, day: date) -> None:
     """Record that `book`'s scheduled rebalance of `day` ran (even if it traded nothing)."""
-    with engine.begin() as connection:
+    with _writing(target) as connection:
         found = connection.execute(
             select(DAILY.c.day).where(DAILY.c.book == book, DAILY.c.day == day.isoformat())
         ).first()
@@ -118,10 +130,3 @@ def last_daily(engine: Engine, book: str) -> date | None:
             select(DAILY.c.day).where(DAILY.c.book == book).order_by(DAILY.c.day.desc()).limit(1)
         ).first()
     return None if row is None else date.fromisoformat(str(row[0]))
-
-
-def entry_seq_for_key(engine: Engine, book: str, key: str) -> int | None:
-    """Return the seq of `book`'s entry posted under idempotency `key`, or None."""
-    with engine.connect() as connection:
-        used = JournalStore(connection).keys_used(book, [key])
-    return None if key not in used else used[key][0]
