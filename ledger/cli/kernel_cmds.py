@@ -10,6 +10,7 @@ from typing import Any, TextIO
 import click
 from sqlalchemy.exc import OperationalError
 
+from ledger.cli.chain_cmds import chain_connection_options, connect_chain
 from ledger.cli.common import AuditFailed, Progress, emit, handle_errors, json_option, state
 from ledger.domain.journal import Account, AccountType, BalanceRule, JournalEntry
 from ledger.domain.money import Asset, format_units
@@ -328,10 +329,16 @@ def history_cmd(account: str, book: str) -> None:
 @click.command("verify")
 @click.argument("books", nargs=-1)
 @click.option("--chain", is_flag=True, help="Also check every anchor written to the chain.")
-@click.option("--rpc-url", default=None, help="With --chain: the chain's JSON-RPC URL.")
+@chain_connection_options
 @json_option
 @handle_errors
-def verify_cmd(books: tuple[str, ...], chain: bool, rpc_url: str | None) -> None:
+def verify_cmd(
+    books: tuple[str, ...],
+    chain: bool,
+    rpc_url: str | None,
+    allow_remote_rpc: bool,
+    chain_dir: str | None,
+) -> None:
     """Re-check BOOKS (default: every book): chain, hashes, balances, rules.
 
     Recomputes every hash and every balance from the postings alone and names the first
@@ -352,8 +359,9 @@ def verify_cmd(books: tuple[str, ...], chain: bool, rpc_url: str | None) -> None
     if chain:
         from ledger.chain import verify_anchors
 
+        w3 = connect_chain(rpc_url=rpc_url, allow_remote_rpc=allow_remote_rpc, chain_dir=chain_dir)
         for item, book in zip(payload, names, strict=True):
-            anchors = verify_anchors(lg, book, rpc_url=rpc_url)
+            anchors = verify_anchors(lg, book, w3=w3)
             item["chain"] = {
                 "address": anchors.address,
                 "anchors": anchors.anchors,
