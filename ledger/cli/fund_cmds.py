@@ -319,18 +319,26 @@ def nav_cmd(product: str, at: str | None) -> None:
 @json_option
 @handle_errors
 def holders_cmd(product: str) -> None:
-    """List PRODUCT's holders with their shares and value at NAV.
+    """List PRODUCT's holders with their shares, value at NAV and ERC-20 mirror address.
+
+    The address is the one `chain sync` mirrors the holder to (docs/chain.md): the holder id
+    itself when it is an 0x address, else derived from it deterministically.
 
     \b
     Example:
       token-ledger holders BTC3L --json
     """
+    from ledger.chain import book_address_of
+
     payload = _funds().holders(product)
+    for row in payload["holders"]:
+        row["address"] = book_address_of(row["holder"])
     emit(
         payload,
         lambda: (
             "\n".join(
-                f"{h['holder']:<24} {h['shares']:>34} {h['value']:>22}" for h in payload["holders"]
+                f"{h['holder']:<24} {h['shares']:>34} {h['value']:>22}  {h['address']}"
+                for h in payload["holders"]
             )
             or "no holders"
         ),
