@@ -50,6 +50,7 @@ class AppendBatch:
         account_cache: dict[str, dict[str, tuple[str, str]]],
         now: datetime,
         rule_cache: dict[str, dict[str, BalanceRule]] | None = None,
+        rule_set_cache: dict[str, tuple[frozenset[str], frozenset[str]]] | None = None,
     ) -> None:
         self.store = store
         self.assets = asset_cache
@@ -59,7 +60,9 @@ class AppendBatch:
         self.recorded_at = from_micros(self.recorded_us)
         self.heads: dict[str, tuple[int, bytes]] = {}
         self.rules: dict[str, dict[str, BalanceRule]] = {}
-        self.rule_sets: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
+        self.rule_sets: dict[str, tuple[frozenset[str], frozenset[str]]] = (
+            {} if rule_set_cache is None else rule_set_cache
+        )
         self.balances: dict[str, dict[tuple[str, str], int]] = {}
         self.dirty: dict[str, set[tuple[str, str]]] = {}
         self.used_keys: dict[str, dict[str, tuple[int, bytes]]] = {}
@@ -143,6 +146,7 @@ class AppendBatch:
         needed = {p.account for d in drafts for p in d.postings}
         if known is None or book not in self.rule_cache or not needed <= known.keys():
             known = self.accounts[book] = self.store.accounts(book)
+            self.rule_sets.pop(book, None)
             self.rule_cache[book] = {
                 code: BalanceRule(rule) for code, (_, rule) in known.items() if rule != "none"
             }

@@ -92,6 +92,7 @@ class Ledger:
         self._assets: dict[str, int] = {}
         self._accounts: dict[str, dict[str, tuple[str, str]]] = {}
         self._rules: dict[str, dict[str, BalanceRule]] = {}
+        self._rule_sets: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
         self._schema_checked = False
 
     # --- transactions -------------------------------------------------------------------------
@@ -182,6 +183,7 @@ class Ledger:
         for book in books:
             self._accounts.pop(book, None)
             self._rules.pop(book, None)
+            self._rule_sets.pop(book, None)
 
     def accounts(self, book: str) -> list[Account]:
         """Return the accounts of a book, by code."""
@@ -227,7 +229,12 @@ class Ledger:
                     self._forget({a.book for a in accounts})
                     _open_accounts(store, accounts)
                 batch = AppendBatch(
-                    store, self._assets, self._accounts, self.clock.now(), self._rules
+                    store,
+                    self._assets,
+                    self._accounts,
+                    self.clock.now(),
+                    self._rules,
+                    self._rule_sets,
                 )
                 made = batch.append(drafts) if drafts else []
                 if also is not None:
@@ -266,7 +273,12 @@ class Ledger:
                 store.ensure_book(check_book(book), GENESIS_HASH)
                 for chunk in _batched(entries, RESTORE_CHUNK):
                     batch = AppendBatch(
-                        store, self._assets, self._accounts, self.clock.now(), self._rules
+                        store,
+                        self._assets,
+                        self._accounts,
+                        self.clock.now(),
+                        self._rules,
+                        self._rule_sets,
                     )
                     total += batch.restore(book, chunk)
                     if progress is not None:

@@ -54,9 +54,12 @@ class JournalStore:
         """Insert plain rows: COPY on PostgreSQL for large batches, executemany otherwise."""
         if not rows:
             return
-        if self.is_sqlite or len(rows) < COPY_THRESHOLD:
+        if self.is_sqlite:
             marks = ",".join("?" * len(rows[0]))
             self.executemany(f"INSERT INTO {table} ({columns}) VALUES ({marks})", rows)
+            return
+        if len(rows) < COPY_THRESHOLD:
+            self.values_insert(table, columns, rows)
             return
         cursor = self.raw.cursor()
         with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
@@ -156,11 +159,27 @@ class JournalStore:
         if not self.is_sqlite and len(balances) >= COPY_THRESHOLD:
             self._upsert_balances_by_copy(book, balances)
             return
+        if not self.is_sqlite and balances:
+            self.values_insert(
+                "tl_balances",
+                "book, account, asset, amount",
+                [(book, account, asset, units) for (account, asset), units in balances.items()],
+                " ON CONFLICT (book, account, asset) DO UPDATE SET amount = excluded.amount",
+            )
+            return
         self.executemany(
             "INSERT INTO tl_balances (book, account, asset, amount) VALUES (?, ?, ?, ?)"
             " ON CONFLICT (book, account, asset) DO UPDATE SET amount = excluded.amount",
             [(book, account, asset, amount(units)) for (account, asset), units in balances.items()],
         )
+
+    def values_insert(
+        self, table: str, columns: str, rows: Sequence[Sequence[Any]], suffix: str = ""
+    ) -> None:
+        """Insert a few rows with one multi-row VALUES statement: one round trip."""
+        row = "(" + ",".join("?" * len(rows[0])) + ")"
+        statement = f"INSERT INTO {table} ({columns}) VALUES " + ",".join([row] * len(rows))
+        self.execute(statement + suffix, [value for r in rows for value in r]).close()
 
     def _upsert_balances_by_copy(self, book: str, balances: dict[tuple[str, str], int]) -> None:
         """COPY the new balances into a scratch table, then upsert them in one statement."""
