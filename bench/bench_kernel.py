@@ -113,6 +113,24 @@ def raw_sqlite_baselines(folder: Path) -> tuple[float, float]:
     return rate, statistics.median(commits)
 
 
+def raw_pg_commit() -> float:
+    """Return one durable PostgreSQL INSERT + COMMIT's median in milliseconds (the fsync floor)."""
+    import psycopg
+
+    samples = []
+    with psycopg.connect(PG_URL) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS tl_bench_commit_ref (a int)")
+        conn.commit()
+        for i in range(300):
+            began = time.perf_counter()
+            conn.execute("INSERT INTO tl_bench_commit_ref VALUES (%s)", (i,))
+            conn.commit()
+            samples.append((time.perf_counter() - began) * 1000)
+        conn.execute("DROP TABLE tl_bench_commit_ref")
+        conn.commit()
+    return statistics.median(samples)
+
+
 def _writer(url: str, book: str, count: int, seed: int, queue: mp.Queue) -> None:  # type: ignore[type-arg]
     lg = open_ledger(url)
     done = 0
@@ -246,6 +264,8 @@ def main() -> None:
                 setup_book(plg, "B")
                 rate = ingest(plg, "B", args.pg_entries)
                 say(f"| PostgreSQL batch ingest, {args.pg_entries:,} entries x 2 postings (COPY) | {rate:,.0f} postings/s |")
+                floor = raw_pg_commit()
+                say(f"| reference: raw durable PostgreSQL INSERT + COMMIT, median | {floor:.3f} ms (so one book, whose writers take turns, tops out near {1000 / floor:,.0f} commits/s) |")
                 setup_book(plg, "L")
                 median, p99 = single_latency(plg, "L", 1_000)
                 say(f"| PostgreSQL one durable entry, 1,000 posts | median {median:.3f} ms, p99 {p99:.3f} ms (target median <= 2 ms) |")
