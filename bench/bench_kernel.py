@@ -227,30 +227,40 @@ def main() -> None:
         folder = Path(tmp)
         raw_rate, raw_commit = raw_sqlite_baselines(folder)
         say(f"| reference: raw sqlite3 executemany (3 columns) | {raw_rate:,.0f} rows/s |")
-        say(f"| reference: raw durable SQLite commit (synchronous=FULL), median | {raw_commit:,.0f} us |")
+        say(
+            f"| reference: raw durable SQLite commit (synchronous=FULL), median | {raw_commit:,.0f} us |"
+        )
 
         url = f"sqlite:///{folder / 'bench.db'}"
         lg = open_ledger(url, clock=FixedClock(T0))
         lg.init()
         setup_book(lg, "B")
         rate = ingest(lg, "B", args.entries)
-        say(f"| SQLite batch ingest, {args.entries:,} entries x 2 postings, batches of {CHUNK:,} | {rate:,.0f} postings/s (target >= 300,000) |")
+        say(
+            f"| SQLite batch ingest, {args.entries:,} entries x 2 postings, batches of {CHUNK:,} | {rate:,.0f} postings/s (target >= 300,000) |"
+        )
         setup_book(lg, "L")
         median, p99 = single_latency(lg, "L", 1_000)
-        say(f"| SQLite one durable entry (synchronous=FULL), 1,000 posts | median {median:.3f} ms, p99 {p99:.3f} ms (target median <= 0.5 ms) |")
+        say(
+            f"| SQLite one durable entry (synchronous=FULL), 1,000 posts | median {median:.3f} ms, p99 {p99:.3f} ms (target median <= 0.5 ms) |"
+        )
 
         began = time.perf_counter()
         report = lg.verify("B")
         verify_s = time.perf_counter() - began
         assert report.ok, report
-        say(f"| SQLite verify {report.entries:,} entries (hashes + balances + rules) | {verify_s:.2f} s = {report.entries / verify_s:,.0f} entries/s (target >= 200,000) |")
+        say(
+            f"| SQLite verify {report.entries:,} entries (hashes + balances + rules) | {verify_s:.2f} s = {report.entries / verify_s:,.0f} entries/s (target >= 200,000) |"
+        )
 
         jsonl = folder / "book.jsonl"
         began = time.perf_counter()
         with jsonl.open("w") as out:
             export_book(lg, "B", "jsonl", out)
         export_s = time.perf_counter() - began
-        say(f"| SQLite export jsonl {args.entries:,} entries | {export_s:.2f} s = {args.entries / export_s:,.0f} entries/s |")
+        say(
+            f"| SQLite export jsonl {args.entries:,} entries | {export_s:.2f} s = {args.entries / export_s:,.0f} entries/s |"
+        )
 
         replay_lg = open_ledger(f"sqlite:///{folder / 'replay.db'}", clock=FixedClock(T0))
         replay_lg.init()
@@ -258,7 +268,9 @@ def main() -> None:
         replayed = replay_file(replay_lg, jsonl)
         replay_s = time.perf_counter() - began
         assert replayed.ok and replayed.head_hash == report.head_hash
-        say(f"| SQLite replay jsonl into an empty database, then verify | {replay_s:.2f} s = {args.entries / replay_s:,.0f} entries/s, identical head hash |")
+        say(
+            f"| SQLite replay jsonl into an empty database, then verify | {replay_s:.2f} s = {args.entries / replay_s:,.0f} entries/s, identical head hash |"
+        )
 
         journal = folder / "book.ledger"
         with journal.open("w") as out:
@@ -269,7 +281,9 @@ def main() -> None:
             if seconds is None:
                 say(f"| `{name} -f FILE bal` on the same journal | not available |")
             else:
-                say(f"| `{name} -f FILE bal` on the same journal | {seconds:.2f} s = {args.entries / seconds:,.0f} entries/s |")
+                say(
+                    f"| `{name} -f FILE bal` on the same journal | {seconds:.2f} s = {args.entries / seconds:,.0f} entries/s |"
+                )
         lg.close()
         replay_lg.close()
 
@@ -281,23 +295,35 @@ def main() -> None:
                 plg.init()
                 setup_book(plg, "B")
                 rate = ingest(plg, "B", args.pg_entries)
-                say(f"| PostgreSQL batch ingest, {args.pg_entries:,} entries x 2 postings (COPY) | {rate:,.0f} postings/s |")
+                say(
+                    f"| PostgreSQL batch ingest, {args.pg_entries:,} entries x 2 postings (COPY) | {rate:,.0f} postings/s |"
+                )
                 floor = raw_pg_commit()
-                say(f"| reference: raw durable PostgreSQL INSERT + COMMIT, median | {floor:.3f} ms (so one book, whose writers take turns, tops out near {1000 / floor:,.0f} commits/s) |")
+                say(
+                    f"| reference: raw durable PostgreSQL INSERT + COMMIT, median | {floor:.3f} ms (so one book, whose writers take turns, tops out near {1000 / floor:,.0f} commits/s) |"
+                )
                 setup_book(plg, "L")
                 median, p99 = single_latency(plg, "L", 1_000)
-                say(f"| PostgreSQL one durable entry, 1,000 posts | median {median:.3f} ms, p99 {p99:.3f} ms (target median <= 2 ms) |")
+                say(
+                    f"| PostgreSQL one durable entry, 1,000 posts | median {median:.3f} ms, p99 {p99:.3f} ms (target median <= 2 ms) |"
+                )
                 began = time.perf_counter()
                 report = plg.verify("B")
                 seconds = time.perf_counter() - began
-                say(f"| PostgreSQL verify {report.entries:,} entries | {report.entries / seconds:,.0f} entries/s |")
+                say(
+                    f"| PostgreSQL verify {report.entries:,} entries | {report.entries / seconds:,.0f} entries/s |"
+                )
                 books = [f"W{i}" for i in range(8)]
                 for book in books:
                     setup_book(plg, book)
                 one = concurrent_writers(pg_url, ["W0"], 400)
-                say(f"| PostgreSQL 8 writer processes, one book, one entry per transaction | {one:,.0f} entries/s (target >= 800) |")
+                say(
+                    f"| PostgreSQL 8 writer processes, one book, one entry per transaction | {one:,.0f} entries/s (target >= 800) |"
+                )
                 eight = concurrent_writers(pg_url, books, 400)
-                say(f"| PostgreSQL 8 writer processes, 8 books | {eight:,.0f} entries/s (target >= 3,000) |")
+                say(
+                    f"| PostgreSQL 8 writer processes, 8 books | {eight:,.0f} entries/s (target >= 3,000) |"
+                )
                 for book in books:
                     assert plg.verify(book).ok
                 plg.close()

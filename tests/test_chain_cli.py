@@ -174,11 +174,6 @@ def test_library_refuses_an_unknown_book(tmp_path: Path) -> None:
         lg.close()
 
 
-def _verify_takes_chain_dir() -> bool:
-    verify = cli.commands["verify"]
-    return any(p.name == "chain_dir" for p in verify.params)
-
-
 @pytest.mark.anvil
 def test_connection_options_find_the_chain_of_chain_up_by_its_dir(
     anvil_binary: Path,  # noqa: F811
@@ -225,11 +220,6 @@ def test_connection_options_find_the_chain_of_chain_up_by_its_dir(
 
 
 @pytest.mark.anvil
-@pytest.mark.xfail(
-    not _verify_takes_chain_dir(),
-    reason="until the integrator applies chain_connection_options to verify_cmd",
-    strict=True,
-)
 def test_verify_chain_finds_the_chain_of_chain_up_by_its_dir(
     anvil_binary: Path,  # noqa: F811
     tmp_path: Path,

@@ -73,7 +73,7 @@ def start_anvil(
     state_path: Path | None = None,
     chain_id: int = ANVIL_CHAIN_ID,
     gas_limit: int | None = None,
-    timeout_s: float = 20.0,
+    timeout_s: float = 20.0,  # float-ok: seconds
 ) -> AnvilNode:
     """Start Anvil on a free loopback port and return once it listens.
 
@@ -119,6 +119,7 @@ def start_anvil(
     )
 
 
+# float-ok: timeout_s is seconds, not money.
 def _wait_listening(proc: subprocess.Popen[bytes], log_path: Path, timeout_s: float) -> int:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -146,7 +147,7 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
-def stop_anvil(node: AnvilNode, *, timeout_s: float = 20.0) -> None:
+def stop_anvil(node: AnvilNode, *, timeout_s: float = 20.0) -> None:  # float-ok: seconds
     """Stop `node` with SIGTERM (Anvil dumps its state), then SIGKILL after `timeout_s`."""
     if not pid_alive(node.pid):
         return

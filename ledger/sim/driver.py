@@ -143,10 +143,10 @@ class SimOutcome:
     runs: list[ProductRun]
     bars: list[Bar]
     entries: int
-    seconds_posting: float = 0.0
+    seconds_posting: float = 0.0  # float-ok: wall-clock seconds, not money
     verify: dict[str, Any] = field(default_factory=dict)
     balances: dict[str, dict[tuple[str, str], int]] = field(default_factory=dict)
-    seconds_verify: float = 0.0
+    seconds_verify: float = 0.0  # float-ok: wall-clock seconds, not money
 
 
 def setup_products(
