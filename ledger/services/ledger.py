@@ -244,10 +244,6 @@ class Ledger:
             if accounts:
                 self._forget({a.book for a in accounts})
 
-    def entry_with_key(self, book: str, key: str) -> JournalEntry | None:
-        """Return the entry of `book` posted under idempotency `key`, or None."""
-        return self._entry_with_key(book, key)
-
     def restore(
         self,
         book: str,
@@ -301,14 +297,15 @@ class Ledger:
         A retry with the same `key` returns the reversal already made, whatever the time.
         """
         if key is not None:
-            done = self._entry_with_key(book, key)
+            done = self.entry_with_key(book, key)
             if done is not None and done.draft.reverses == seq:
                 return done
         original = self.entry(book, seq)
         moment = effective_at or self.clock.now()
         return self.post(reversal_of(original, effective_at=moment, key=key))
 
-    def _entry_with_key(self, book: str, key: str) -> JournalEntry | None:
+    def entry_with_key(self, book: str, key: str) -> JournalEntry | None:
+        """Return the entry of `book` posted under idempotency `key`, or None."""
         with self._tx(write=False) as store:
             used = store.keys_used(book, [key])
         return None if key not in used else self.entry(book, used[key][0])
