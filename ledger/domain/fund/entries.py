@@ -37,7 +37,7 @@ def _add(postings: Postings, account: str, asset: str, amount: int) -> None:
         postings.append(Posting(account, asset, amount))
 
 
-def _draft(
+def fund_draft(
     terms: Terms,
     kind: str,
     at: datetime,
@@ -45,6 +45,7 @@ def _draft(
     meta: dict[str, str],
     key: str | None = None,
 ) -> EntryDraft:
+    """Return a fund event as a draft of the fund's book, metadata sorted as the kernel wants."""
     return EntryDraft(
         book=terms.book,
         kind=kind,
@@ -117,7 +118,7 @@ def wipeout(
     after = replace(
         state, collateral=0, position=0, shortfall=state.shortfall + shortfall, price=price
     )
-    return _draft(terms, "wipeout", at, postings, meta), after
+    return fund_draft(terms, "wipeout", at, postings, meta), after
 
 
 def mint(
@@ -221,7 +222,7 @@ def close_position(
     after = replace(
         state, position=0, collateral=state.collateral - fee, rebalance_price=state.price
     )
-    return _draft(terms, "rebalance", at, postings, meta), after
+    return fund_draft(terms, "rebalance", at, postings, meta), after
 
 
 def redeem_with_close(
@@ -277,7 +278,7 @@ def rebalance(
     after = replace(
         state, position=target, collateral=state.collateral - fee, rebalance_price=state.price
     )
-    return _draft(terms, "rebalance", at, postings, meta), after
+    return fund_draft(terms, "rebalance", at, postings, meta), after
 
 
 def charge_management_fee(
@@ -297,7 +298,7 @@ def charge_management_fee(
         Posting(acc.MANAGER_FEES, qa, fee),
         Posting(acc.FEE_MANAGEMENT, qa, -fee),
     ]
-    draft = _draft(terms, "fee.management", at, postings, {"daily": day.isoformat()})
+    draft = fund_draft(terms, "fee.management", at, postings, {"daily": day.isoformat()})
     return draft, replace(state, collateral=state.collateral - fee)
 
 
@@ -314,5 +315,5 @@ def pay_funding(
     invariant(payment < state.collateral, "funding cannot exceed the equity")
     qa = terms.quote_asset.code
     postings = [Posting(acc.COLLATERAL, qa, -payment), Posting(acc.FUNDING, qa, payment)]
-    draft = _draft(terms, "funding", at, postings, {"daily": day.isoformat()})
+    draft = fund_draft(terms, "funding", at, postings, {"daily": day.isoformat()})
     return draft, replace(state, collateral=state.collateral - payment)

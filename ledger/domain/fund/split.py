@@ -14,6 +14,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from ledger.domain.fund import accounts as acc
+from ledger.domain.fund.entries import fund_draft
 from ledger.domain.fund.state import FundState, nav_per_share_units
 from ledger.domain.fund.terms import Terms
 from ledger.domain.journal import EntryDraft, Posting
@@ -98,14 +99,7 @@ def split_shares(
         "supply_after": str(supply_after),
         "remainder": str(remainder),
     }
-    draft = EntryDraft(
-        book=terms.book,
-        kind=kind,
-        effective_at=at,
-        postings=tuple(postings),
-        metadata=tuple(sorted(meta.items())),
-        idempotency_key=key,
-    )
+    draft = fund_draft(terms, kind, at, postings, meta, key)
     return draft, replace(state, supply=supply_after), after
 
 
