@@ -90,3 +90,20 @@ def ledger(db_url: str, clock: FixedClock) -> Iterator[Ledger]:
         yield lg
     finally:
         lg.close()
+
+
+@pytest.fixture
+def db(sqlite_url: str) -> str:
+    """A SQLite file with the kernel CLI's set-up: schema, two assets, five accounts of `main`."""
+    from tests.test_kernel_cli_support import setup_cli
+
+    setup_cli(sqlite_url)
+    return sqlite_url
+
+
+@pytest.fixture
+def lg(db: str) -> Iterator[Ledger]:
+    """A ledger over the `db` fixture's database."""
+    ledger = open_ledger(db)
+    yield ledger
+    ledger.close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,20 +30,6 @@ from tests.test_kernel_cli_support import (
     setup_cli,
 )
 from tests.test_kernel_support import row_counts
-
-
-@pytest.fixture
-def db(sqlite_url: str) -> str:
-    """A SQLite file with the schema, two assets and five accounts of book `main`."""
-    setup_cli(sqlite_url)
-    return sqlite_url
-
-
-@pytest.fixture
-def lg(db: str) -> Iterator[Ledger]:
-    ledger = open_ledger(db)
-    yield ledger
-    ledger.close()
 
 
 def _strings_only(value: Any, path: str = "") -> None:

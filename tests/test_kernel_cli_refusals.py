@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from ledger.services.ledger import Ledger, open_ledger
+from ledger.services.ledger import Ledger
 from tests.test_kernel_cli_support import (
     ENTRY,
     SETUP,
@@ -17,24 +16,8 @@ from tests.test_kernel_cli_support import (
     ok,
     postings_text,
     run,
-    setup_cli,
 )
 from tests.test_kernel_support import row_counts
-
-
-@pytest.fixture
-def db(sqlite_url: str) -> str:
-    """A SQLite file with the schema, two assets and five accounts of book `main`."""
-    setup_cli(sqlite_url)
-    return sqlite_url
-
-
-@pytest.fixture
-def lg(db: str) -> Iterator[Ledger]:
-    ledger = open_ledger(db)
-    yield ledger
-    ledger.close()
-
 
 # --- bad input: one line on stderr, exit 2, nothing written ----------------------------------
 
