@@ -119,8 +119,11 @@ def start_anvil(
     )
 
 
-# float-ok: timeout_s is seconds, not money.
-def _wait_listening(proc: subprocess.Popen[bytes], log_path: Path, timeout_s: float) -> int:
+def _wait_listening(
+    proc: subprocess.Popen[bytes],
+    log_path: Path,
+    timeout_s: float,  # float-ok: seconds, not money
+) -> int:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         match = _LISTENING.search(log_path.read_text(encoding="utf-8", errors="replace"))

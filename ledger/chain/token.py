@@ -296,7 +296,7 @@ class TokenClient:
         """Send one call and wait for its receipt (the naive way, one block per holder)."""
         return self.send([call])[0]
 
-    def wait_idle(self, *, timeout_s: float = 60.0) -> None:
+    def wait_idle(self, *, timeout_s: float = 60.0) -> None:  # float-ok: seconds
         """Wait until none of the operator's transactions is pending (e.g. from a killed run)."""
         operator = self._operator()
         deadline = time.monotonic() + timeout_s
