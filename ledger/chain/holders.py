@@ -15,16 +15,18 @@ address): `holder_key` lower-cases an address id, so two spellings of one addres
 The derivation is deterministic and independent of the book, so one holder has one address
 across every fund and every chain. Nobody holds a key for a derived address: the mirror is
 read-only for holders (transfers are disabled), so the address is a label, not a wallet.
+
+Keccak-256 comes from eth-hash (C speed: a sync or a holder listing hashes every holder twice),
+imported on the first hash, not with this module: `token-ledger holders` and every other
+command import this module, and must not pay for the chain stack (docs/cli.md, start-up).
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import NewType
-
-from eth_utils import is_checksum_address, keccak, to_checksum_address
 
 from ledger.domain.fund.accounts import HOLDER_PREFIX, TREASURY
 from ledger.domain.fund.product import check_holder_id
@@ -63,6 +65,30 @@ def canonical_holder_id(holder_id: str) -> HolderId:
     if holder_id in FUND_HOLDER_IDS:
         return HolderId(holder_id)
     return HolderId(check_holder_id(holder_id))
+
+
+@functools.cache
+def _keccak_function() -> Callable[[bytes], bytes]:
+    from eth_hash.auto import keccak
+
+    return keccak
+
+
+def keccak(data: bytes) -> bytes:
+    """Return the 32-byte Keccak-256 digest of `data` (eth-hash, loaded on first use)."""
+    return _keccak_function()(data)
+
+
+def to_checksum_address(address: str) -> str:
+    """Return the EIP-55 spelling of a `0x` + 40 hex digits address given in any case."""
+    if not _ADDRESS.match(address):
+        raise Rejected(Reason.BAD_INPUT, f"{address!r} is not a 0x + 40 hex digits address")
+    return checksum(bytes.fromhex(address[2:]))
+
+
+def is_checksum_address(address: str) -> bool:
+    """Return whether `address` is spelled exactly as EIP-55 spells it."""
+    return bool(_ADDRESS.match(address)) and address == to_checksum_address(address)
 
 
 @functools.lru_cache(maxsize=65_536)

@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from web3 import Web3
 
-from ledger.chain import anvil
-from ledger.chain.anchor import anchor_book
-from ledger.chain.deployment import attach, ensure_deployed, require_share_book, reset_reason
-from ledger.chain.keys import ANVIL_CHAIN_ID, Operator, load_operator
-from ledger.chain.reconcile import ReconcileReport, reconcile_book
-from ledger.chain.records import active_deployment
-from ledger.chain.rpc import check_rpc_url, connect, is_loopback_url
-from ledger.chain.sync import SyncReport, sync_book
-from ledger.cli.common import AuditFailed, emit, handle_errors, json_option, state
+from ledger.cli.common import AuditFailed, emit, handle_errors, json_option, open_cli_ledger, state
 from ledger.errors import Reason, Rejected
-from ledger.services.ledger import Ledger, open_ledger
+
+if TYPE_CHECKING:
+    from web3 import Web3
+
+    from ledger.chain.anvil import AnvilNode
+    from ledger.chain.keys import Operator
+    from ledger.chain.reconcile import ReconcileReport
+    from ledger.chain.sync import SyncReport
+    from ledger.services.ledger import Ledger
+
+# The chain stack (web3, eth-account: about 1.5 s to import) is imported inside the commands
+# that use it, never at module level: every other command must start fast (docs/cli.md).
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -52,6 +54,8 @@ def chain_connection_options(func: F) -> F:
 
 def chain_url(rpc_url: str | None, chain_dir: str | None) -> str:
     """Return the RPC URL: --rpc-url, else $TOKEN_LEDGER_RPC_URL, else the node of `chain up`."""
+    from ledger.chain import anvil
+
     url = rpc_url or anvil.default_rpc_url(anvil.chain_dir(chain_dir))
     if url is None:
         raise Rejected(
@@ -67,15 +71,22 @@ def connect_chain(*, rpc_url: str | None, allow_remote_rpc: bool, chain_dir: str
     Refuses (exit 2) when no chain is found, the URL is not loopback without
     --allow-remote-rpc, or no node answers. Pass the result as `verify_anchors(..., w3=...)`.
     """
+    from ledger.chain.rpc import connect
+
     return connect(chain_url(rpc_url, chain_dir), allow_remote=allow_remote_rpc)
 
 
 def _connect(rpc_url: str | None, allow_remote: bool, chain_dir: str | None) -> tuple[Web3, str]:
+    from ledger.chain.rpc import connect
+
     url = chain_url(rpc_url, chain_dir)
     return connect(url, allow_remote=allow_remote), url
 
 
 def _operator(w3: Web3, url: str) -> Operator:
+    from ledger.chain.keys import ANVIL_CHAIN_ID, load_operator
+    from ledger.chain.rpc import is_loopback_url
+
     # Anvil's public test key is acceptable only on a local Anvil chain.
     dev_ok = w3.eth.chain_id == ANVIL_CHAIN_ID and is_loopback_url(url)
     return load_operator(allow_dev_key=dev_ok)
@@ -83,7 +94,9 @@ def _operator(w3: Web3, url: str) -> Operator:
 
 def _ledger(*books: str) -> Ledger:
     """Open the ledger; refuse first if any of `books` is not a fund book in it."""
-    lg = open_ledger(state().db_url)
+    from ledger.chain.deployment import require_share_book
+
+    lg = open_cli_ledger()
     for book in books:
         require_share_book(lg, book)
     return lg
@@ -121,6 +134,8 @@ def up_cmd(chain_dir: str | None, fresh: bool) -> None:
       token-ledger chain up
       token-ledger chain up --fresh --chain-dir /tmp/chain --json
     """
+    from ledger.chain import anvil
+
     workdir = anvil.chain_dir(chain_dir)
     node = anvil.load_node(workdir)
     if node is not None and anvil.pid_alive(node.pid):
@@ -151,6 +166,8 @@ def down_cmd(chain_dir: str | None) -> None:
     Example:
       token-ledger chain down
     """
+    from ledger.chain import anvil
+
     workdir = anvil.chain_dir(chain_dir)
     node = anvil.load_node(workdir)
     if node is None or not anvil.pid_alive(node.pid):
@@ -179,6 +196,8 @@ def deploy_cmd(
     Example:
       token-ledger chain deploy BTC3L --json
     """
+    from ledger.chain.deployment import ensure_deployed
+
     lg = _ledger(product)
     w3, url = _connect(rpc_url, allow_remote_rpc, chain_dir)
     attached = ensure_deployed(lg, product, w3, _operator(w3, url))
@@ -221,6 +240,8 @@ def sync_cmd(
     Example:
       token-ledger chain sync BTC3L --json
     """
+    from ledger.chain.sync import sync_book
+
     lg = _ledger(product)
     w3, url = _connect(rpc_url, allow_remote_rpc, chain_dir)
     report = sync_book(lg, product, w3, _operator(w3, url), batch=batch, max_rounds=1000)
@@ -250,6 +271,8 @@ def reconcile_cmd(
     Example:
       token-ledger chain reconcile BTC3L --json
     """
+    from ledger.chain.reconcile import reconcile_book
+
     lg = _ledger(product)
     w3, _ = _connect(rpc_url, allow_remote_rpc, chain_dir)
     report = reconcile_book(lg, product, w3)
@@ -279,6 +302,8 @@ def anchor_cmd(
     Example:
       token-ledger chain anchor BTC3L --json
     """
+    from ledger.chain.anchor import anchor_book
+
     lg = _ledger(product)
     w3, url = _connect(rpc_url, allow_remote_rpc, chain_dir)
     result = anchor_book(lg, product, w3, _operator(w3, url))
@@ -308,6 +333,9 @@ def status_cmd(
       token-ledger chain status
       token-ledger chain status BTC3L --json
     """
+    from ledger.chain import anvil
+    from ledger.chain.rpc import check_rpc_url, connect
+
     lg = _ledger(*products)
     workdir = anvil.chain_dir(chain_dir)
     node = anvil.load_node(workdir)
@@ -332,6 +360,9 @@ def status_cmd(
 
 
 def _book_status(lg: Ledger, book: str, w3: Web3 | None) -> dict[str, Any]:
+    from ledger.chain.deployment import attach, reset_reason
+    from ledger.chain.records import active_deployment
+
     head_seq = lg.head(book)[0]
     dep = active_deployment(lg.engine, book)
     row: dict[str, Any] = {
@@ -361,9 +392,7 @@ def _book_status(lg: Ledger, book: str, w3: Web3 | None) -> dict[str, Any]:
     return row
 
 
-def _node_json(
-    node: anvil.AnvilNode, *, running: bool, started: bool | None = None
-) -> dict[str, Any]:
+def _node_json(node: AnvilNode, *, running: bool, started: bool | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {
         "running": running,
         "pid": node.pid,

@@ -12,11 +12,15 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from ledger.errors import InvariantViolation, LedgerError, Reason, Rejected
+
+if TYPE_CHECKING:
+    from ledger.services.ledger import Ledger
 
 EXIT_OK = 0
 EXIT_REJECTED = 2
@@ -48,6 +52,57 @@ class AuditFailed(Exception):
 def db_url_from(value: str | None) -> str:
     """Return the database URL: the option, else TOKEN_LEDGER_DB, else ./token-ledger.db."""
     return value or os.environ.get(ENV_DB) or DEFAULT_DB
+
+
+def open_cli_ledger(*, create: bool = False) -> Ledger:
+    """Open --db and connect once; unless `create`, refuse a SQLite file that does not exist.
+
+    A database that cannot be opened is `unavailable` (exit 2), never an internal error.
+    """
+    from sqlalchemy.exc import DBAPIError
+
+    from ledger.services.ledger import connection_problem, open_ledger
+
+    url = state().db_url
+    if not create:
+        _refuse_missing_sqlite_file(url)
+    lg = open_ledger(url)
+    try:
+        with lg.engine.connect():
+            pass  # the pool keeps this connection for the command's own transaction
+    except DBAPIError as exc:
+        lg.close()
+        raise connection_problem(exc, redact(url)) from exc
+    return lg
+
+
+def _refuse_missing_sqlite_file(url: str) -> None:
+    """Refuse a SQLite URL naming no existing file: opening it would leave an empty file behind."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:
+        return  # open_ledger refuses it with the reason
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:"):
+        return
+    if database.startswith("file:") or Path(database).exists():
+        return
+    raise Rejected(
+        Reason.SCHEMA_NOT_INITIALISED,
+        f"no database file {database}: run `token-ledger --db {url} init` first",
+    )
+
+
+def redact(url: str) -> str:
+    """Return `url` with any password hidden, for messages."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "(unparsable URL)"
 
 
 def json_option(func: F) -> F:

@@ -5,18 +5,28 @@ from __future__ import annotations
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
-from sqlalchemy.exc import OperationalError
 
 from ledger.cli.chain_cmds import chain_connection_options, connect_chain
-from ledger.cli.common import AuditFailed, Progress, emit, handle_errors, json_option, state
+from ledger.cli.common import (
+    AuditFailed,
+    Progress,
+    emit,
+    handle_errors,
+    json_option,
+    open_cli_ledger,
+    redact,
+    state,
+)
 from ledger.domain.journal import Account, AccountType, BalanceRule, JournalEntry
 from ledger.domain.money import Asset, format_units
 from ledger.errors import Reason, Rejected
 from ledger.services.entry_input import draft_from_json, parse_time
-from ledger.services.ledger import Ledger, VerifyReport, connection_problem, open_ledger
+
+if TYPE_CHECKING:
+    from ledger.services.ledger import Ledger, VerifyReport
 
 DEFAULT_BOOK = "main"
 book_option = click.option(
@@ -26,36 +36,7 @@ book_option = click.option(
 
 def _ledger(*, create: bool = False) -> Ledger:
     """Open --db; unless `create`, refuse a SQLite file that does not exist yet."""
-    url = state().db_url
-    if not create:
-        _refuse_missing_sqlite_file(url)
-    lg = open_ledger(url)
-    try:
-        with lg.engine.connect():
-            pass  # the pool keeps this connection for the command's own transaction
-    except OperationalError as exc:
-        lg.close()
-        raise connection_problem(exc, _redact(url)) from exc
-    return lg
-
-
-def _refuse_missing_sqlite_file(url: str) -> None:
-    """Refuse a SQLite URL naming no existing file: opening it would leave an empty file behind."""
-    from sqlalchemy.engine import make_url
-
-    try:
-        parsed = make_url(url)
-    except Exception:
-        return  # open_ledger refuses it with the reason
-    database = parsed.database or ""
-    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:"):
-        return
-    if database.startswith("file:") or Path(database).exists():
-        return
-    raise Rejected(
-        Reason.SCHEMA_NOT_INITIALISED,
-        f"no database file {database}: run `token-ledger --db {url} init` first",
-    )
+    return open_cli_ledger(create=create)
 
 
 def entry_json(entry: JournalEntry, scales: dict[str, int]) -> dict[str, Any]:
@@ -113,7 +94,7 @@ def init_cmd() -> None:
       token-ledger --db postgresql://postgres@127.0.0.1:5432/test init
     """
     revision = _ledger(create=True).init()
-    emit({"schema": revision, "db": _redact(state().db_url)}, f"schema at revision {revision}")
+    emit({"schema": revision, "db": redact(state().db_url)}, f"schema at revision {revision}")
 
 
 @click.group("asset")
@@ -503,12 +484,6 @@ def _check_known(lg: Ledger, book: str, account: str | None = None) -> None:
 
 def _scales(lg: Ledger) -> dict[str, int]:
     return {asset.code: asset.scale for asset in lg.assets()}
-
-
-def _redact(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
 
 
 def register(cli: click.Group) -> None:
