@@ -4,16 +4,67 @@ from __future__ import annotations
 
 import importlib
 import sys
+from typing import Any
 
 import click
 
 from ledger import __version__
 from ledger.cli.common import ENV_DB, CliState, db_url_from
 
-COMMAND_MODULES = ("ledger.cli.kernel_cmds", "ledger.cli.fund_cmds", "ledger.cli.chain_cmds")
+KERNEL, FUND, CHAIN = "ledger.cli.kernel_cmds", "ledger.cli.fund_cmds", "ledger.cli.chain_cmds"
+COMMAND_MODULES = (KERNEL, FUND, CHAIN)
+# Where each command lives, so that running one imports only its module (start-up time). Only
+# a hint: a name missing here loads every module, and `--help` loads them all.
+_KERNEL_COMMANDS = "init asset account post reverse balances history verify export replay"
+_FUND_COMMANDS = "product price mint redeem rebalance split merge nav holders statement simulate"
+COMMAND_HOMES = {
+    **dict.fromkeys(_KERNEL_COMMANDS.split(), KERNEL),
+    **dict.fromkeys(_FUND_COMMANDS.split(), FUND),
+    "chain": CHAIN,
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class LazyGroup(click.Group):
+    """The root group: imports a command module when one of its commands is first needed.
+
+    The chain stack (web3, eth-account) and matplotlib are imported inside the commands that
+    use them; this keeps even the fund and kernel modules out of a command that needs neither.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._loaded: set[str] = set()
+
+    def load(self, module: str) -> None:
+        """Register the commands of `module` (once)."""
+        if module not in self._loaded:
+            self._loaded.add(module)
+            importlib.import_module(module).register(self)
+
+    def load_all(self) -> None:
+        """Register every command module."""
+        for module in COMMAND_MODULES:
+            self.load(module)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self.load_all()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        home = COMMAND_HOMES.get(cmd_name)
+        if home is not None:
+            self.load(home)
+        command = super().get_command(ctx, cmd_name)
+        if command is None:
+            self.load_all()
+            command = super().get_command(ctx, cmd_name)
+        return command
+
+
+@click.group(
+    cls=LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.option(
     "--db",
     "db",
@@ -37,10 +88,6 @@ def cli(ctx: click.Context, db: str | None, json_output: bool) -> None:
     70 internal error.
     """
     ctx.obj = CliState(db_url=db_url_from(db), json_output=json_output)
-
-
-for _name in COMMAND_MODULES:
-    importlib.import_module(_name).register(cli)
 
 
 def main() -> None:
