@@ -1,0 +1,120 @@
+"""Start-up (issue 9): a non-chain command imports neither the chain stack nor matplotlib.
+
+Each case runs in a fresh interpreter, so that modules imported by other tests do not count.
+This is not a timing test: the module list is what makes start-up fast and it is exact.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HEAVY = ("web3", "eth_account", "eth_utils", "eth_abi", "eth_keys", "matplotlib")
+
+SCRIPT = """
+import json, sys
+args, heavy_names = json.loads(sys.argv[1]), set(json.loads(sys.argv[2]))
+sys.argv = ["token-ledger", *args]
+import ledger.cli.main
+code = 0
+try:
+    ledger.cli.main.main()
+except SystemExit as exc:
+    code = exc.code
+heavy = sorted({m.split(".")[0] for m in sys.modules} & heavy_names)
+print(json.dumps({"exit": code, "heavy": heavy}), file=sys.stderr)
+"""
+
+
+def _run(args: list[str]) -> dict[str, object]:
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT, json.dumps(args), json.dumps(HEAVY)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    return json.loads(done.stderr.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def sqlite_db(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = f"sqlite:///{tmp_path_factory.mktemp('startup') / 'books.db'}"
+    result = _run(["--db", url, "init"])
+    assert result == {"exit": 0, "heavy": []}
+    return url
+
+
+def test_importing_the_cli_imports_no_chain_or_plotting_library() -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, ledger.cli.main, ledger.chain;"
+            "print(sorted({m.split('.')[0] for m in sys.modules}))",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    loaded = set(json.loads(done.stdout.replace("'", '"')))
+    assert loaded.isdisjoint(HEAVY), loaded & set(HEAVY)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--help"],
+        ["asset", "list"],
+        ["asset", "add", "USDT", "--decimals", "6"],
+        ["account", "list", "--book", "main"],
+        ["balances", "--book", "nosuch"],
+        ["verify"],
+        ["export", "--book", "nosuch"],
+        ["nav", "BTC3L"],
+        ["holders", "BTC3L"],
+        ["product", "--help"],
+        ["simulate", "--help"],
+        ["chain", "--help"],
+        ["verify", "--help"],
+    ],
+    ids=" ".join,
+)
+def test_a_non_chain_command_imports_no_chain_or_plotting_library(
+    args: list[str], sqlite_db: str
+) -> None:
+    result = _run(["--db", sqlite_db, *args])
+    assert result["heavy"] == [], result
+    assert result["exit"] in (0, 2), result  # refusals (unknown book/product) are fine here
+
+
+def test_the_holder_address_needs_no_chain_client() -> None:
+    """`holders` shows mirror addresses: computing one loads eth-hash only, not web3."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from ledger.chain import book_address_of;"
+            "print(book_address_of('alice'));"
+            "print(sorted({m.split('.')[0] for m in sys.modules}))",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    address, modules = done.stdout.splitlines()
+    assert address == "0xE23462d2E5e599e6a1Eb259CcdC8c6c98Da0BAbf"
+    assert set(json.loads(modules.replace("'", '"'))).isdisjoint(HEAVY)
+
+
+def test_a_chain_command_still_loads_its_client(sqlite_db: str, tmp_path: Path) -> None:
+    """The lazy imports are really reached: `chain status` (no node running) loads them."""
+    result = _run(["--db", sqlite_db, "chain", "status", "--chain-dir", str(tmp_path)])
+    assert result["exit"] == 0, result
+    assert "eth_account" in result["heavy"], result
