@@ -37,6 +37,9 @@ class Reason(StrEnum):
     BAD_PRODUCT_NAME = "bad_product_name"
     NO_PRICE = "no_price"
     CHAIN = "chain"
+    FUND_BOOK = "fund_book"
+    STALE_PRICE = "stale_price"
+    UNKNOWN_SYMBOL = "unknown_symbol"
 
 
 class LedgerError(Exception):

@@ -15,7 +15,8 @@ from click.testing import CliRunner
 from ledger.cli.main import cli
 from ledger.domain.fund import accounts as acc
 from ledger.domain.money import format_units
-from ledger.services.fund_state import load_state
+from ledger.domain.fund.fold import fold_entries
+from ledger.storage import fund_store
 from ledger.services.funds import Funds
 from ledger.services.ledger import open_ledger
 from ledger.sim.prices import Bar, synthetic_bars, walk
@@ -88,18 +89,21 @@ def test_cli_simulation_verifies_and_draws(tmp_path: Path) -> None:
 
 
 def test_journal_rebuilds_the_simulated_state(tmp_path: Path) -> None:
-    """What the journal says (balances, holders, NAV) equals the simulation's in-memory fold."""
+    """What the journal alone says (the fund fold: amounts, prices, schedule, holders) equals
+    the simulation's in-memory state, the fold finds no broken fund rule, and the stored state
+    record is that same state.
+    """
     db = f"sqlite:///{tmp_path / 'fold.db'}"
     outcome = simulate(db, SimConfig(synthetic_days=40, **SMALL))
     lg = open_ledger(db)
     for run in outcome.runs:
-        rebuilt = load_state(lg, run.terms)
-        assert (rebuilt.collateral, rebuilt.position, rebuilt.supply) == (
-            run.state.collateral,
-            run.state.position,
-            run.state.supply,
-        )
-        assert rebuilt.daily_on == run.state.daily_on
+        fold, finding = fold_entries(run.terms, lg.entries(run.terms.book))
+        assert finding is None
+        rebuilt = fold.state
+        assert rebuilt == run.state
+        record = fund_store.read_record(lg.engine, run.terms.book)
+        assert record is not None and record.state == run.state
+        assert record.seq == lg.head(run.terms.book)[0]
         shares = lg.balances(run.terms.book, asset=run.terms.share_asset.code)
         live = {k: v for k, v in run.holders.items() if v}
         assert {

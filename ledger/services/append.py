@@ -51,8 +51,13 @@ class AppendBatch:
         now: datetime,
         rule_cache: dict[str, dict[str, BalanceRule]] | None = None,
         rule_set_cache: dict[str, tuple[frozenset[str], frozenset[str]]] | None = None,
+        *,
+        owner: str | None = None,
+        owner_cache: dict[str, str] | None = None,
     ) -> None:
         self.store = store
+        self.owner = owner
+        self.owners = {} if owner_cache is None else owner_cache
         self.assets = asset_cache
         self.accounts = account_cache
         self.rule_cache = {} if rule_cache is None else rule_cache
@@ -128,6 +133,7 @@ class AppendBatch:
                     Reason.UNKNOWN_BOOK, f"book {book!r} has no accounts: open one first"
                 )
             self.heads[book] = head
+            self._check_owner(book)
             self._load_accounts(book, by_book[book])
             self._check_assets(by_book[book])
             keys = sorted({d.idempotency_key for d in by_book[book] if d.idempotency_key})
@@ -139,6 +145,24 @@ class AppendBatch:
                 else self.store.balances_of(book, touched)
             )
             self.dirty[book] = set()
+
+    def _check_owner(self, book: str) -> None:
+        """Refuse a book reserved for another writer (a fund's book: the fund engine only).
+
+        A reservation is write-once, so a book found reserved is remembered; one found free
+        is looked up again next time (it may be reserved since).
+        """
+        owner = self.owners.get(book) or self.store.book_owner(book)
+        if owner is None:
+            return
+        self.owners[book] = owner
+        if owner != self.owner:
+            raise Rejected(
+                Reason.FUND_BOOK,
+                f"book {book} belongs to a {owner} product: only the {owner} engine writes it"
+                " (use its commands: mint, redeem, price, rebalance, split, merge)",
+                book=book,
+            )
 
     def _load_accounts(self, book: str, drafts: list[EntryDraft]) -> None:
         """Make sure every account posted to is open; reuse the cache until one is not."""

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TextIO
 
 from ledger.errors import Reason, Rejected
+from ledger.services.audit import verify_book
 from ledger.services.ledger import Ledger, VerifyReport
 
 
@@ -41,4 +42,4 @@ def replay_file(
             accounts=parsed.accounts,
             progress=progress,
         )
-    return lg.verify(parsed.book)
+    return verify_book(lg, parsed.book)

@@ -10,8 +10,12 @@ merge, NAV at a time, holders and statements.
     funds.mint("BTC3L", "alice", cash="1000")
     funds.rebalance("BTC3L")
 
-Every write is one kernel call (one DB transaction). State is rebuilt from the journal for
-each command (balances plus the latest entries), so the CLI and the API never disagree.
+Every write is one database transaction (`Ledger.unit_of_work`): lock the book's head, read
+the fund's state record, compute the entries in the pure domain, post them, write the new
+state record, commit. Nothing is read outside that transaction, so two operations on one
+fund are priced one after the other, each on the state the previous one left, and the cost
+of an operation does not grow with the book's history or its number of holders. Only this
+engine writes a product's book (the kernel refuses other writers with `fund_book`).
 Amounts go in and come out as decimal strings; the journal holds integers.
 """
 
@@ -19,13 +23,12 @@ from __future__ import annotations
 
 import gc
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
-
-from sqlalchemy import Connection
 
 from ledger.clock import Clock
 from ledger.domain.fund import accounts as acc
@@ -38,7 +41,12 @@ from ledger.domain.fund.product import (
 )
 from ledger.domain.fund.rebalance import on_price
 from ledger.domain.fund.split import parse_ratio, policy_ratio, split_shares
-from ledger.domain.fund.state import FundState, effective_multiple, nav_per_share_units
+from ledger.domain.fund.state import (
+    FundRecord,
+    FundState,
+    effective_multiple,
+    nav_per_share_units,
+)
 from ledger.domain.fund.terms import Terms, quantise_units, terms_of
 from ledger.domain.journal import Account, EntryDraft, JournalEntry
 from ledger.domain.money import format_units, parse_units
@@ -50,9 +58,12 @@ from ledger.services.fund_report import (
     nav_payload,
     utc_text,
 )
-from ledger.services.fund_state import amounts_and_holders, load_state, state_at
-from ledger.services.ledger import Ledger
+from ledger.services.fund_state import rebuild_record, state_at
+from ledger.services.ledger import Ledger, UnitOfWork
 from ledger.storage import fund_store
+
+FUND_OWNER = "fund"
+"""The owner a product's book is reserved for: only this engine appends to it."""
 
 _PRICE = re.compile(r"^\d+(\.\d+)?$")
 
@@ -82,29 +93,107 @@ def parse_price(text: str) -> Decimal:
     return value
 
 
+@dataclass
+class FundOperation:
+    """One fund operation inside its unit of work: the locked book and its state record."""
+
+    uow: UnitOfWork
+    terms: Terms
+    record: FundRecord
+    head_seq: int
+
+    @property
+    def state(self) -> FundState:
+        return self.record.state
+
+    def moment(self, at: datetime) -> datetime:
+        """Refuse a time before the fund's last operation (a book's times never go back)."""
+        last = self.record.last_at
+        if last is not None and at < last:
+            raise Rejected(
+                Reason.BAD_INPUT,
+                f"time {utc_text(at)} is before {self.terms.book}'s last entry at {utc_text(last)}",
+            )
+        return at
+
+    def replay(self, key: str | None, request: tuple[str, ...]) -> JournalEntry | None:
+        """Return the entry already posted under `key` for this same request, or None if the
+        key is new; refuse with IDEMPOTENCY_CONFLICT if the key was used for another request.
+        """
+        if key is None:
+            return None
+        original = self.uow.entry_with_key(self.terms.book, key)
+        if original is None:
+            return None
+        if _request_of(original) != request:
+            seq = original.seq
+            raise Rejected(
+                Reason.IDEMPOTENCY_CONFLICT,
+                f"key {key!r} was used for another request (entry #{seq} of {self.terms.book})",
+                seq=seq,
+            )
+        return original
+
+    def holders(self) -> dict[str, int]:
+        """Return every holder's share units (one scan of the book's balances)."""
+        share, prefix = self.terms.share_asset.code, acc.HOLDER_PREFIX
+        cut = len(prefix)
+        return {
+            account[cut:]: units
+            for (account, asset), units in self.uow.balances(self.terms.book).items()
+            if asset == share and account.startswith(prefix) and units
+        }
+
+    def commit(
+        self,
+        drafts: Sequence[EntryDraft],
+        after: FundState,
+        at: datetime,
+        *,
+        accounts: Sequence[Account] = (),
+        priced: bool = False,
+    ) -> list[JournalEntry]:
+        """Post `drafts` and write the state record they lead to, in this transaction."""
+        made = self.uow.post(drafts, accounts=accounts) if drafts else []
+        self.head_seq += len(made)
+        last = self.record.last_at
+        self.record = FundRecord(
+            state=after,
+            seq=self.head_seq,
+            last_at=at if last is None or at > last else last,
+            price_at=at if priced else self.record.price_at,
+        )
+        fund_store.save_record(self.uow.connection, self.terms.book, self.record)
+        return made
+
+
 class Funds:
     """The fund engine's use cases over one `Ledger` (one DB transaction per write)."""
 
     def __init__(self, lg: Ledger, *, clock: Clock | None = None) -> None:
         self.lg = lg
         self.clock = clock or lg.clock
+        self._terms: dict[str, Terms] = {}  # a product's parameters never change
 
     # --- products -----------------------------------------------------------------------------
     def create_product(self, name: str, **overrides: Any) -> dict[str, Any]:
-        """Create a product: its assets, its book and accounts, its recorded parameters.
+        """Create a product: its assets, its book and accounts, its recorded parameters, the
+        book's reservation for this engine and its state record, in one transaction.
 
         Idempotent when the same parameters are given again; refused if they differ.
         """
         params = make_params(name, **overrides)
         terms = terms_of(params)
-        existing = fund_store.load_product(self.lg.engine, params.name)
-        if existing is not None and existing != params:
-            raise Rejected(Reason.DUPLICATE, f"product {name} exists with other parameters")
-        for asset in (terms.quote_asset, terms.share_asset, terms.position_asset):
-            self.lg.add_asset(asset)
-        self.lg.open_accounts(list(acc.chart_of_accounts(terms)))
-        if existing is None:
-            fund_store.save_product(self.lg.engine, params)
+        with self.lg.unit_of_work(owner=FUND_OWNER) as uow:
+            existing = fund_store.load_product(uow.connection, params.name)
+            if existing is not None and existing != params:
+                raise Rejected(Reason.DUPLICATE, f"product {name} exists with other parameters")
+            uow.add_assets([terms.quote_asset, terms.share_asset, terms.position_asset])
+            uow.open_accounts(list(acc.chart_of_accounts(terms)))
+            if existing is None:
+                fund_store.save_product(uow.connection, params)
+            uow.reserve(terms.book)
+            self._open(uow, terms)
         return params_payload(params)
 
     def params(self, product: str) -> ProductParams:
@@ -117,94 +206,97 @@ class Funds:
         return found
 
     def terms(self, product: str) -> Terms:
-        """Return a product's integer terms."""
-        return terms_of(self.params(product))
+        """Return a product's integer terms (read once per `Funds`: they never change)."""
+        found = self._terms.get(product)
+        if found is None:
+            found = self._terms[product] = terms_of(self.params(product))
+        return found
 
-    def _at(self, at: datetime | None, *, books: Iterable[str] = ()) -> datetime:
-        """Return the effective time of a command: `at` or now, aware, and not earlier than
-        the last entry of any of `books` (a book's effective times never go back).
-        """
+    def _now(self, at: datetime | None) -> datetime:
         moment = at or self.clock.now()
         if moment.tzinfo is None:
             raise Rejected(Reason.BAD_INPUT, f"time {moment.isoformat()} has no time zone")
-        for book in books:
-            seq = self.lg.head(book)[0]
-            if seq == 0:
-                continue
-            last = self.lg.entry(book, seq).draft.effective_at
-            if moment < last:
-                raise Rejected(
-                    Reason.BAD_INPUT,
-                    f"time {utc_text(moment)} is before {book}'s last entry at {utc_text(last)}",
-                )
         return moment
+
+    def _open(self, uow: UnitOfWork, terms: Terms) -> FundOperation:
+        """Lock the book and read its state record (built from the journal if it has none)."""
+        head_seq = uow.lock(terms.book)[0]
+        record = fund_store.load_record(uow.connection, terms.book)
+        if record is None or record.seq != head_seq:
+            # A book from before the state record (or written around it): fold its journal
+            # once, in this transaction; from then on the record is kept entry by entry.
+            record = rebuild_record(uow, terms, head_seq)
+            fund_store.save_record(uow.connection, terms.book, record)
+        return FundOperation(uow, terms, record, head_seq)
+
+    @contextmanager
+    def _operation(self, product: str) -> Iterator[FundOperation]:
+        terms = self.terms(product)
+        with self.lg.unit_of_work(owner=FUND_OWNER) as uow:
+            yield self._open(uow, terms)
 
     # --- prices -------------------------------------------------------------------------------
     def set_price(self, symbol: str, price: str, *, at: datetime | None = None) -> dict[str, Any]:
         """Apply a price of `symbol` to every product on it: mark, daily events, ad hoc.
 
-        All resulting entries of all products are posted in one transaction.
+        All resulting entries of all products, their state records, the day's schedule and
+        the price itself are written in one transaction. A symbol no product uses is refused.
         """
         value = parse_price(price)
-        products = [p for p in fund_store.load_products(self.lg.engine) if p.underlying == symbol]
-        moment = self._at(at, books=[p.name for p in products])
-        feed = fund_store.latest_price(self.lg.engine, symbol)
-        if feed is not None and moment < feed[0]:
-            raise Rejected(
-                Reason.BAD_INPUT,
-                f"time {utc_text(moment)} is before the last {symbol} price at {utc_text(feed[0])}",
-            )
-        drafts: list[EntryDraft] = []
+        moment = self._now(at)
         reports: list[dict[str, Any]] = []
-        for params in products:
-            terms = terms_of(params)
-            units = quantise_units(value, terms.quote_asset.scale)
-            if units <= 0:
-                raise Rejected(Reason.BAD_INPUT, f"price {price} rounds to zero units")
-            step = on_price(terms, load_state(self.lg, terms), price=units, at=moment)
-            made = list(step.drafts)
-            state = step.state
-            if step.daily:
-                made_split, state = self._policy_split(terms, state, moment)
-                made.extend(made_split)
-            drafts.extend(made)
-            reports.append(
-                {
-                    **nav_payload(terms, state),
-                    "daily_rebalance": step.daily,
-                    "adhoc_trigger": step.adhoc,
-                    "entries": [d.kind for d in made],
-                }
-            )
-
-        def records(connection: Connection) -> None:
-            # The fund's own records commit with the entries, or not at all.
-            for report in reports:
-                if report["daily_rebalance"]:
-                    fund_store.mark_daily(
-                        connection, report["product"], moment.astimezone(UTC).date()
-                    )
-            fund_store.save_prices(connection, [(symbol, moment, str(value))])
-
-        self.lg.post_many(drafts, also=records)
+        with self.lg.unit_of_work(owner=FUND_OWNER) as uow:
+            products = fund_store.products_on(uow.connection, symbol)
+            if not products:
+                raise Rejected(
+                    Reason.UNKNOWN_SYMBOL,
+                    f"no product has the underlying {symbol!r}: create one first",
+                )
+            ops = []
+            for params in products:  # by name: books are locked in one order
+                terms = self._terms.setdefault(params.name, terms_of(params))
+                ops.append(self._open(uow, terms))
+                ops[-1].moment(moment)
+            feed = fund_store.latest_price_in(uow.connection, symbol)
+            if feed is not None and moment < feed[0]:
+                raise Rejected(
+                    Reason.BAD_INPUT,
+                    f"time {utc_text(moment)} is before the last {symbol} price at "
+                    f"{utc_text(feed[0])}",
+                )
+            for op in ops:
+                terms = op.terms
+                units = quantise_units(value, terms.quote_asset.scale)
+                if units <= 0:
+                    raise Rejected(Reason.BAD_INPUT, f"price {price} rounds to zero units")
+                step = on_price(terms, op.state, price=units, at=moment)
+                made = list(step.drafts)
+                state = step.state
+                if step.daily:
+                    due = policy_ratio(terms, state)
+                    if due is not None:
+                        kind, num, den = due
+                        draft, state, _ = split_shares(
+                            terms, state, op.holders(), num=num, den=den, at=moment, kind=kind
+                        )
+                        made.append(draft)
+                    fund_store.mark_daily(uow.connection, terms.book, moment.astimezone(UTC).date())
+                op.commit(made, state, moment, priced=True)
+                reports.append(
+                    {
+                        **nav_payload(terms, state),
+                        "daily_rebalance": step.daily,
+                        "adhoc_trigger": step.adhoc,
+                        "entries": [d.kind for d in made],
+                    }
+                )
+            fund_store.save_prices(uow.connection, [(symbol, moment, str(value))])
         return {
             "symbol": symbol,
             "price": str(value),
             "at": utc_text(moment),
             "products": reports,
         }
-
-    def _policy_split(
-        self, terms: Terms, state: FundState, at: datetime
-    ) -> tuple[list[EntryDraft], FundState]:
-        due = policy_ratio(terms, state)
-        if due is None:
-            return [], state
-        kind, num, den = due
-        draft, state, _ = split_shares(
-            terms, state, self._holders(terms), num=num, den=den, at=at, kind=kind
-        )
-        return [draft], state
 
     # --- mint and redeem ------------------------------------------------------------------------
     def mint(
@@ -225,18 +317,21 @@ class Funds:
         holder = check_holder_id(holder)
         cash_units = parse_units(cash, terms.quote_asset.scale, "cash")
         request = ("mint", holder, format_units(cash_units, terms.quote_asset.scale), "")
-        done = self._replay(terms.book, key, request)
-        if done is not None:
-            return {**entry_summary(terms, done), "nav": self.nav(product)}
-        state = load_state(self.lg, terms)
-        moment = self._at(at)
-        draft, _, _ = entries.mint(terms, state, holder=holder, cash=cash_units, at=moment, key=key)
-        self._at(moment, books=[terms.book])  # after the quote: a closed fund says so first
-        # The holder's account opens in the posting's own transaction: a refusal writes nothing.
-        entry = self._post_keyed(
-            [draft], request, accounts=[acc.holder_account(terms.book, holder)]
-        )
-        return {**entry_summary(terms, entry), "nav": self.nav(product)}
+        moment = self._now(at)
+        with self._operation(product) as op:
+            done = op.replay(key, request)
+            if done is not None:
+                return self._order_result(terms, done, op.state, None)
+            nav_before = nav_per_share_units(terms, op.state)
+            draft, after, _ = entries.mint(
+                terms, op.state, holder=holder, cash=cash_units, at=moment, key=key
+            )
+            op.moment(moment)  # after the quote: a closed fund says so first
+            # The holder's account opens in the posting's own transaction: a refusal writes nothing.
+            made = op.commit(
+                [draft], after, moment, accounts=[acc.holder_account(terms.book, holder)]
+            )
+        return self._order_result(terms, made[-1], after, nav_before)
 
     def redeem(
         self,
@@ -258,74 +353,44 @@ class Funds:
         if share_units <= 0:
             raise Rejected(Reason.BAD_INPUT, f"shares must be positive, got {shares!r}")
         request = ("redeem", holder, "", str(-share_units))
-        done = self._replay(terms.book, key, request)
-        if done is not None:
-            return {**entry_summary(terms, done), "nav": self.nav(product)}
-        held = self.lg.balance(terms.book, acc.holder_account_code(holder), terms.share_asset.code)
-        state = load_state(self.lg, terms)
-        moment = self._at(at)
-        drafts, _, _ = entries.redeem_with_close(
-            terms, state, holder=holder, shares=share_units, held=held, at=moment, key=key
-        )
-        self._at(moment, books=[terms.book])  # after the quote: a closed fund says so first
-        entry = self._post_keyed(drafts, request)
-        return {**entry_summary(terms, entry), "nav": self.nav(product)}
-
-    def _replay(self, book: str, key: str | None, request: tuple[str, ...]) -> JournalEntry | None:
-        """Return the entry already posted under `key` for this same request, or None if the
-        key is new; refuse with IDEMPOTENCY_CONFLICT if the key was used for another request.
-        """
-        if key is None:
-            return None
-        original = self.lg.entry_with_key(book, key)
-        if original is None:
-            return None
-        seq = original.seq
-        if _request_of(original) != request:
-            raise Rejected(
-                Reason.IDEMPOTENCY_CONFLICT,
-                f"key {key!r} was used for another request (entry #{seq} of {book})",
-                seq=seq,
+        moment = self._now(at)
+        with self._operation(product) as op:
+            done = op.replay(key, request)
+            if done is not None:
+                return self._order_result(terms, done, op.state, None)
+            code = acc.holder_account_code(holder)
+            held = op.uow.balances_of(terms.book, [code]).get((code, terms.share_asset.code), 0)
+            nav_before = nav_per_share_units(terms, op.state)
+            drafts, after, _ = entries.redeem_with_close(
+                terms, op.state, holder=holder, shares=share_units, held=held, at=moment, key=key
             )
-        return original
+            op.moment(moment)  # after the quote: a closed fund says so first
+            made = op.commit(drafts, after, moment)
+        return self._order_result(terms, made[-1], after, nav_before)
 
-    def _post_keyed(
-        self,
-        drafts: Sequence[EntryDraft],
-        request: tuple[str, ...],
-        *,
-        accounts: Sequence[Account] = (),
-    ) -> JournalEntry:
-        """Post `drafts` in one transaction and return the last (the keyed one).
-
-        A concurrent request that took the same key first wins: the same request gets its
-        entry back, another is refused.
-        """
-        last = drafts[-1]
-        try:
-            return self.lg.post_many(drafts, accounts=accounts)[-1]
-        except Rejected as exc:
-            if exc.reason is not Reason.IDEMPOTENCY_CONFLICT or last.idempotency_key is None:
-                raise
-            done = self._replay(last.book, last.idempotency_key, request)
-            if done is None:
-                raise
-            return done
+    def _order_result(
+        self, terms: Terms, entry: JournalEntry, state: FundState, nav_before: int | None
+    ) -> dict[str, Any]:
+        result = {**entry_summary(terms, entry), "nav": {**nav_payload(terms, state), "at": None}}
+        if nav_before is not None:
+            result["priced_at_nav"] = format_units(nav_before, terms.quote_asset.scale)
+        return result
 
     # --- rebalance, split, merge --------------------------------------------------------------
     def rebalance(self, product: str, *, at: datetime | None = None) -> dict[str, Any]:
         """Trade the position back to multiple x NAV at the last price (trigger "manual")."""
         terms = self.terms(product)
-        state = load_state(self.lg, terms)
-        if state.price == 0:
-            raise Rejected(Reason.NO_PRICE, f"no price for {terms.underlying} yet: run `price`")
-        if state.wiped_out:
-            raise Rejected(Reason.FUND_WIPED_OUT, f"{product} is wiped out")
-        before = effective_multiple(terms, state)
-        moment = self._at(at, books=[terms.book])
-        draft, after = entries.rebalance(terms, state, at=moment, trigger="manual")
-        if draft is not None:
-            self.lg.post(draft)
+        moment = self._now(at)
+        with self._operation(product) as op:
+            state = op.state
+            if state.price == 0:
+                raise Rejected(Reason.NO_PRICE, f"no price for {terms.underlying} yet: run `price`")
+            if state.wiped_out:
+                raise Rejected(Reason.FUND_WIPED_OUT, f"{product} is wiped out")
+            op.moment(moment)
+            before = effective_multiple(terms, state)
+            draft, after = entries.rebalance(terms, state, at=moment, trigger="manual")
+            op.commit([] if draft is None else [draft], after, moment)
         return {
             "product": product,
             "traded": format_units(after.position - state.position, terms.position_asset.scale),
@@ -342,14 +407,15 @@ class Funds:
         """Split ("1:5") or merge ("5:1") every holder's units in one entry; value unchanged."""
         terms = self.terms(product)
         num, den = parse_ratio(ratio, kind=kind)
-        moment = self._at(at, books=[terms.book])
-        with gc_paused():
-            state, holders = amounts_and_holders(self.lg, terms)
+        moment = self._now(at)
+        with gc_paused(), self._operation(product) as op:
+            op.moment(moment)
+            state = op.state
             nav_before = nav_per_share_units(terms, state)
             draft, after, _ = split_shares(
-                terms, state, holders, num=num, den=den, at=moment, kind=kind
+                terms, state, op.holders(), num=num, den=den, at=moment, kind=kind
             )
-            entry = self.lg.post(draft)
+            entry = op.commit([draft], after, moment)[-1]
         return {
             "product": product,
             "kind": kind,
@@ -369,14 +435,23 @@ class Funds:
         return self.split(product, ratio, kind="merge", at=at)
 
     # --- reads --------------------------------------------------------------------------------
+    def record(self, product: str) -> FundRecord:
+        """Return a product's state record (built once from the journal if it has none)."""
+        terms = self.terms(product)
+        found = fund_store.read_record(self.lg.engine, terms.book)
+        if found is not None and found.seq == self.lg.head(terms.book)[0]:
+            return found
+        with self._operation(product) as op:
+            return op.record
+
     def state(self, product: str) -> FundState:
-        """Return a product's current state rebuilt from the journal."""
-        return load_state(self.lg, self.terms(product))
+        """Return a product's current state (its state record)."""
+        return self.record(product).state
 
     def nav(self, product: str, *, at: datetime | None = None) -> dict[str, Any]:
         """Return NAV per share, equity, supply and effective multiple, now or at `at`."""
         terms = self.terms(product)
-        state = load_state(self.lg, terms) if at is None else state_at(self.lg, terms, at)
+        state = self.state(product) if at is None else state_at(self.lg, terms, at)
         payload = nav_payload(terms, state)
         payload["at"] = None if at is None else utc_text(at)
         return payload
@@ -393,7 +468,7 @@ class Funds:
     def holders(self, product: str) -> dict[str, Any]:
         """Return every holder with shares, their units and their value at NAV (rounded down)."""
         terms = self.terms(product)
-        state = load_state(self.lg, terms)
+        state = self.state(product)
         return {
             "product": product,
             "nav": nav_payload(terms, state),
@@ -410,7 +485,7 @@ class Funds:
         history = self.lg.history(terms.book, code)
         if not history:
             raise Rejected(Reason.UNKNOWN_ACCOUNT, f"{holder} has no entries in {product}")
-        state = load_state(self.lg, terms)
+        state = self.state(product)
         units = self.lg.balance(terms.book, code, terms.share_asset.code)
         rows = holder_rows(terms, state, {holder: units})
         return {

@@ -16,16 +16,13 @@ each other.
 from __future__ import annotations
 
 import itertools
-import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import psycopg
 from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import DBAPIError
 
 from ledger.clock import Clock, SystemClock
 from ledger.domain.audit import Auditor
@@ -42,18 +39,18 @@ from ledger.domain.journal import (
     to_micros,
 )
 from ledger.domain.money import Asset
-from ledger.errors import Reason, Rejected
+from ledger.errors import Reason, Rejected, invariant
 from ledger.services.append import AppendBatch
 from ledger.services.prefetch import prefetch
 from ledger.storage import migrate
 from ledger.storage.engine import make_engine
+from ledger.storage.errors import DRIVER_ERRORS, connection_problem, translate
 from ledger.storage.guards import missing_guards
 from ledger.storage.journal_store import JournalStore
 from ledger.storage.mapping import rows_to_entries
 
-_DRIVER_ERRORS = (sqlite3.Error, psycopg.Error)
-# Serialization failure, deadlock, lock_timeout, statement_timeout: the same request may succeed.
-BUSY_SQLSTATES = ("40001", "40P01", "55P03", "57014")
+__all__ = ["Ledger", "UnitOfWork", "VerifyReport", "connection_problem", "open_ledger"]
+
 READ_CHUNK = 5_000
 RESTORE_CHUNK = 10_000
 VERIFY_CHUNK = 20_000
@@ -93,6 +90,7 @@ class Ledger:
         self._accounts: dict[str, dict[str, tuple[str, str]]] = {}
         self._rules: dict[str, dict[str, BalanceRule]] = {}
         self._rule_sets: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
+        self._owners: dict[str, str] = {}
         self._schema_checked = False
 
     # --- transactions -------------------------------------------------------------------------
@@ -113,8 +111,8 @@ class Ledger:
                 if write and not self._schema_checked:
                     self._check_schema(store)
                 yield store
-        except (DBAPIError, *_DRIVER_ERRORS) as exc:
-            translated = _translate(exc)
+        except DRIVER_ERRORS as exc:
+            translated = translate(exc)
             if translated is exc:
                 raise
             raise translated from exc
@@ -134,8 +132,8 @@ class Ledger:
         """Create or upgrade the schema to the newest revision; return the revision."""
         try:
             revision = migrate.upgrade(self.engine)
-        except (DBAPIError, *_DRIVER_ERRORS) as exc:
-            translated = _translate(exc)
+        except DRIVER_ERRORS as exc:
+            translated = translate(exc)
             if translated is exc:
                 raise
             raise translated from exc
@@ -205,44 +203,36 @@ class Ledger:
         return self.post_many([draft])[0]
 
     def post_many(
-        self,
-        drafts: Sequence[EntryDraft],
-        *,
-        accounts: Sequence[Account] = (),
-        also: Callable[[Connection], None] | None = None,
+        self, drafts: Sequence[EntryDraft], *, accounts: Sequence[Account] = ()
     ) -> list[JournalEntry]:
         """Append entries in one transaction, all or nothing; return them as recorded.
 
         Each draft must balance per asset and touch only opened accounts and known assets;
         every balance rule must hold after every entry. A draft whose idempotency key was used
         with the same content returns the original entry and writes nothing; the same key with
-        other content is refused.
-
-        `accounts` are opened first (idempotently) and `also(connection)` runs last, both in
-        the same transaction, so an adapter's own records commit or roll back with the entries.
+        other content is refused. `accounts` are opened first (idempotently), in the same
+        transaction. A book reserved for an owner (a fund's) is refused with FUND_BOOK: its
+        writer posts through `unit_of_work(owner=...)`.
         """
-        if not drafts and not accounts and also is None:
+        if not drafts and not accounts:
             return []
-        try:
-            with self._tx(write=True) as store:
-                if accounts:
-                    self._forget({a.book for a in accounts})
-                    _open_accounts(store, accounts)
-                batch = AppendBatch(
-                    store,
-                    self._assets,
-                    self._accounts,
-                    self.clock.now(),
-                    self._rules,
-                    self._rule_sets,
-                )
-                made = batch.append(drafts) if drafts else []
-                if also is not None:
-                    also(store.connection)
-                return made
-        finally:
-            if accounts:
-                self._forget({a.book for a in accounts})
+        with self.unit_of_work() as uow:
+            return uow.post(drafts, accounts=accounts)
+
+    @contextmanager
+    def unit_of_work(self, *, owner: str | None = None) -> Iterator[UnitOfWork]:
+        """Run one write transaction shared by everything done through the yielded object.
+
+        Reads, appends and an adapter's own records (through `uow.connection` and the
+        storage functions) commit together or not at all. `owner` is the writer the
+        transaction acts for: a book reserved for an owner accepts appends only from it.
+        """
+        with self._tx(write=True) as store:
+            uow = UnitOfWork(self, store, owner)
+            try:
+                yield uow
+            finally:
+                uow.release()
 
     def restore(
         self,
@@ -275,6 +265,7 @@ class Ledger:
                         self.clock.now(),
                         self._rules,
                         self._rule_sets,
+                        owner_cache=self._owners,
                     )
                     total += batch.restore(book, chunk)
                     if progress is not None:
@@ -314,8 +305,8 @@ class Ledger:
     def head(self, book: str) -> tuple[int, bytes]:
         """Return (last seq, last hash) of a book; (0, zero hash) if it has no entries."""
         with self._tx(write=False) as store:
-            rows = store.all("SELECT head_seq, head_hash FROM tl_books WHERE code = ?", (book,))
-        return (0, GENESIS_HASH) if not rows else (int(rows[0][0]), bytes(rows[0][1]))
+            found = store.head(book)
+        return (0, GENESIS_HASH) if found is None else found
 
     def balance(
         self,
@@ -370,13 +361,19 @@ class Ledger:
                 yield from rows_to_entries(book, rows, postings)
 
     @contextmanager
+    def reading(self) -> Iterator[UnitOfWork]:
+        """Run one read transaction (one snapshot on PostgreSQL) for a group of reads."""
+        with self._tx(write=False) as store:
+            yield UnitOfWork(self, store, None)
+
+    @contextmanager
     def snapshot(self, book: str) -> Iterator[BookSnapshot]:
         """Read a book's assets, accounts and entries in one read transaction (one snapshot)."""
         with self._tx(write=False) as store:
-            head = store.all("SELECT head_seq FROM tl_books WHERE code = ?", (book,))
-            if not head:
+            head = store.head(book)
+            if head is None:
                 raise Rejected(Reason.UNKNOWN_BOOK, f"unknown book {book!r}")
-            last = int(head[0][0])
+            last = head[0]
 
             def entries() -> Iterator[JournalEntry]:
                 for rows, postings in store.iter_chunks(book, 1, last, READ_CHUNK):
@@ -435,18 +432,16 @@ class Ledger:
     def _audit_rows(self, book: str) -> Iterator[Any]:
         """Yield (stored head, rules), then (entry rows, posting rows) chunks, then balances."""
         with self._tx(write=False) as store:
-            rows = store.all("SELECT head_seq, head_hash FROM tl_books WHERE code = ?", (book,))
-            if not rows:
+            stored_head = store.head(book)
+            if stored_head is None:
                 raise Rejected(Reason.UNKNOWN_BOOK, f"unknown book {book!r}")
-            stored_head = (int(rows[0][0]), bytes(rows[0][1]))
-            top = store.all("SELECT MAX(seq) FROM tl_entries WHERE book = ?", (book,))[0][0]
             rules = {
                 code: BalanceRule(rule)
                 for code, (_, rule) in store.accounts(book).items()
                 if rule != BalanceRule.NONE.value
             }
             yield stored_head, rules
-            last = max(stored_head[0], int(top or 0))
+            last = max(stored_head[0], store.max_seq(book))
             yield from store.iter_chunks(book, 1, last, VERIFY_CHUNK)
             yield store.all_balances(book)
 
@@ -455,55 +450,108 @@ class Ledger:
         self.engine.dispose()
 
 
+class UnitOfWork:
+    """One write transaction of a `Ledger`: lock, read, append, and adapters' records.
+
+    Obtained from `Ledger.unit_of_work()`; valid only inside its `with` block. The fund
+    engine and the chain mirror do all of one operation through one of these, so what they
+    read is what they write against: on PostgreSQL `lock(book)` holds the book's head row
+    until the commit; on SQLite the transaction holds the database (`BEGIN IMMEDIATE`).
+    """
+
+    def __init__(self, lg: Ledger, store: JournalStore, owner: str | None) -> None:
+        self._lg = lg
+        self._store = store
+        self.owner = owner
+        self._opened: set[str] = set()
+
+    @property
+    def connection(self) -> Connection:
+        """The transaction's connection, for the storage functions of an adapter's records."""
+        return self._store.connection
+
+    def lock(self, book: str) -> tuple[int, bytes]:
+        """Lock a book's head until the commit and return (seq, hash); refuse an unknown book."""
+        head = self._store.lock_head(book)
+        if head is None:
+            raise Rejected(Reason.UNKNOWN_BOOK, f"unknown book {book!r}")
+        return head
+
+    def head(self, book: str) -> tuple[int, bytes]:
+        """Return (seq, hash) of a book's head without locking it; (0, genesis) if unknown."""
+        return self._store.head(book) or (0, GENESIS_HASH)
+
+    def reserve(self, book: str) -> None:
+        """Reserve `book` for this unit's owner (write-once; refused if another owns it)."""
+        invariant(self.owner is not None, "only an owner reserves a book")
+        owner = self._store.set_book_owner(book, str(self.owner))
+        if owner != self.owner:
+            raise Rejected(Reason.FUND_BOOK, f"book {book} belongs to a {owner} product")
+        self._lg._owners[book] = owner
+
+    def balances_of(self, book: str, accounts: Iterable[str]) -> dict[tuple[str, str], int]:
+        """Return the current balances of the named accounts of a book (zeros left out)."""
+        return self._store.balances_of(book, accounts)
+
+    def balances(self, book: str) -> dict[tuple[str, str], int]:
+        """Return every balance of a book (one scan)."""
+        return self._store.all_balances(book)
+
+    def entry_with_key(self, book: str, key: str) -> JournalEntry | None:
+        """Return the entry of `book` posted under idempotency `key`, or None."""
+        used = self._store.keys_used(book, [key])
+        if key not in used:
+            return None
+        seq = used[key][0]
+        rows = self._store.entry_rows(book, seq, seq)
+        return next(rows_to_entries(book, rows, self._store.posting_rows(book, seq, seq)))
+
+    def entries(self, book: str, *, from_seq: int = 1, to_seq: int) -> Iterator[JournalEntry]:
+        """Yield a book's entries in sequence order, in this transaction."""
+        for rows, postings in self._store.iter_chunks(book, max(1, from_seq), to_seq, READ_CHUNK):
+            yield from rows_to_entries(book, rows, postings)
+
+    def open_accounts(self, accounts: Sequence[Account]) -> None:
+        """Open accounts (idempotently) in this transaction."""
+        self._forget({a.book for a in accounts})
+        _open_accounts(self._store, accounts)
+
+    def add_assets(self, assets: Sequence[Asset]) -> None:
+        """Register assets (idempotently) in this transaction."""
+        _add_assets(self._store, assets)
+
+    def post(
+        self, drafts: Sequence[EntryDraft], *, accounts: Sequence[Account] = ()
+    ) -> list[JournalEntry]:
+        """Append `drafts` in this transaction (see `Ledger.post_many`); accounts open first."""
+        if accounts:
+            self.open_accounts(accounts)
+        lg = self._lg
+        batch = AppendBatch(
+            self._store,
+            lg._assets,
+            lg._accounts,
+            lg.clock.now(),
+            lg._rules,
+            lg._rule_sets,
+            owner=self.owner,
+            owner_cache=lg._owners,
+        )
+        return batch.append(drafts) if drafts else []
+
+    def _forget(self, books: set[str]) -> None:
+        self._opened |= books
+        self._lg._forget(books)
+
+    def release(self) -> None:
+        """Drop the ledger's caches of books whose accounts this transaction opened."""
+        if self._opened:
+            self._lg._forget(self._opened)
+
+
 def open_ledger(url: str, *, clock: Clock | None = None, **engine_options: Any) -> Ledger:
     """Return a `Ledger` over the database at `url` (sqlite:///FILE or postgresql://...)."""
     return Ledger(make_engine(url, **engine_options), clock=clock)
-
-
-_TRANSIENT = (
-    "connection refused",
-    "timeout",
-    "timed out",
-    "starting up",
-    "shutting down",
-    "too many connections",
-    "server closed the connection",
-)
-
-
-def connection_problem(exc: BaseException, url: str | None = None) -> Rejected:
-    """Return the refusal for a database that cannot be opened.
-
-    A server that is down or busy may come back (retryable); a wrong role, password or
-    database name, or a path that cannot be opened, will not (not retryable).
-    """
-    orig = getattr(exc, "orig", None) or exc
-    first = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
-    where = "" if url is None else f" {url}"
-    return Rejected(
-        Reason.UNAVAILABLE,
-        f"cannot open the database{where}: {first}",
-        retryable=any(word in first.lower() for word in _TRANSIENT),
-    )
-
-
-def _translate(exc: Exception) -> Exception:
-    """Map a driver error to a `Rejected` the user can act on, or return it unchanged."""
-    orig = getattr(exc, "orig", None) or exc
-    text = str(orig).lower()
-    sqlstate = getattr(orig, "sqlstate", None)
-    if sqlstate in BUSY_SQLSTATES or "database is locked" in text or "busy" in text:
-        return Rejected(Reason.BUSY, "the database is busy with another writer", retryable=True)
-    if (sqlstate is None or sqlstate.startswith("08")) and (
-        isinstance(orig, psycopg.OperationalError) or "unable to open database" in text
-    ):
-        return connection_problem(orig)
-    if sqlstate == "42P01" or "no such table" in text:
-        return Rejected(
-            Reason.SCHEMA_NOT_INITIALISED,
-            "the database has no ledger schema: run `token-ledger init`",
-        )
-    return exc
 
 
 def _add_assets(store: JournalStore, assets: Iterable[Asset]) -> None:

@@ -16,11 +16,11 @@ from ledger.domain.fund import accounts as acc
 from ledger.domain.fund import entries
 from ledger.domain.fund.rebalance import on_price
 from ledger.domain.fund.split import policy_ratio, split_shares
-from ledger.domain.fund.state import FundState, nav_per_share_units
+from ledger.domain.fund.state import FundRecord, FundState, nav_per_share_units
 from ledger.domain.fund.terms import Terms
 from ledger.domain.journal import EntryDraft
 from ledger.errors import Reason, Rejected
-from ledger.services.funds import Funds
+from ledger.services.funds import FUND_OWNER, Funds
 from ledger.services.ledger import Ledger
 from ledger.sim.population import Order, day_orders
 from ledger.sim.prices import Bar, Tick, walk
@@ -41,6 +41,7 @@ class ProductRun:
     counts: dict[str, int] = field(default_factory=dict)
     closes: list[tuple[date, int, Fraction]] = field(default_factory=list)
     wiped_on: date | None = None
+    price_at: datetime | None = None
 
     def count(self, name: str, by: int = 1) -> None:
         self.counts[name] = self.counts.get(name, 0) + by
@@ -50,6 +51,7 @@ def _on_tick(run: ProductRun, tick: Tick, drafts: list[EntryDraft]) -> None:
     step = on_price(run.terms, run.state, price=tick.price, at=tick.at)
     drafts.extend(step.drafts)
     run.state = step.state
+    run.price_at = tick.at
     for draft in step.drafts:
         if draft.kind == "rebalance":
             run.count("rebalance_" + ("daily" if step.daily else "adhoc"))
@@ -192,12 +194,31 @@ def run_days(
             drafts.extend(simulate_day(run, bar, step=step, ids=ids, per_day=per_day))
         if len(drafts) >= BATCH_ENTRIES or index == len(bars) - 1:
             clock.moment = datetime.combine(bar.day, time(0), tzinfo=UTC) + timedelta(days=1)
-            lg.post_many(drafts)
+            _post_batch(lg, runs, drafts, final=index == len(bars) - 1, day=bar.day)
             total += len(drafts)
             drafts = []
         if on_day is not None:
             on_day(1)
-    last = bars[-1]
-    for run in runs:
-        fund_store.mark_daily(lg.engine, run.terms.book, last.day)
     return total
+
+
+def _post_batch(
+    lg: Ledger, runs: list[ProductRun], drafts: list[EntryDraft], *, final: bool, day: date
+) -> None:
+    """Post one batch and every product's state record in one transaction (the fund
+    engine's unit of work), so the books and the records never disagree at a commit.
+    """
+    last_at: dict[str, datetime] = {}
+    for draft in drafts:
+        last_at[draft.book] = draft.effective_at
+    with lg.unit_of_work(owner=FUND_OWNER) as uow:
+        uow.post(drafts)
+        for run in runs:
+            book = run.terms.book
+            head = uow.lock(book)[0]
+            previous = fund_store.load_record(uow.connection, book)
+            at = last_at.get(book) or (previous.last_at if previous is not None else None)
+            record = FundRecord(state=run.state, seq=head, last_at=at, price_at=run.price_at)
+            fund_store.save_record(uow.connection, book, record)
+            if final:
+                fund_store.mark_daily(uow.connection, book, day)

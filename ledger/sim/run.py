@@ -14,6 +14,7 @@ from ledger.clock import FixedClock
 from ledger.domain.fund.product import make_params
 from ledger.domain.fund.terms import ratio_of, terms_of
 from ledger.errors import Reason, Rejected
+from ledger.services.audit import verify_book
 from ledger.services.funds import Funds, gc_paused
 from ledger.services.ledger import open_ledger
 from ledger.sim.driver import SimOutcome, run_days, setup_products
@@ -118,7 +119,7 @@ def simulate(
         outcome.seconds_posting = wallclock.perf_counter() - started
         _save_feed(lg.engine, runs, bars, ratio_of(config.step))
         started = wallclock.perf_counter()
-        outcome.verify = {run.terms.book: lg.verify(run.terms.book) for run in runs}
+        outcome.verify = {run.terms.book: verify_book(lg, run.terms.book) for run in runs}
         outcome.seconds_verify = wallclock.perf_counter() - started
         outcome.balances = {run.terms.book: lg.balances(run.terms.book) for run in runs}
         return outcome

@@ -1,8 +1,11 @@
-"""The fund engine's own records, next to the journal: product terms and the price feed.
+"""The fund engine's own records, next to the journal: product terms, the price feed, the
+days whose schedule ran, and each product's state record.
 
-Neither is accounting: a product row holds the validated parameters (JSON, decimals as
-strings) and a price row one observed price of an underlying. The journal never depends on
-them for its hashes. The tables are created by migration 0004 (`token-ledger init`).
+None is accounting: a product row holds the validated parameters (JSON, decimals as
+strings), a price row one observed price of an underlying, a state row what the next fund
+operation needs (`FundRecord`, written in the same transaction as the entries it follows and
+audited by `verify`). The journal never depends on them for its hashes. Tables: migrations
+0004 and 0005 (`token-ledger init`).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -27,6 +31,7 @@ from sqlalchemy import (
 )
 
 from ledger.domain.fund.product import ProductParams
+from ledger.domain.fund.state import FundRecord, FundState
 from ledger.domain.journal import from_micros, to_micros
 
 METADATA = MetaData()
@@ -55,17 +60,17 @@ DAILY = Table(
 )
 
 
-def save_product(engine: Engine, params: ProductParams) -> None:
+def save_product(target: Engine | Connection, params: ProductParams) -> None:
     """Record a product's parameters (once; the caller checks for an existing one)."""
-    with engine.begin() as connection:
+    with _writing(target) as connection:
         connection.execute(
             insert(PRODUCTS).values(name=params.name, params_json=params.model_dump_json())
         )
 
 
-def load_product(engine: Engine, name: str) -> ProductParams | None:
+def load_product(target: Engine | Connection, name: str) -> ProductParams | None:
     """Return a product's parameters, or None if it was never created."""
-    with engine.connect() as connection:
+    with _reading(target) as connection:
         row = connection.execute(
             select(PRODUCTS.c.params_json).where(PRODUCTS.c.name == name)
         ).first()
@@ -77,6 +82,16 @@ def load_products(engine: Engine) -> list[ProductParams]:
     with engine.connect() as connection:
         rows = connection.execute(select(PRODUCTS.c.params_json).order_by(PRODUCTS.c.name)).all()
     return [ProductParams.model_validate(json.loads(row[0])) for row in rows]
+
+
+@contextmanager
+def _reading(target: Engine | Connection) -> Iterator[Connection]:
+    """Use the caller's connection when given one, else a connection of our own."""
+    if isinstance(target, Connection):
+        yield target
+        return
+    with target.connect() as connection:
+        yield connection
 
 
 @contextmanager
@@ -116,11 +131,11 @@ def latest_price(
 def mark_daily(target: Engine | Connection, book: str, day: date) -> None:
     """Record that `book`'s scheduled rebalance of `day` ran (even if it traded nothing)."""
     with _writing(target) as connection:
-        found = connection.execute(
-            select(DAILY.c.day).where(DAILY.c.book == book, DAILY.c.day == day.isoformat())
-        ).first()
-        if found is None:
-            connection.execute(insert(DAILY).values(book=book, day=day.isoformat()))
+        _raw(
+            connection,
+            "INSERT INTO tl_fund_daily (book, day) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            (book, day.isoformat()),
+        )
 
 
 def last_daily(engine: Engine, book: str) -> date | None:
@@ -130,3 +145,108 @@ def last_daily(engine: Engine, book: str) -> date | None:
             select(DAILY.c.day).where(DAILY.c.book == book).order_by(DAILY.c.day.desc()).limit(1)
         ).first()
     return None if row is None else date.fromisoformat(str(row[0]))
+
+
+STATE = Table(
+    "tl_fund_state",
+    METADATA,
+    Column("book", String(64), primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+    Column("state_json", Text, nullable=False),
+)
+
+_INT_FIELDS = ("collateral", "position", "supply", "shortfall", "price", "mark_price")
+_INT_FIELDS_2 = ("rebalance_price",)
+
+
+def _placeholders(connection: Connection, sql: str) -> str:
+    return sql if connection.dialect.name == "sqlite" else sql.replace("?", "%s")
+
+
+def _raw(connection: Connection, sql: str, params: tuple[Any, ...]) -> list[Any]:
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(_placeholders(connection, sql), params)
+        return list(cursor.fetchall()) if cursor.description else []
+    finally:
+        cursor.close()
+
+
+def encode_record(record: FundRecord) -> str:
+    """Return a state record as JSON text; integers as decimal strings (uint256-safe)."""
+    state = record.state
+    doc: dict[str, str | None] = {
+        name: str(getattr(state, name)) for name in (*_INT_FIELDS, *_INT_FIELDS_2)
+    }
+    doc["daily_on"] = None if state.daily_on is None else state.daily_on.isoformat()
+    doc["last_at_us"] = None if record.last_at is None else str(to_micros(record.last_at))
+    doc["price_at_us"] = None if record.price_at is None else str(to_micros(record.price_at))
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"))
+
+
+def decode_record(seq: int, text: str) -> FundRecord:
+    """Return the `FundRecord` that `encode_record` wrote."""
+    doc = json.loads(text)
+    state = FundState(
+        collateral=int(doc["collateral"]),
+        position=int(doc["position"]),
+        supply=int(doc["supply"]),
+        shortfall=int(doc["shortfall"]),
+        price=int(doc["price"]),
+        rebalance_price=int(doc["rebalance_price"]),
+        daily_on=None if doc["daily_on"] is None else date.fromisoformat(doc["daily_on"]),
+        mark_price=int(doc["mark_price"]),
+    )
+    last, priced = doc["last_at_us"], doc["price_at_us"]
+    return FundRecord(
+        state=state,
+        seq=seq,
+        last_at=None if last is None else from_micros(int(last)),
+        price_at=None if priced is None else from_micros(int(priced)),
+    )
+
+
+def load_record(connection: Connection, book: str) -> FundRecord | None:
+    """Return a product's state record, or None if it has none yet."""
+    rows = _raw(connection, "SELECT seq, state_json FROM tl_fund_state WHERE book = ?", (book,))
+    return None if not rows else decode_record(int(rows[0][0]), str(rows[0][1]))
+
+
+def save_record(connection: Connection, book: str, record: FundRecord) -> None:
+    """Write a product's state record (in the caller's transaction)."""
+    _raw(
+        connection,
+        "INSERT INTO tl_fund_state (book, seq, state_json) VALUES (?, ?, ?)"
+        " ON CONFLICT (book) DO UPDATE SET seq = excluded.seq, state_json = excluded.state_json",
+        (book, record.seq, encode_record(record)),
+    )
+
+
+def read_record(engine: Engine, book: str) -> FundRecord | None:
+    """Return a product's state record from a read transaction of its own."""
+    with engine.connect() as connection:
+        return load_record(connection, book)
+
+
+def latest_price_in(connection: Connection, symbol: str) -> tuple[datetime, str] | None:
+    """Return the latest (time, price) of `symbol` in the caller's transaction, or None."""
+    rows = _raw(
+        connection,
+        "SELECT at_us, price FROM tl_fund_prices WHERE symbol = ?"
+        " ORDER BY at_us DESC, id DESC LIMIT 1",
+        (symbol,),
+    )
+    return None if not rows else (from_micros(int(rows[0][0])), str(rows[0][1]))
+
+
+def products_on(connection: Connection, symbol: str) -> list[ProductParams]:
+    """Return the products whose underlying is `symbol`, by name (caller's transaction)."""
+    rows = _raw(connection, "SELECT params_json FROM tl_fund_products ORDER BY name", ())
+    found = [ProductParams.model_validate(json.loads(row[0])) for row in rows]
+    return [p for p in found if p.underlying == symbol]
+
+
+def last_daily_in(connection: Connection, book: str) -> date | None:
+    """Return the last day whose scheduled run was recorded for `book` (caller's transaction)."""
+    rows = _raw(connection, "SELECT MAX(day) FROM tl_fund_daily WHERE book = ?", (book,))
+    return None if not rows or rows[0][0] is None else date.fromisoformat(str(rows[0][0]))

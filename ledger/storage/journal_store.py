@@ -132,6 +132,29 @@ class JournalStore:
         rows = self.all(f"SELECT head_seq, head_hash FROM tl_books WHERE code = ?{lock}", (book,))
         return None if not rows else (int(rows[0][0]), bytes(rows[0][1]))
 
+    def head(self, book: str) -> tuple[int, bytes] | None:
+        """Return (seq, hash) of the book's head without locking it, or None."""
+        rows = self.all("SELECT head_seq, head_hash FROM tl_books WHERE code = ?", (book,))
+        return None if not rows else (int(rows[0][0]), bytes(rows[0][1]))
+
+    def max_seq(self, book: str) -> int:
+        """Return the highest stored sequence number of a book (0 if none)."""
+        top = self.all("SELECT MAX(seq) FROM tl_entries WHERE book = ?", (book,))[0][0]
+        return int(top or 0)
+
+    def book_owner(self, book: str) -> str | None:
+        """Return the owner a book is reserved for (e.g. "fund"), or None."""
+        rows = self.all("SELECT owner FROM tl_book_owners WHERE book = ?", (book,))
+        return None if not rows else str(rows[0][0])
+
+    def set_book_owner(self, book: str, owner: str) -> str:
+        """Reserve a book for `owner` unless already reserved; return its owner."""
+        self.execute(
+            "INSERT INTO tl_book_owners (book, owner) VALUES (?, ?) ON CONFLICT (book) DO NOTHING",
+            (book, owner),
+        ).close()
+        return str(self.all("SELECT owner FROM tl_book_owners WHERE book = ?", (book,))[0][0])
+
     def set_head(self, book: str, seq: int, hash_: bytes) -> None:
         self.execute(
             "UPDATE tl_books SET head_seq = ?, head_hash = ? WHERE code = ?", (seq, hash_, book)

@@ -71,9 +71,13 @@ def mark(
     """
     if price <= 0:
         raise Rejected(Reason.BAD_INPUT, "price must be positive")
-    pnl = mark_pnl(terms, state.position, state.price, price) if state.price else 0
+    basis = state.mark_price or state.price
+    pnl = mark_pnl(terms, state.position, basis, price) if basis else 0
     if pnl and state.collateral + pnl <= 0:
         return wipeout(terms, state, price=price, pnl=pnl, at=at)
+    if pnl == 0:
+        # Nothing to post: the basis stays, so a sub-unit move carries over to the next mark.
+        return None, replace(state, price=price)
     # Built field by field: this runs for every tick of a simulation.
     after = FundState(
         state.collateral + pnl,
@@ -83,9 +87,8 @@ def mark(
         price,
         state.rebalance_price,
         state.daily_on,
+        price,
     )
-    if pnl == 0:
-        return None, after
     quote = terms.quote_asset.code
     postings = (Posting(acc.COLLATERAL, quote, pnl), Posting(acc.TRADING_PNL, quote, -pnl))
     draft = EntryDraft(terms.book, "mark", at, postings, (("price", price_text(terms, price)),))
@@ -116,7 +119,12 @@ def wipeout(
         "shortfall": format_units(shortfall, terms.quote_asset.scale),
     }
     after = replace(
-        state, collateral=0, position=0, shortfall=state.shortfall + shortfall, price=price
+        state,
+        collateral=0,
+        position=0,
+        shortfall=state.shortfall + shortfall,
+        price=price,
+        mark_price=price,
     )
     return fund_draft(terms, "wipeout", at, postings, meta), after
 
@@ -156,6 +164,7 @@ def mint(
         state.price,
         state.rebalance_price,
         state.daily_on,
+        state.mark_price,
     )
     draft = EntryDraft(terms.book, "mint", at, tuple(postings), meta, key)
     return draft, after, quote
@@ -195,6 +204,7 @@ def redeem(
         state.price,
         state.rebalance_price,
         state.daily_on,
+        state.mark_price,
     )
     draft = EntryDraft(terms.book, "redeem", at, tuple(postings), meta, key)
     return draft, after, quote
@@ -220,7 +230,11 @@ def close_position(
         "position": format_units(0, terms.position_asset.scale),
     }
     after = replace(
-        state, position=0, collateral=state.collateral - fee, rebalance_price=state.price
+        state,
+        position=0,
+        collateral=state.collateral - fee,
+        rebalance_price=state.price,
+        mark_price=state.price,
     )
     return fund_draft(terms, "rebalance", at, postings, meta), after
 
@@ -261,7 +275,8 @@ def rebalance(
     target = target_position(terms, state.collateral, state.price)
     trade = target - state.position
     if trade == 0:
-        return None, replace(state, rebalance_price=state.price)
+        # Nothing traded, nothing posted: the journal's last rebalance stays the reference.
+        return None, state
     fee = trading_fee(terms, trade, state.price)
     invariant(fee < state.collateral, "a trading fee cannot exceed the equity")
     qa, pa = terms.quote_asset.code, terms.position_asset.code
@@ -276,7 +291,11 @@ def rebalance(
     if trigger == "daily":
         meta["daily"] = at.astimezone(UTC).date().isoformat()
     after = replace(
-        state, position=target, collateral=state.collateral - fee, rebalance_price=state.price
+        state,
+        position=target,
+        collateral=state.collateral - fee,
+        rebalance_price=state.price,
+        mark_price=state.price,
     )
     return fund_draft(terms, "rebalance", at, postings, meta), after
 
@@ -315,5 +334,6 @@ def pay_funding(
     invariant(payment < state.collateral, "funding cannot exceed the equity")
     qa = terms.quote_asset.code
     postings = [Posting(acc.COLLATERAL, qa, -payment), Posting(acc.FUNDING, qa, payment)]
-    draft = fund_draft(terms, "funding", at, postings, {"daily": day.isoformat()})
+    meta = {"daily": day.isoformat(), "price": price_text(terms, state.price)}
+    draft = fund_draft(terms, "funding", at, postings, meta)
     return draft, replace(state, collateral=state.collateral - payment)

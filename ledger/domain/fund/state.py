@@ -9,7 +9,7 @@ is quoted as 0, never below.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal, localcontext
 
 from ledger.domain.fund.terms import Terms
@@ -24,9 +24,12 @@ class FundState:
 
     collateral: quote base units (E). position: position base units, negative when short.
     supply: share base units outstanding. shortfall: quote base units of loss the collateral
-    could not cover (recorded at a wipe-out). price: last mark, quote base units per whole
-    underlying (0 before the first). rebalance_price: the price of the last rebalance (0 if
-    none). daily_on: UTC date of the last scheduled (daily) rebalance.
+    could not cover (recorded at a wipe-out). price: the last price applied, quote base units
+    per whole underlying (0 before the first): trades are sized at it. mark_price: the price
+    of the last posted priced entry (mark, rebalance, wipe-out), the basis of the next mark,
+    so that variation margin too small to post (under one quote unit) carries over to the
+    next mark and the journal alone determines every mark. rebalance_price: the price of the
+    last posted rebalance (0 if none). daily_on: UTC date of the last scheduled (daily) run.
     """
 
     collateral: int = 0
@@ -36,6 +39,7 @@ class FundState:
     price: int = 0
     rebalance_price: int = 0
     daily_on: date | None = None
+    mark_price: int = 0
 
     @property
     def wiped_out(self) -> bool:
@@ -71,3 +75,18 @@ def effective_multiple(terms: Terms, state: FundState) -> Decimal:
         return Decimal(state.position * state.price) / Decimal(
             terms.position_one * state.collateral
         )
+
+
+@dataclass(frozen=True, slots=True)
+class FundRecord:
+    """The fund's state record: what the next operation needs, kept beside the journal.
+
+    seq: the book's head when the record was written (it describes the book up to there).
+    last_at: the effective time of the book's last operation; times never go back.
+    price_at: when `state.price` was observed (None before the first price).
+    """
+
+    state: FundState
+    seq: int = 0
+    last_at: datetime | None = None
+    price_at: datetime | None = None

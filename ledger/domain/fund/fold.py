@@ -1,0 +1,281 @@
+"""The fund fold: a product's state rebuilt from its journal alone, with every fund rule
+re-checked entry by entry. `verify` runs it over a product's book; the fund engine uses it to
+build the state record of a book that has none yet (a database from before the record).
+
+For each entry the fold recomputes, from the state the entries before it left and the
+product's terms, the entry the fund engine must have posted, and compares postings exactly:
+
+- `mark`: from its `price`, P&L = q x (price - basis), the basis being the price of the last
+  priced entry (rule `mark_pnl`; `wipeout_due` if the loss took equity to zero or below);
+- `wipeout`: from its `price`, only when the mark's loss is at least the equity
+  (`wipeout_not_due`);
+- `mint`: its `holder` and `cash`, priced at the fold's NAV with the product's fees
+  (`mint_price`); `redeem`: its holder's share posting, likewise (`redeem_price`);
+- `rebalance`: its `price` and `trigger`, the trade to L x E / P, or to zero for `close`
+  (`rebalance_target`);
+- `fee.management`: one day's fee on the equity, once per `daily` day (`management_fee`);
+- `funding`: one day's funding on the position at its `price`, once per day (`funding`);
+- `split` / `merge`: its `ratio_num` / `ratio_den` over every holder's units (`split`);
+
+and after every entry: no entry reverses another (`no_reversal`), effective times never go
+back (`time_order`), the position's sign is the product's side (`position_side`), and the kind
+is one the fund engine writes (`kind`). Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+
+from ledger.domain.fund import accounts as acc
+from ledger.domain.fund import entries
+from ledger.domain.fund.split import split_shares
+from ledger.domain.fund.state import FundState, nav_per_share_units
+from ledger.domain.fund.terms import Terms
+from ledger.domain.journal import EntryDraft, JournalEntry, Posting
+from ledger.domain.money import parse_units
+from ledger.errors import LedgerError
+
+FUND_KINDS = frozenset(
+    {"mark", "wipeout", "mint", "redeem", "rebalance", "fee.management", "funding"}
+    | {"split", "merge"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class FundFinding:
+    """The first entry of a product's book that breaks a fund rule."""
+
+    seq: int
+    rule: str
+    problem: str
+
+    def text(self) -> str:
+        """Return the finding as one line: the rule, then what disagrees."""
+        return f"fund rule {self.rule}: {self.problem}"
+
+
+def _lines(postings: Iterable[Posting]) -> list[tuple[str, str, int]]:
+    return sorted((p.account, p.asset, p.amount) for p in postings)
+
+
+@dataclass
+class FundFold:
+    """Fold a product's entries in sequence order; `apply` returns the first finding."""
+
+    terms: Terms
+    state: FundState = field(default_factory=FundState)
+    holders: dict[str, int] = field(default_factory=dict)
+    seq: int = 0
+    last_at: datetime | None = None
+    fee_day: date | None = None
+    funding_day: date | None = None
+    order_navs: dict[int, int] = field(default_factory=dict)
+    """NAV per share (quote base units, rounded down) that priced each mint and redeem, by seq."""
+
+    def apply_all(self, items: Iterable[JournalEntry]) -> FundFinding | None:
+        """Apply entries in order; return the first finding, or None."""
+        for entry in items:
+            finding = self.apply(entry)
+            if finding is not None:
+                return finding
+        return None
+
+    def apply(self, entry: JournalEntry) -> FundFinding | None:
+        """Check one entry against the fund's rules and fold it into the state."""
+        draft = entry.draft
+        self.seq = entry.seq
+        if draft.reverses is not None or draft.kind not in FUND_KINDS:
+            rule = "no_reversal" if draft.reverses is not None else "kind"
+            self.absorb(entry)
+            return self._finding(entry, rule, f"a fund book takes no {draft.kind!r} entry")
+        if self.last_at is not None and draft.effective_at < self.last_at:
+            self.absorb(entry)
+            return self._finding(entry, "time_order", "effective time before the previous entry")
+        try:
+            expected, _, rule = self._expected(entry)
+        except (LedgerError, KeyError, ValueError) as exc:
+            self.absorb(entry)
+            return self._finding(entry, _RULES.get(draft.kind, "kind"), str(exc))
+        if expected is None or _lines(expected.postings) != _lines(draft.postings):
+            self.absorb(entry)
+            return self._finding(entry, rule, self._mismatch(expected, draft))
+        self.absorb(entry)
+        if self.state.position * self.terms.multiple[0] < 0:
+            return self._finding(entry, "position_side", "the position is on the wrong side")
+        return None
+
+    def absorb(self, entry: JournalEntry) -> None:
+        """Fold one entry into the state as the journal states it, checking nothing.
+
+        Amounts come from the postings, prices from the metadata: the mark basis moves with
+        every priced entry (mark, wipe-out, rebalance), the rebalance reference with every
+        rebalance, the schedule with every `daily` day.
+        """
+        terms, state = self.terms, self.state
+        draft = entry.draft
+        quote, share = terms.quote_asset.code, terms.share_asset.code
+        pos = terms.position_asset.code
+        collateral, position = state.collateral, state.position
+        supply, shortfall = state.supply, state.shortfall
+        for p in draft.postings:
+            account, asset, amount = p.account, p.asset, p.amount
+            if asset == quote:
+                if account == acc.COLLATERAL:
+                    collateral += amount
+                elif account == acc.SHORTFALL:
+                    shortfall -= amount
+            elif asset == share:
+                if account == acc.SHARES_OUTSTANDING:
+                    supply -= amount
+                elif account.startswith(acc.HOLDER_PREFIX):
+                    holder = account[len(acc.HOLDER_PREFIX) :]
+                    self.holders[holder] = self.holders.get(holder, 0) + amount
+            elif asset == pos and account == acc.POSITION:
+                position += amount
+        meta = dict(draft.metadata)
+        price, mark_price, rebalance_price = state.price, state.mark_price, state.rebalance_price
+        if "price" in meta:
+            try:
+                price = self._price(meta)
+            except (LedgerError, ValueError):
+                price = state.price
+            if draft.kind in ("mark", "wipeout", "rebalance"):
+                mark_price = price
+            if draft.kind == "rebalance":
+                rebalance_price = price
+        daily_on = state.daily_on
+        if "daily" in meta:
+            try:
+                day = date.fromisoformat(meta["daily"])
+            except ValueError:
+                day = None
+            if day is not None and (daily_on is None or day > daily_on):
+                daily_on = day
+        self.state = FundState(
+            collateral,
+            position,
+            supply,
+            shortfall,
+            price,
+            rebalance_price,
+            daily_on,
+            mark_price,
+        )
+        self.seq = entry.seq
+        self.last_at = draft.effective_at
+
+    # --- the entry the engine must have posted ------------------------------------------------
+    def _expected(self, entry: JournalEntry) -> tuple[EntryDraft | None, FundState, str]:
+        draft = entry.draft
+        terms, state = self.terms, self.state
+        meta = dict(draft.metadata)
+        at, key, kind = draft.effective_at, draft.idempotency_key, draft.kind
+        if kind in ("mark", "wipeout"):
+            price = self._price(meta)
+            made, after = entries.mark(terms, state, price=price, at=at)
+            if made is not None and made.kind != kind:
+                return None, after, "wipeout_due" if made.kind == "wipeout" else "wipeout_not_due"
+            return made, after, "mark_pnl" if kind == "mark" else "wipeout_not_due"
+        if kind == "mint":
+            cash = parse_units(meta["cash"], terms.quote_asset.scale, "cash")
+            self.order_navs[entry.seq] = nav_per_share_units(terms, state)
+            made, after, _ = entries.mint(
+                terms, state, holder=meta["holder"], cash=cash, at=at, key=key
+            )
+            return made, after, "mint_price"
+        if kind == "redeem":
+            holder = meta["holder"]
+            code = acc.holder_account_code(holder)
+            shares = -sum(p.amount for p in draft.postings if p.account == code)
+            self.order_navs[entry.seq] = nav_per_share_units(terms, state)
+            made, after, _ = entries.redeem(
+                terms,
+                state,
+                holder=holder,
+                shares=shares,
+                held=self.holders.get(holder, 0),
+                at=at,
+                key=key,
+            )
+            return made, after, "redeem_price"
+        if kind == "rebalance":
+            priced = replace(state, price=self._price(meta))
+            trigger = meta["trigger"]
+            if trigger == "close":
+                made, after = entries.close_position(terms, priced, at=at)
+            else:
+                made, after = entries.rebalance(terms, priced, at=at, trigger=trigger)
+            return made, after, "rebalance_target"
+        if kind == "fee.management":
+            day = date.fromisoformat(meta["daily"])
+            if self.fee_day is not None and day <= self.fee_day:
+                return None, state, "management_fee"
+            self.fee_day = day
+            made, after = entries.charge_management_fee(terms, state, at=at, day=day)
+            return made, after, "management_fee"
+        if kind == "funding":
+            day = date.fromisoformat(meta["daily"])
+            if self.funding_day is not None and day <= self.funding_day:
+                return None, state, "funding"
+            self.funding_day = day
+            priced = replace(state, price=self._price(meta)) if "price" in meta else state
+            made, after = entries.pay_funding(terms, priced, at=at, day=day)
+            return made, after, "funding"
+        # split / merge
+        num, den = int(meta["ratio_num"]), int(meta["ratio_den"])
+        made, after, _ = split_shares(
+            terms, state, self.holders, num=num, den=den, at=at, kind=kind, key=key
+        )
+        return made, after, "split"
+
+    def _price(self, meta: dict[str, str]) -> int:
+        price = parse_units(meta["price"], self.terms.quote_asset.scale, "price")
+        if price <= 0:
+            raise ValueError("price must be positive")
+        return price
+
+    def _mismatch(self, expected: EntryDraft | None, draft: EntryDraft) -> str:
+        if expected is None:
+            return f"the {draft.kind} entry is not due at this point"
+        want = _lines(expected.postings)
+        got = _lines(draft.postings)
+        diff = [x for x in got if x not in want] or [x for x in want if x not in got]
+        first = diff[0] if diff else ("-", "-", 0)
+        return (
+            f"the {draft.kind} entry posts {_describe(got, first)}, the fund's rules give "
+            f"{_describe(want, first)}"
+        )
+
+    def _finding(self, entry: JournalEntry, rule: str, problem: str) -> FundFinding:
+        return FundFinding(entry.seq, rule, f"entry {entry.seq} ({entry.draft.kind}): {problem}")
+
+
+_RULES = {
+    "mark": "mark_pnl",
+    "wipeout": "wipeout_not_due",
+    "mint": "mint_price",
+    "redeem": "redeem_price",
+    "rebalance": "rebalance_target",
+    "fee.management": "management_fee",
+    "funding": "funding",
+    "split": "split",
+    "merge": "split",
+}
+
+
+def _describe(lines: Sequence[tuple[str, str, int]], near: tuple[str, str, int]) -> str:
+    """Return the amount `lines` post to the account and asset of `near` (or 'nothing')."""
+    amounts = [u for a, c, u in lines if (a, c) == near[:2]]
+    if not amounts:
+        return f"nothing to {near[0]}"
+    return f"{' + '.join(str(u) for u in amounts)} {near[1]} units to {near[0]}"
+
+
+def fold_entries(
+    terms: Terms, items: Iterable[JournalEntry]
+) -> tuple[FundFold, FundFinding | None]:
+    """Fold `items` (a whole book, from seq 1) and return the fold and its first finding."""
+    fold = FundFold(terms)
+    return fold, fold.apply_all(items)
