@@ -14,13 +14,13 @@ from click.testing import CliRunner
 
 from ledger.cli.main import cli
 from ledger.domain.fund import accounts as acc
-from ledger.domain.money import format_units
 from ledger.domain.fund.fold import fold_entries
-from ledger.storage import fund_store
+from ledger.domain.money import format_units
 from ledger.services.funds import Funds
 from ledger.services.ledger import open_ledger
 from ledger.sim.prices import Bar, synthetic_bars, walk
 from ledger.sim.run import SimConfig, default_prices_path, simulate
+from ledger.storage import fund_store
 from tests.fund.helpers import BTC_CSV
 
 SMALL = {"holders": 40, "orders_per_day": 12, "seed": 7}
