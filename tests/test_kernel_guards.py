@@ -125,7 +125,7 @@ GRANT USAGE ON SCHEMA {schema} TO {role};
 GRANT SELECT, INSERT ON tl_entries, tl_postings TO {role};
 GRANT SELECT, INSERT, UPDATE ON tl_books, tl_balances TO {role};
 GRANT SELECT, INSERT ON tl_assets, tl_accounts TO {role};
-GRANT SELECT ON alembic_version TO {role};
+GRANT SELECT ON alembic_version, tl_book_owners TO {role};
 """
 
 
@@ -158,7 +158,7 @@ def test_postgres_app_role_can_append_but_not_change(app_role: tuple[Ledger, str
         GRANT SELECT, INSERT ON tl_entries, tl_postings TO <app>;
         GRANT SELECT, INSERT, UPDATE ON tl_books, tl_balances TO <app>;
         GRANT SELECT, INSERT ON tl_assets, tl_accounts TO <app>;
-        GRANT SELECT ON alembic_version TO <app>;
+        GRANT SELECT ON alembic_version, tl_book_owners TO <app>;
 
     (tl_books and tl_balances are caches that `verify` recomputes from the journal; they
     need UPDATE for the head and the balances, and SELECT ... FOR UPDATE on tl_books.)

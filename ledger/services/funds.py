@@ -243,7 +243,8 @@ class Funds:
         the price itself are written in one transaction. A symbol no product uses is refused.
         """
         value = parse_price(price)
-        moment = self._now(at)
+        if at is not None:
+            self._now(at)  # a time without a zone is refused before anything is locked
         reports: list[dict[str, Any]] = []
         with self.lg.unit_of_work(owner=FUND_OWNER) as uow:
             products = fund_store.products_on(uow.connection, symbol)
@@ -256,7 +257,9 @@ class Funds:
             for params in products:  # by name: books are locked in one order
                 terms = self._terms.setdefault(params.name, terms_of(params))
                 ops.append(self._open(uow, terms))
-                ops[-1].moment(moment)
+            moment = self._now(at)  # read under the locks: "now" follows the last writer
+            for op in ops:
+                op.moment(moment)
             feed = fund_store.latest_price_in(uow.connection, symbol)
             if feed is not None and moment < feed[0]:
                 raise Rejected(
@@ -317,8 +320,8 @@ class Funds:
         holder = check_holder_id(holder)
         cash_units = parse_units(cash, terms.quote_asset.scale, "cash")
         request = ("mint", holder, format_units(cash_units, terms.quote_asset.scale), "")
-        moment = self._now(at)
         with self._operation(product) as op:
+            moment = self._now(at)  # read under the lock: "now" follows the last writer
             done = op.replay(key, request)
             if done is not None:
                 return self._order_result(terms, done, op.state, None)
@@ -353,8 +356,8 @@ class Funds:
         if share_units <= 0:
             raise Rejected(Reason.BAD_INPUT, f"shares must be positive, got {shares!r}")
         request = ("redeem", holder, "", str(-share_units))
-        moment = self._now(at)
         with self._operation(product) as op:
+            moment = self._now(at)  # read under the lock: "now" follows the last writer
             done = op.replay(key, request)
             if done is not None:
                 return self._order_result(terms, done, op.state, None)
@@ -380,8 +383,8 @@ class Funds:
     def rebalance(self, product: str, *, at: datetime | None = None) -> dict[str, Any]:
         """Trade the position back to multiple x NAV at the last price (trigger "manual")."""
         terms = self.terms(product)
-        moment = self._now(at)
         with self._operation(product) as op:
+            moment = self._now(at)
             state = op.state
             if state.price == 0:
                 raise Rejected(Reason.NO_PRICE, f"no price for {terms.underlying} yet: run `price`")
@@ -407,9 +410,8 @@ class Funds:
         """Split ("1:5") or merge ("5:1") every holder's units in one entry; value unchanged."""
         terms = self.terms(product)
         num, den = parse_ratio(ratio, kind=kind)
-        moment = self._now(at)
         with gc_paused(), self._operation(product) as op:
-            op.moment(moment)
+            moment = op.moment(self._now(at))
             state = op.state
             nav_before = nav_per_share_units(terms, state)
             draft, after, _ = split_shares(
