@@ -512,9 +512,20 @@ class UnitOfWork:
             yield from rows_to_entries(book, rows, postings)
 
     def open_accounts(self, accounts: Sequence[Account]) -> None:
-        """Open accounts (idempotently) in this transaction."""
-        self._forget({a.book for a in accounts})
-        _open_accounts(self._store, accounts)
+        """Open accounts (idempotently) in this transaction.
+
+        Accounts never change once open, so those the ledger already knows as open with the
+        same type and rule cost nothing (a mint's holder account after the first mint).
+        """
+        known = self._lg._accounts
+        wanted = [
+            a
+            for a in accounts
+            if known.get(a.book, {}).get(a.code) != (a.type.value, a.rule.value)
+        ]
+        if wanted:
+            self._forget({a.book for a in wanted})
+            _open_accounts(self._store, wanted)
 
     def add_assets(self, assets: Sequence[Asset]) -> None:
         """Register assets (idempotently) in this transaction."""
