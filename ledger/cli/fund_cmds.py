@@ -166,7 +166,7 @@ def price_cmd(symbol: str, price: str, at: str | None) -> None:
       token-ledger price BTC 7913.62 --at 2020-03-12T00:00:00Z
       token-ledger price BTC 4860.35 --json
     """
-    payload = _funds().set_price(symbol, price, at=_time(at))
+    payload = _funds().set_price(symbol, price, at=_time(at)).json_dict()
 
     def text() -> str:
         lines = [f"{symbol} {payload['price']} at {payload['at']}"]
@@ -196,7 +196,7 @@ def mint_cmd(product: str, holder: str, cash: str, key: str | None, at: str | No
     Example:
       token-ledger mint BTC3L alice --cash 1000 --key order-17
     """
-    payload = _funds().mint(product, holder, cash=cash, key=key, at=_time(at))
+    payload = _funds().mint(product, holder, cash=cash, key=key, at=_time(at)).json_dict()
     emit(
         payload,
         lambda: (
@@ -221,7 +221,7 @@ def redeem_cmd(product: str, holder: str, shares: str, key: str | None, at: str 
     Example:
       token-ledger redeem BTC3L alice --shares 2.5
     """
-    payload = _funds().redeem(product, holder, shares=shares, key=key, at=_time(at))
+    payload = _funds().redeem(product, holder, shares=shares, key=key, at=_time(at)).json_dict()
     emit(
         payload,
         lambda: (
@@ -243,7 +243,7 @@ def rebalance_cmd(product: str, at: str | None) -> None:
     Example:
       token-ledger rebalance BTC3L
     """
-    payload = _funds().rebalance(product, at=_time(at))
+    payload = _funds().rebalance(product, at=_time(at)).json_dict()
     emit(
         payload,
         lambda: (
@@ -275,7 +275,7 @@ def split_cmd(product: str, ratio: str, at: str | None) -> None:
     Example:
       token-ledger split BTC3L 1:5
     """
-    payload = _funds().split(product, ratio, at=_time(at))
+    payload = _funds().split(product, ratio, at=_time(at)).json_dict()
     emit(payload, lambda: _split_text(payload))
 
 
@@ -294,7 +294,7 @@ def merge_cmd(product: str, ratio: str, at: str | None) -> None:
     Example:
       token-ledger merge BTC3S 10:1
     """
-    payload = _funds().merge(product, ratio, at=_time(at))
+    payload = _funds().merge(product, ratio, at=_time(at)).json_dict()
     emit(payload, lambda: _split_text(payload))
 
 
@@ -310,7 +310,7 @@ def nav_cmd(product: str, at: str | None) -> None:
     Example:
       token-ledger nav BTC3L --at 2020-03-12T12:00:00Z --json
     """
-    payload = _funds().nav(product, at=_time(at))
+    payload = _funds().nav(product, at=_time(at)).json_dict()
     emit(payload, lambda: _kv_text(payload))
 
 
@@ -330,7 +330,7 @@ def holders_cmd(product: str) -> None:
     """
     from ledger.chain import book_address_of
 
-    payload = _funds().holders(product)
+    payload = _funds().holders(product).json_dict()
     for row in payload["holders"]:
         row["address"] = book_address_of(row["holder"])
     emit(
@@ -357,7 +357,7 @@ def statement_cmd(product: str, holder: str) -> None:
     Example:
       token-ledger statement BTC3L alice
     """
-    payload = _funds().statement(product, holder)
+    payload = _funds().statement(product, holder).json_dict()
 
     def text() -> str:
         lines = [f"{holder} in {product}: {payload['shares']} shares worth {payload['value']}"]

@@ -51,6 +51,16 @@ from ledger.domain.fund.terms import Terms, quantise_units, terms_of
 from ledger.domain.journal import Account, EntryDraft, JournalEntry
 from ledger.domain.money import format_units, parse_units
 from ledger.errors import Reason, Rejected
+from ledger.services.fund_models import (
+    HoldersReport,
+    MintResult,
+    NavReport,
+    PriceUpdate,
+    RebalanceResult,
+    RedeemResult,
+    SplitResult,
+    Statement,
+)
 from ledger.services.fund_report import (
     entry_summary,
     holder_rows,
@@ -236,7 +246,7 @@ class Funds:
             yield self._open(uow, terms)
 
     # --- prices -------------------------------------------------------------------------------
-    def set_price(self, symbol: str, price: str, *, at: datetime | None = None) -> dict[str, Any]:
+    def set_price(self, symbol: str, price: str, *, at: datetime | None = None) -> PriceUpdate:
         """Apply a price of `symbol` to every product on it: mark, daily events, ad hoc.
 
         All resulting entries of all products, their state records, the day's schedule and
@@ -294,12 +304,9 @@ class Funds:
                     }
                 )
             fund_store.save_prices(uow.connection, [(symbol, moment, str(value))])
-        return {
-            "symbol": symbol,
-            "price": str(value),
-            "at": utc_text(moment),
-            "products": reports,
-        }
+        return PriceUpdate.model_validate(
+            {"symbol": symbol, "price": str(value), "at": utc_text(moment), "products": reports}
+        )
 
     # --- mint and redeem ------------------------------------------------------------------------
     def mint(
@@ -310,7 +317,7 @@ class Funds:
         cash: str,
         key: str | None = None,
         at: datetime | None = None,
-    ) -> dict[str, Any]:
+    ) -> MintResult:
         """Issue shares at NAV for `cash` (decimal string of the quote asset).
 
         Shares round down and the subscription fee rounds up; the dust stays in the fund,
@@ -324,7 +331,7 @@ class Funds:
             moment = self._now(at)  # read under the lock: "now" follows the last writer
             done = op.replay(key, request)
             if done is not None:
-                return self._order_result(terms, done, op.state, None)
+                return MintResult.model_validate(self._order(terms, done, op.state, None))
             nav_before = nav_per_share_units(terms, op.state)
             draft, after, _ = entries.mint(
                 terms, op.state, holder=holder, cash=cash_units, at=moment, key=key
@@ -334,7 +341,7 @@ class Funds:
             made = op.commit(
                 [draft], after, moment, accounts=[acc.holder_account(terms.book, holder)]
             )
-        return self._order_result(terms, made[-1], after, nav_before)
+        return MintResult.model_validate(self._order(terms, made[-1], after, nav_before))
 
     def redeem(
         self,
@@ -344,7 +351,7 @@ class Funds:
         shares: str,
         key: str | None = None,
         at: datetime | None = None,
-    ) -> dict[str, Any]:
+    ) -> RedeemResult:
         """Cancel `shares` (decimal string) for cash at NAV, rounded down, less the fee.
 
         Redeeming the last shares first closes the position in the same transaction (its
@@ -360,7 +367,7 @@ class Funds:
             moment = self._now(at)  # read under the lock: "now" follows the last writer
             done = op.replay(key, request)
             if done is not None:
-                return self._order_result(terms, done, op.state, None)
+                return RedeemResult.model_validate(self._order(terms, done, op.state, None))
             code = acc.holder_account_code(holder)
             held = op.uow.balances_of(terms.book, [code]).get((code, terms.share_asset.code), 0)
             nav_before = nav_per_share_units(terms, op.state)
@@ -369,9 +376,9 @@ class Funds:
             )
             op.moment(moment)  # after the quote: a closed fund says so first
             made = op.commit(drafts, after, moment)
-        return self._order_result(terms, made[-1], after, nav_before)
+        return RedeemResult.model_validate(self._order(terms, made[-1], after, nav_before))
 
-    def _order_result(
+    def _order(
         self, terms: Terms, entry: JournalEntry, state: FundState, nav_before: int | None
     ) -> dict[str, Any]:
         result = {**entry_summary(terms, entry), "nav": {**nav_payload(terms, state), "at": None}}
@@ -380,7 +387,7 @@ class Funds:
         return result
 
     # --- rebalance, split, merge --------------------------------------------------------------
-    def rebalance(self, product: str, *, at: datetime | None = None) -> dict[str, Any]:
+    def rebalance(self, product: str, *, at: datetime | None = None) -> RebalanceResult:
         """Trade the position back to multiple x NAV at the last price (trigger "manual")."""
         terms = self.terms(product)
         with self._operation(product) as op:
@@ -394,19 +401,21 @@ class Funds:
             before = effective_multiple(terms, state)
             draft, after = entries.rebalance(terms, state, at=moment, trigger="manual")
             op.commit([] if draft is None else [draft], after, moment)
-        return {
-            "product": product,
-            "traded": format_units(after.position - state.position, terms.position_asset.scale),
-            "trading_fee": format_units(
-                state.collateral - after.collateral, terms.quote_asset.scale
-            ),
-            "multiple_before": multiple_text(before),
-            "nav": nav_payload(terms, after),
-        }
+        return RebalanceResult.model_validate(
+            {
+                "product": product,
+                "traded": format_units(after.position - state.position, terms.position_asset.scale),
+                "trading_fee": format_units(
+                    state.collateral - after.collateral, terms.quote_asset.scale
+                ),
+                "multiple_before": multiple_text(before),
+                "nav": nav_payload(terms, after),
+            }
+        )
 
     def split(
         self, product: str, ratio: str, *, kind: str = "split", at: datetime | None = None
-    ) -> dict[str, Any]:
+    ) -> SplitResult:
         """Split ("1:5") or merge ("5:1") every holder's units in one entry; value unchanged."""
         terms = self.terms(product)
         num, den = parse_ratio(ratio, kind=kind)
@@ -418,21 +427,23 @@ class Funds:
                 terms, state, op.holders(), num=num, den=den, at=moment, kind=kind
             )
             entry = op.commit([draft], after, moment)[-1]
-        return {
-            "product": product,
-            "kind": kind,
-            "ratio_num": str(num),
-            "ratio_den": str(den),
-            "seq": entry.seq,
-            "supply_before": format_units(state.supply, terms.share_asset.scale),
-            "remainder_to_treasury": format_units(
-                int(dict(draft.metadata)["remainder"]), terms.share_asset.scale
-            ),
-            "nav_before": format_units(nav_before, terms.quote_asset.scale),
-            "nav": nav_payload(terms, after),
-        }
+        return SplitResult.model_validate(
+            {
+                "product": product,
+                "kind": kind,
+                "ratio_num": str(num),
+                "ratio_den": str(den),
+                "seq": entry.seq,
+                "supply_before": format_units(state.supply, terms.share_asset.scale),
+                "remainder_to_treasury": format_units(
+                    int(dict(draft.metadata)["remainder"]), terms.share_asset.scale
+                ),
+                "nav_before": format_units(nav_before, terms.quote_asset.scale),
+                "nav": nav_payload(terms, after),
+            }
+        )
 
-    def merge(self, product: str, ratio: str, *, at: datetime | None = None) -> dict[str, Any]:
+    def merge(self, product: str, ratio: str, *, at: datetime | None = None) -> SplitResult:
         """Merge (reverse split) every holder's units, e.g. "5:1"; see `split`."""
         return self.split(product, ratio, kind="merge", at=at)
 
@@ -450,13 +461,13 @@ class Funds:
         """Return a product's current state (its state record)."""
         return self.record(product).state
 
-    def nav(self, product: str, *, at: datetime | None = None) -> dict[str, Any]:
+    def nav(self, product: str, *, at: datetime | None = None) -> NavReport:
         """Return NAV per share, equity, supply and effective multiple, now or at `at`."""
         terms = self.terms(product)
         state = self.state(product) if at is None else state_at(self.lg, terms, at)
         payload = nav_payload(terms, state)
         payload["at"] = None if at is None else utc_text(at)
-        return payload
+        return NavReport.model_validate(payload)
 
     def _holders(self, terms: Terms) -> dict[str, int]:
         share = terms.share_asset.code
@@ -467,17 +478,19 @@ class Funds:
             if account.startswith(prefix)
         }
 
-    def holders(self, product: str) -> dict[str, Any]:
+    def holders(self, product: str) -> HoldersReport:
         """Return every holder with shares, their units and their value at NAV (rounded down)."""
         terms = self.terms(product)
         state = self.state(product)
-        return {
-            "product": product,
-            "nav": nav_payload(terms, state),
-            "holders": holder_rows(terms, state, self._holders(terms)),
-        }
+        return HoldersReport.model_validate(
+            {
+                "product": product,
+                "nav": nav_payload(terms, state),
+                "holders": holder_rows(terms, state, self._holders(terms)),
+            }
+        )
 
-    def statement(self, product: str, holder: str) -> dict[str, Any]:
+    def statement(self, product: str, holder: str) -> Statement:
         """Return a holder's entries (mint, redeem, split, merge) and current position."""
         terms = self.terms(product)
         # The fund's own ids may be read (not minted to); customer ids in their canonical form.
@@ -490,13 +503,15 @@ class Funds:
         state = self.state(product)
         units = self.lg.balance(terms.book, code, terms.share_asset.code)
         rows = holder_rows(terms, state, {holder: units})
-        return {
-            "product": product,
-            "holder": holder,
-            "shares": rows[0]["shares"] if rows else format_units(0, terms.share_asset.scale),
-            "value": rows[0]["value"] if rows else format_units(0, terms.quote_asset.scale),
-            "entries": [entry_summary(terms, e, holder=holder) for e in history],
-        }
+        return Statement.model_validate(
+            {
+                "product": product,
+                "holder": holder,
+                "shares": rows[0]["shares"] if rows else format_units(0, terms.share_asset.scale),
+                "value": rows[0]["value"] if rows else format_units(0, terms.quote_asset.scale),
+                "entries": [entry_summary(terms, e, holder=holder) for e in history],
+            }
+        )
 
 
 def _request_of(entry: JournalEntry) -> tuple[str, ...]:
