@@ -17,6 +17,15 @@ from ledger.errors import Reason, Rejected
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)
+# Every time is an instant in this window, in UTC after its offset is applied: the range of a
+# Python datetime, so that any instant accepted can be shown in UTC, stored and read back.
+# `9999-12-31T23:59:59-12:00` is 10000-01-01T11:59:59Z: outside, refused before any write.
+MIN_TIME = datetime(1, 1, 1, tzinfo=UTC)
+MAX_TIME = datetime(9999, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC)
+MIN_MICROS = (MIN_TIME - EPOCH) // _MICRO
+MAX_MICROS = (MAX_TIME - EPOCH) // _MICRO
+MAX_SEQ = 2**63 - 1
+"""The largest sequence number (a signed 64-bit column on both databases)."""
 
 _BOOK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # Colon-separated path parts, none empty (ledger-cli would merge "a::b" into "a:b").
@@ -165,10 +174,31 @@ def check_text(text: str, what: str) -> str:
 
 
 def to_micros(moment: datetime) -> int:
-    """Return an aware datetime as integer microseconds since the Unix epoch (UTC)."""
-    if moment.tzinfo is None:
+    """Return an aware datetime as integer microseconds since the Unix epoch (UTC).
+
+    Refuses a naive time, and one whose UTC instant is outside MIN_TIME..MAX_TIME.
+    """
+    if moment.tzinfo is None or moment.utcoffset() is None:
         raise Rejected(Reason.BAD_INPUT, f"time {moment.isoformat()} has no time zone")
-    return (moment - EPOCH) // _MICRO
+    return check_micros((moment - EPOCH) // _MICRO, f"time {moment.isoformat()}")
+
+
+def check_micros(micros: int, what: str = "time") -> int:
+    """Return `micros` (since the Unix epoch) if it lies in MIN_TIME..MAX_TIME, else refuse."""
+    if type(micros) is not int or not MIN_MICROS <= micros <= MAX_MICROS:
+        raise Rejected(
+            Reason.BAD_INPUT,
+            f"{what} is outside 0001-01-01T00:00:00Z..9999-12-31T23:59:59.999999Z (in UTC)",
+        )
+    return micros
+
+
+def check_seq(seq: int, what: str = "sequence number", *, least: int = 1) -> int:
+    """Return `seq` if it is an int in least..MAX_SEQ (2**63-1), else refuse."""
+    if type(seq) is not int or not least <= seq <= MAX_SEQ:
+        shown = seq if type(seq) is int and seq.bit_length() <= 1024 else "given"
+        raise Rejected(Reason.BAD_INPUT, f"{what} {shown} must be {least}..{MAX_SEQ} (2**63-1)")
+    return seq
 
 
 def from_micros(micros: int) -> datetime:
@@ -212,8 +242,10 @@ def check_draft(draft: EntryDraft) -> EntryDraft:
         check_text(key, "key")
         if _CONTROL.search(key):
             raise Rejected(Reason.BAD_INPUT, "key must not contain control characters")
-    if draft.reverses is not None and (type(draft.reverses) is not int or draft.reverses < 1):
-        raise Rejected(Reason.BAD_INPUT, "reverses must name a sequence number >= 1")
+    if draft.reverses is not None and (
+        type(draft.reverses) is not int or not 1 <= draft.reverses <= MAX_SEQ
+    ):
+        raise Rejected(Reason.BAD_INPUT, f"reverses must name a sequence number 1..{MAX_SEQ}")
     if not draft.postings:
         raise Rejected(Reason.EMPTY_ENTRY, "an entry needs at least one posting")
     if draft.metadata:
