@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import click
 
@@ -20,10 +20,10 @@ from ledger.cli.common import (
     redact,
     state,
 )
-from ledger.domain.journal import Account, AccountType, BalanceRule, JournalEntry
+from ledger.domain.journal import MAX_SEQ, Account, AccountType, BalanceRule, JournalEntry
 from ledger.domain.money import Asset, format_units
 from ledger.errors import Reason, Rejected
-from ledger.services.entry_input import draft_from_json, parse_time
+from ledger.services.entry_input import MAX_ENTRY_BYTES, entry_from_bytes, parse_time
 
 if TYPE_CHECKING:
     from ledger.services.ledger import Ledger, VerifyReport
@@ -192,10 +192,10 @@ def account_list(book: str) -> None:
 
 
 @click.command("post")
-@click.argument("file", type=click.File("r"))
+@click.argument("file", type=click.File("rb"))
 @json_option
 @handle_errors
-def post_cmd(file: TextIO) -> None:
+def post_cmd(file: BinaryIO) -> None:
     """Append one entry read as JSON from FILE (`-` for stdin); see docs/cli.md.
 
     \b
@@ -206,16 +206,16 @@ def post_cmd(file: TextIO) -> None:
                          {"account":"fees","asset":"USDT","amount":"100"}]}' \\
         | token-ledger post -
     A repeated key with the same content returns the original entry; with other content
-    it is refused.
+    it is refused. FILE is UTF-8 JSON of at most 1 MiB.
     """
-    draft = draft_from_json(file.read())
+    draft = entry_from_bytes(file.read(MAX_ENTRY_BYTES + 1))  # read no more than the limit
     lg = _ledger()
     entry = lg.post(draft)
     emit(entry_json(entry, _scales(lg)), lambda: _entry_text(entry))
 
 
 @click.command("reverse")
-@click.argument("seq", type=click.IntRange(min=1))
+@click.argument("seq", type=click.IntRange(1, MAX_SEQ))
 @book_option
 @click.option("--key", default=None, help="Idempotency key for the reversing entry.")
 @click.option("--at", "at", default=None, help="Effective time (ISO 8601 with zone); default now.")
@@ -236,7 +236,7 @@ def reverse_cmd(seq: int, book: str, key: str | None, at: str | None) -> None:
 @click.command("balances")
 @book_option
 @click.option("--account", default=None, help="Only this account.")
-@click.option("--as-of-seq", type=click.IntRange(min=0), default=None, help="As of entry N.")
+@click.option("--as-of-seq", type=click.IntRange(0, MAX_SEQ), default=None, help="As of entry N.")
 @click.option("--at", "at", default=None, help="As of a business time (ISO 8601 with zone).")
 @json_option
 @handle_errors

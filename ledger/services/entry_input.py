@@ -6,8 +6,13 @@
                   {"account": "expenses:payroll", "asset": "USDT", "amount": "2500000"}]}
 
 Amounts are strings of ASCII digits in base units (never JSON numbers, never floats). Times are
-ISO 8601 strings with a zone, to the microsecond. A key repeated inside one JSON object is
+ISO 8601 strings with a zone, to the microsecond, whose UTC instant lies in
+0001-01-01T00:00:00Z..9999-12-31T23:59:59.999999Z. A key repeated inside one JSON object is
 refused (JSON parsers would silently keep the last one).
+
+Limits checked before the JSON is parsed (docs/cli.md): at most MAX_ENTRY_BYTES of UTF-8,
+nested at most MAX_JSON_DEPTH deep (a valid entry is 3 deep), no JSON number longer than
+MAX_NUMBER_DIGITS characters (int() of thousands of digits is slow, then refused).
 """
 
 from __future__ import annotations
@@ -19,14 +24,25 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from ledger.domain.journal import EntryDraft, Posting, make_metadata
-from ledger.domain.money import parse_int
+from ledger.domain.journal import EntryDraft, Posting, make_metadata, to_micros
+from ledger.domain.money import MAX_DIGITS, parse_int
 from ledger.errors import Reason, Rejected
+
+MAX_ENTRY_BYTES = 1 << 20
+"""1 MiB: the largest entry `post` reads (a valid entry with 64 metadata items of 4 KiB and a
+thousand postings is well under it)."""
+MAX_JSON_DEPTH = 32
+"""Deepest nesting of JSON arrays and objects accepted (a valid entry is 3 deep)."""
+MAX_NUMBER_DIGITS = MAX_DIGITS + 1
 
 # ASCII digits only: a regex `\d` and int() also take other scripts' digits ("٥" is 5).
 _AMOUNT = re.compile(r"-?[0-9]+", re.ASCII)
 # The fractional seconds of an ISO 8601 time, to refuse more than six digits.
 _FRACTION = re.compile(r"\d[T ]\d\d:?\d\d:?\d\d[.,](\d+)", re.ASCII)
+# A JSON string literal (escapes included), removed before brackets are counted.
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+MAX_TIME_TEXT = 64
 
 
 class PostingSpec(BaseModel):
@@ -57,6 +73,8 @@ def parse_time(text: str) -> datetime:
     """
     if not isinstance(text, str):
         raise Rejected(Reason.BAD_INPUT, f"time must be an ISO 8601 string, got {text!r}")
+    if len(text) > MAX_TIME_TEXT:
+        raise Rejected(Reason.BAD_INPUT, f"not an ISO 8601 time: {text[:20]!r}... is too long")
     fraction = _FRACTION.search(text)
     if fraction is not None and len(fraction.group(1)) > 6:
         raise Rejected(Reason.BAD_INPUT, f"time {text!r} is finer than a microsecond")
@@ -67,15 +85,56 @@ def parse_time(text: str) -> datetime:
     if moment.tzinfo is None:
         example = moment.isoformat() + "Z"
         raise Rejected(Reason.BAD_INPUT, f"time {text!r} needs a zone, e.g. {example}")
+    to_micros(moment)  # its UTC instant must lie in the window (refused here, never written)
     return moment
+
+
+def entry_from_bytes(data: bytes) -> EntryDraft:
+    """Return the draft described by UTF-8 JSON `data` (at most MAX_ENTRY_BYTES), or refuse."""
+    if len(data) > MAX_ENTRY_BYTES:
+        raise Rejected(Reason.BAD_INPUT, f"entry is larger than {MAX_ENTRY_BYTES} bytes")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Rejected(
+            Reason.BAD_INPUT, f"entry is not UTF-8 text (byte {exc.start} is invalid)"
+        ) from None
+    return draft_from_json(text)
+
+
+def check_json_shape(text: str, *, max_bytes: int, max_depth: int) -> None:
+    """Refuse JSON text of more than `max_bytes` characters or nested deeper than `max_depth`.
+
+    A cheap scan before json.loads, whose recursion a deeply nested input would exhaust.
+    """
+    if len(text) > max_bytes:
+        raise Rejected(Reason.BAD_INPUT, f"entry is longer than {max_bytes} characters")
+    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text))
+    depth = deepest = 0
+    for char in brackets:
+        if char in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > max_depth:
+                    raise Rejected(
+                        Reason.BAD_INPUT, f"JSON is nested deeper than {max_depth} levels"
+                    )
+        else:
+            depth -= 1
 
 
 def draft_from_json(text: str) -> EntryDraft:
     """Return the draft described by one JSON object, or refuse with a one-line reason."""
+    check_json_shape(text, max_bytes=MAX_ENTRY_BYTES, max_depth=MAX_JSON_DEPTH)
     try:
-        raw: Any = json.loads(text, parse_float=_no_float, object_pairs_hook=_no_repeats)
+        raw: Any = json.loads(
+            text, parse_float=_no_float, parse_int=_short_int, object_pairs_hook=_no_repeats
+        )
     except json.JSONDecodeError as exc:
         raise Rejected(Reason.BAD_INPUT, f"not valid JSON: {exc.msg} at line {exc.lineno}") from exc
+    except RecursionError:  # not reached after check_json_shape; kept as a second guard
+        raise Rejected(Reason.BAD_INPUT, "JSON is nested too deeply") from None
     try:
         spec = EntrySpec.model_validate(raw)
     except ValidationError as exc:
@@ -116,6 +175,15 @@ def _no_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
             raise Rejected(Reason.BAD_INPUT, f"key {key!r} appears twice in one JSON object")
         result[key] = value
     return result
+
+
+def _short_int(text: str) -> int:
+    if len(text) > MAX_NUMBER_DIGITS:
+        raise Rejected(
+            Reason.BAD_INPUT,
+            f"a JSON number of {len(text)} digits (amounts are strings, at most {MAX_DIGITS})",
+        )
+    return int(text)
 
 
 def _no_float(text: str) -> Any:
