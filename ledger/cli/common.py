@@ -168,7 +168,18 @@ def handle_errors(func: F) -> F:
             fail(exc.message, EXIT_INTERNAL, "error")
         except OSError as exc:  # a file the user named cannot be read or written
             fail(f"{type(exc).__name__}: {exc}", EXIT_REJECTED, Reason.BAD_INPUT.value)
+        except UnicodeDecodeError as exc:  # a file the user named is not UTF-8 text
+            fail(
+                f"{Reason.BAD_INPUT.value}: input is not UTF-8 text"
+                f" ({exc.object[exc.start : exc.start + 1]!r} at byte {exc.start})",
+                EXIT_REJECTED,
+                Reason.BAD_INPUT.value,
+            )
         except Exception as exc:
+            problem = database_problem(exc)
+            if problem is not None:
+                retry = " (retryable)" if problem.retryable else ""
+                fail(f"{problem}{retry}", EXIT_REJECTED, problem.reason.value)
             if os.environ.get("TOKEN_LEDGER_DEBUG"):
                 raise
             first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
@@ -181,6 +192,50 @@ def handle_errors(func: F) -> F:
         return None
 
     return wrapper  # type: ignore[return-value]
+
+
+# What a database says when the fault is the environment's, not ours: (words, what it means).
+_DAMAGED = (
+    "database disk image is malformed",
+    "file is not a database",
+    "malformed database schema",
+    "file is encrypted",
+)
+_READ_ONLY = ("readonly database", "read-only", "read only")
+_NO_ROOM = ("database or disk is full", "disk i/o error", "no space left", "disk full")
+_DRIVER_MODULES = ("sqlalchemy", "sqlite3", "psycopg")
+
+
+def database_problem(exc: BaseException) -> Rejected | None:
+    """Return the refusal for a database error whose cause is the environment, else None.
+
+    A damaged, truncated or foreign file, a read-only database, a full disk, missing grants or
+    a lost connection are `unavailable` (exit 2); any other database error stays a bug (70).
+    """
+    if type(exc).__module__.split(".")[0] not in _DRIVER_MODULES:
+        return None
+    orig = getattr(exc, "orig", None) or exc
+    lines = str(orig).strip().splitlines()
+    first = lines[0] if lines else type(orig).__name__
+    text = first.lower()
+    sqlstate = str(getattr(orig, "sqlstate", None) or "")
+    if any(words in text for words in _DAMAGED):
+        why = "the database file is damaged, truncated or not a database"
+    elif any(words in text for words in _READ_ONLY) or sqlstate == "25006":
+        why = "the database is read-only"
+    elif any(words in text for words in _NO_ROOM) or sqlstate.startswith("53"):
+        why = "the database cannot write (disk full or I/O error)"
+    elif sqlstate == "42501":
+        why = "the database role lacks a permission"
+    elif "unable to open database" in text:
+        why = "the database cannot be opened"
+    elif sqlstate.startswith("08") or "server closed the connection" in text:
+        return Rejected(
+            Reason.UNAVAILABLE, f"lost the database connection: {first}", retryable=True
+        )
+    else:
+        return None
+    return Rejected(Reason.UNAVAILABLE, f"{why}: {first}")
 
 
 class Progress:

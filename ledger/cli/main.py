@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import sys
 from typing import Any
 
@@ -103,8 +104,18 @@ def main() -> None:
         ctx = getattr(exc, "ctx", None)
         where = ctx.command_path if ctx is not None else "token-ledger"
         message = " ".join(exc.format_message().split()).rstrip(".")
-        click.echo(f"{where}: {message} (see {where} --help)", err=True)
+        if _json_requested(ctx):
+            error = {"error": "bad_input", "message": f"{where}: {message}"}
+            click.echo(json.dumps(error, ensure_ascii=False), err=True)
+        else:
+            click.echo(f"{where}: {message} (see {where} --help)", err=True)
         sys.exit(exc.exit_code)
+
+
+def _json_requested(ctx: click.Context | None) -> bool:
+    """Whether --json was given: a usage error may stop parsing before its option is read."""
+    state = None if ctx is None else ctx.find_object(CliState)
+    return (state is not None and state.json_output) or "--json" in sys.argv[1:]
 
 
 if __name__ == "__main__":
