@@ -28,6 +28,7 @@ from ledger.domain.canonical import (
 )
 from ledger.domain.journal import (
     MAX_KEY_LENGTH,
+    MAX_SEQ,
     Account,
     AccountType,
     BalanceRule,
@@ -35,6 +36,7 @@ from ledger.domain.journal import (
     JournalEntry,
     Posting,
     check_book,
+    check_micros,
     from_micros,
     make_metadata,
     to_micros,
@@ -64,6 +66,7 @@ _ENTRY_KEYS = frozenset(
     }
 )
 _POSTING_KEYS = frozenset({"account", "asset", "amount"})
+_MAX_INT_TEXT = 79  # "-" and the 78 digits of 2**256-1: no integer in an export is longer
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +162,7 @@ def read_jsonl(lines: Iterable[str]) -> JsonlBook:
         Rejected: BAD_INPUT "line N: ..." for the first malformed, unbalanced, unknown
             (account/asset) or badly chained line; the header is checked at once.
     """
-    iterator = iter(lines)
+    iterator = _decoded(lines)
     first = next(iterator, None)
     if first is None:
         raise Rejected(Reason.BAD_INPUT, "line 1: empty file, expected the book header")
@@ -170,6 +173,25 @@ def read_jsonl(lines: Iterable[str]) -> JsonlBook:
         accounts=accounts,
         entries=_read_entries(iterator, book=book, assets=assets, accounts=accounts),
     )
+
+
+def _decoded(lines: Iterable[str]) -> Iterator[str]:
+    """Yield `lines`; a file that is not UTF-8 is refused with the line it was found near."""
+    iterator = iter(lines)
+    number = 0
+    while True:
+        try:
+            line = next(iterator)
+        except StopIteration:
+            return
+        except UnicodeDecodeError as exc:
+            # A text file decodes in blocks: the bad byte is on this line or a later one.
+            raise _fail(
+                number + 1,
+                f"the file is not UTF-8 text (invalid byte at or after this line: {exc})",
+            ) from None
+        number += 1
+        yield line
 
 
 def _code(item: Asset | Account) -> str:
@@ -185,6 +207,8 @@ def _load(text: str, number: int) -> dict[str, Any]:
         obj = json.loads(text)
     except ValueError as exc:
         raise _fail(number, f"not valid JSON ({exc})") from None
+    except RecursionError:
+        raise _fail(number, "not valid JSON (nested too deeply)") from None
     if not isinstance(obj, dict):
         raise _fail(number, "expected a JSON object")
     return obj
@@ -246,6 +270,8 @@ def _text(value: Any, what: str, number: int) -> str:
 def _int(value: Any, what: str, number: int) -> int:
     # str(int(v)) == v admits exactly the canonical form: no sign "+", no leading zeros,
     # no spaces or "_", no non-ASCII digits, and never a JSON number.
+    if isinstance(value, str) and len(value) > _MAX_INT_TEXT:
+        raise _fail(number, f"{what} must be a decimal integer string of at most 79 characters")
     try:
         result = int(value)
         if str(result) == value:
@@ -253,6 +279,17 @@ def _int(value: Any, what: str, number: int) -> int:
     except (TypeError, ValueError):
         pass
     raise _fail(number, f"{what} must be a decimal integer string, got {value!r}")
+
+
+def _micros(value: Any, what: str, number: int) -> int:
+    """Return a time in microseconds since the epoch, within the supported window."""
+    if isinstance(value, str) and len(value) > 24:  # the window's bounds have 17 digits
+        raise _fail(number, f"{what} is outside the supported time window")
+    micros = _int(value, what, number)
+    try:
+        return check_micros(micros, what)
+    except Rejected as exc:
+        raise _fail(number, exc.message) from None
 
 
 def _hash(value: Any, what: str, number: int) -> bytes:
@@ -302,9 +339,9 @@ class _EntryReader:
         stated_seq = _int(obj["seq"], "seq", number)
         if stated_seq != seq:
             raise _fail(number, f"seq {stated_seq} where {seq} was expected (gap or reorder)")
-        effective_us = _int(obj["effective_us"], "effective_us", number)
+        effective_us = _micros(obj["effective_us"], "effective_us", number)
         draft = self._draft(obj, number, effective_us)
-        recorded_us = _int(obj["recorded_us"], "recorded_us", number)
+        recorded_us = _micros(obj["recorded_us"], "recorded_us", number)
         prev_hash = _hash(obj["prev_hash"], "prev_hash", number)
         stated_hash = _hash(obj["hash"], "hash", number)
         canonical = encode_fields(
@@ -347,8 +384,8 @@ class _EntryReader:
         reverses = obj["reverses"]
         if reverses is not None:
             reverses = _int(reverses, "reverses", number)
-            if reverses < 1:
-                raise _fail(number, "reverses must name a sequence number >= 1")
+            if not 1 <= reverses <= MAX_SEQ:
+                raise _fail(number, f"reverses must name a sequence number 1..{MAX_SEQ}")
         return EntryDraft(
             book=self.book,
             kind=kind,

@@ -38,6 +38,7 @@ ROOT_NAMES: dict[AccountType, str] = {
 """The top-level account each account type is filed under (the names both tools expect)."""
 
 TAGS = ("key", "reverses", "meta")
+LEDGER_MIN_YEAR = 1400  # ledger-cli: "Year is out of valid range: 1400..9999"
 
 _json = encode_basestring_ascii  # a JSON string literal on one line, ASCII only
 _BARE_COMMODITY = re.compile(r"[A-Za-z]+")
@@ -151,7 +152,15 @@ def _entry_text(
     micros = to_micros(draft.effective_at)
     day = micros // _MICROS_PER_DAY
     if day not in dates:  # Consecutive entries mostly share a day: format each day once.
-        dates[day] = day_of(micros).strftime("%Y/%m/%d")
+        moment = day_of(micros)
+        if moment.year < LEDGER_MIN_YEAR:
+            raise Rejected(
+                Reason.BAD_INPUT,
+                f"entry {entry.seq} is dated {moment.isoformat()}: ledger-cli reads only years"
+                f" {LEDGER_MIN_YEAR}-9999 (export it as jsonl or beancount)",
+            )
+        # Not strftime("%Y"): it does not pad years before 1000 to four digits.
+        dates[day] = f"{moment.year:04d}/{moment.month:02d}/{moment.day:02d}"
     lines = [f"{dates[day]} #{entry.seq} {draft.kind}"]
     if draft.idempotency_key is not None:
         lines.append(f"    ; key: {_json(draft.idempotency_key)}")
