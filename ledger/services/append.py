@@ -54,10 +54,12 @@ class AppendBatch:
         *,
         owner: str | None = None,
         owner_cache: dict[str, str] | None = None,
+        locked: dict[str, tuple[int, bytes]] | None = None,
     ) -> None:
         self.store = store
         self.owner = owner
         self.owners = {} if owner_cache is None else owner_cache
+        self.locked = {} if locked is None else locked  # heads this transaction holds locked
         self.assets = asset_cache
         self.accounts = account_cache
         self.rule_cache = {} if rule_cache is None else rule_cache
@@ -127,7 +129,7 @@ class AppendBatch:
         for draft in drafts:
             by_book.setdefault(draft.book, []).append(draft)
         for book in sorted(by_book):
-            head = self.store.lock_head(book)
+            head = self.locked.get(book) or self.store.lock_head(book)
             if head is None:
                 raise Rejected(
                     Reason.UNKNOWN_BOOK, f"book {book!r} has no accounts: open one first"

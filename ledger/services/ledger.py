@@ -227,12 +227,16 @@ class Ledger:
         storage functions) commit together or not at all. `owner` is the writer the
         transaction acts for: a book reserved for an owner accepts appends only from it.
         """
-        with self._tx(write=True) as store:
-            uow = UnitOfWork(self, store, owner)
-            try:
+        uow: UnitOfWork | None = None
+        try:
+            with self._tx(write=True) as store:
+                uow = UnitOfWork(self, store, owner)
                 yield uow
-            finally:
+        except BaseException:
+            # Rolled back: accounts this transaction opened may sit in the caches.
+            if uow is not None:
                 uow.release()
+            raise
 
     def restore(
         self,
@@ -464,6 +468,7 @@ class UnitOfWork:
         self._store = store
         self.owner = owner
         self._opened: set[str] = set()
+        self._locked: dict[str, tuple[int, bytes]] = {}  # heads held, as of this transaction
 
     @property
     def connection(self) -> Connection:
@@ -472,9 +477,10 @@ class UnitOfWork:
 
     def lock(self, book: str) -> tuple[int, bytes]:
         """Lock a book's head until the commit and return (seq, hash); refuse an unknown book."""
-        head = self._store.lock_head(book)
+        head = self._locked.get(book) or self._store.lock_head(book)
         if head is None:
             raise Rejected(Reason.UNKNOWN_BOOK, f"unknown book {book!r}")
+        self._locked[book] = head
         return head
 
     def head(self, book: str) -> tuple[int, bytes]:
@@ -547,15 +553,21 @@ class UnitOfWork:
             lg._rule_sets,
             owner=self.owner,
             owner_cache=lg._owners,
+            locked=self._locked,
         )
-        return batch.append(drafts) if drafts else []
+        if not drafts:
+            return []
+        made = batch.append(drafts)
+        self._locked.update(batch.heads)  # the heads this batch moved, still locked
+        return made
 
     def _forget(self, books: set[str]) -> None:
         self._opened |= books
         self._lg._forget(books)
 
     def release(self) -> None:
-        """Drop the ledger's caches of books whose accounts this transaction opened."""
+        """Drop the ledger's caches of books whose accounts this transaction opened (after a
+        rollback; after a commit they are true)."""
         if self._opened:
             self._lg._forget(self._opened)
 
