@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -433,7 +435,13 @@ def export_cmd(book: str, fmt: str, output: Path | None) -> None:
 
     lg = _ledger()
     if output is None:
-        count = export_book(lg, book, fmt, sys.stdout)
+        # Buffered (in memory, then a temporary file): a refused export prints nothing at all.
+        with tempfile.SpooledTemporaryFile(
+            max_size=16 << 20, mode="w+", encoding="utf-8", newline="\n"
+        ) as buffer:
+            export_book(lg, book, fmt, buffer)
+            buffer.seek(0)
+            shutil.copyfileobj(buffer, sys.stdout)
         return
     tmp = output.with_name(output.name + ".partial")
     try:
