@@ -230,8 +230,9 @@ def reverse_cmd(seq: int, book: str, key: str | None, at: str | None) -> None:
     Example:
       token-ledger reverse 42 --book BTC3L --key fix-42
     """
+    moment = None if at is None else parse_time(at)  # input is checked before the database
     lg = _ledger()
-    entry = lg.reverse(book, seq, key=key, effective_at=None if at is None else parse_time(at))
+    entry = lg.reverse(book, seq, key=key, effective_at=moment)
     emit(entry_json(entry, _scales(lg)), lambda: _entry_text(entry))
 
 
@@ -250,13 +251,13 @@ def balances_cmd(book: str, account: str | None, as_of_seq: int | None, at: str 
       token-ledger balances --book BTC3L
       token-ledger balances --book BTC3L --account holder:alice --at 2020-03-12T12:00:00Z
     """
+    moment = None if at is None else parse_time(at)  # input is checked before the database
     lg = _ledger()
     _check_known(lg, book, account)
     scales = _scales(lg)
     if as_of_seq is None and at is None:
         rows = lg.balances(book, account=account)
     else:
-        moment = None if at is None else parse_time(at)
         accounts = [account] if account else [a.code for a in lg.accounts(book)]
         rows = {}
         for code in accounts:
