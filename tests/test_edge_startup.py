@@ -118,3 +118,29 @@ def test_a_chain_command_still_loads_its_client(sqlite_db: str, tmp_path: Path) 
     result = _run(["--db", sqlite_db, "chain", "status", "--chain-dir", str(tmp_path)])
     assert result["exit"] == 0, result
     assert "eth_account" in result["heavy"], result
+
+
+def test_the_lazy_keccak_agrees_with_the_domain_and_eth_utils() -> None:
+    """holders.py hashes with eth-hash, the domain by hand: one function, two speeds."""
+    import os
+
+    from eth_utils import keccak as eth_keccak
+    from eth_utils import to_checksum_address as eth_checksum
+
+    from ledger.chain import holders
+    from ledger.domain.fund.keccak import checksum_address, keccak256
+
+    assert holders.keccak(b"").hex() == (
+        "c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470"
+    )
+    for size in (0, 1, 42, 135, 136, 137, 300):
+        data = os.urandom(size)
+        assert holders.keccak(data) == keccak256(data) == eth_keccak(data)
+    for _ in range(50):
+        address = "0x" + os.urandom(20).hex()
+        spelled = holders.to_checksum_address(address.upper().replace("0X", "0x"))
+        assert spelled == checksum_address(address) == eth_checksum(address)
+        assert holders.is_checksum_address(spelled)
+        assert not holders.is_checksum_address(spelled.swapcase().replace("0X", "0x")) or (
+            spelled[2:].isdigit()
+        )
