@@ -252,7 +252,7 @@ def sync_cmd(
 @click.argument("product")
 @click.option(
     "--limit",
-    type=int,
+    type=click.IntRange(min=0),
     default=50,
     show_default=True,
     help="Differences to list in text output (--json lists all).",
