@@ -30,6 +30,7 @@ from ledger.cli.main import cli
 from ledger.clock import FixedClock
 from ledger.domain.canonical import GENESIS_HASH, chain_hash, encode_entry
 from ledger.domain.journal import JournalEntry
+from ledger.domain.money import format_units
 from ledger.errors import Rejected
 from ledger.services.ledger import Ledger
 from tests.chain_support import (
@@ -128,7 +129,8 @@ def test_sync_after_fund_activity_mirrors_every_holder(
     again = sync_book(lg, BOOK, w3, operator)
     assert again.txs == 0  # idempotent: a second run sends nothing
 
-    funds.redeem(BOOK, "carol", shares=str(lg.balance(BOOK, "holder:carol", BOOK) / E18))
+    carol = lg.balance(BOOK, "holder:carol", BOOK)
+    funds.redeem(BOOK, "carol", shares=format_units(carol, 18))  # exact, every unit
     funds.mint(BOOK, "dave", cash="250")
     third = sync_book(lg, BOOK, w3, operator)
     assert third.txs >= 2 and third.failed_txs == 0

@@ -64,7 +64,10 @@ def test_product_price_mint_redeem_nav_holders_statement_json(db: str) -> None:
         "--at",
         "2020-01-01T01:00:00Z",
     )
-    assert (minted["shares_delta"], minted["fee"]) == ("9.990000000000000000", "1.000000")
+    # 999 net buys N = 999 / (1 + 3 x 0.0005) = 997.503744 of shares at NAV 100 and its 3x
+    # position at once (the order pays the 1.496256 trading fee).
+    assert (minted["shares_delta"], minted["fee"]) == ("9.975037440000000000", "1.000000")
+    assert minted["priced_at_nav"] == "100.000000"
     again = ok_json(
         db,
         "mint",
@@ -79,13 +82,17 @@ def test_product_price_mint_redeem_nav_holders_statement_json(db: str) -> None:
     )
     assert again["seq"] == minted["seq"]  # the retry wrote nothing new
     rebalanced = ok_json(db, "rebalance", "BTC3L", "--at", "2020-01-01T01:00:00Z")
-    assert rebalanced["traded"] == "29.970000000000"
-    redeemed = ok_json(db, "redeem", "BTC3L", "alice", "--shares", "1")
+    assert rebalanced["traded"] == "0.000000000000"  # the mint already traded to 3x
+    stale = run(db, "redeem", "BTC3L", "alice", "--shares", "1")  # now: the 2020 price is old
+    assert stale.exit_code == 2 and "stale_price" in stale.stderr
+    redeemed = ok_json(
+        db, "redeem", "BTC3L", "alice", "--shares", "1", "--at", "2020-01-01T01:00:30Z"
+    )
     assert redeemed["shares_delta"] == "-1.000000000000000000"
     nav = ok_json(db, "nav", "BTC3L")
     assert isinstance(nav["nav_per_share"], str) and nav["wiped_out"] is False
     past = ok_json(db, "nav", "BTC3L", "--at", "2020-01-01T01:00:00Z")
-    assert past["supply"] == "9.990000000000000000"
+    assert past["supply"] == "9.975037440000000000"
     holders = ok_json(db, "holders", "BTC3L")
     assert [h["holder"] for h in holders["holders"]] == ["alice"]
     statement = ok_json(db, "statement", "BTC3L", "alice")
@@ -93,7 +100,7 @@ def test_product_price_mint_redeem_nav_holders_statement_json(db: str) -> None:
     split = ok_json(db, "split", "BTC3L", "1:5")
     assert split["ratio_num"] == "5"
     merged = ok_json(db, "merge", "BTC3L", "5:1")
-    assert merged["nav"]["supply"] == "8.990000000000000000"
+    assert merged["nav"]["supply"] == "8.975037440000000000"
     assert run(db, "verify", "BTC3L").exit_code == 0
 
 

@@ -18,8 +18,8 @@ def test_holders_show_the_mirror_address(tmp_path: Path) -> None:
     ok_json(db, "init")
     ok_json(db, "product", "create", "BTC3L")
     ok_json(db, "price", "BTC", "100", "--at", "2020-03-12T00:05:00Z")
-    ok_json(db, "mint", "BTC3L", "alice", "--cash", "100", "--at", "2020-03-12T00:06:00Z")
-    ok_json(db, "mint", "BTC3L", WALLET, "--cash", "50", "--at", "2020-03-12T00:07:00Z")
+    ok_json(db, "mint", "BTC3L", "alice", "--cash", "100", "--at", "2020-03-12T00:05:30Z")
+    ok_json(db, "mint", "BTC3L", WALLET, "--cash", "50", "--at", "2020-03-12T00:05:45Z")
     rows = {row["holder"]: row["address"] for row in ok_json(db, "holders", "BTC3L")["holders"]}
     assert rows[WALLET] == to_checksum_address(WALLET)
     assert rows["alice"] == address_of("alice")

@@ -45,24 +45,29 @@ def _write_marks(funds: Funds) -> tuple[object, ...]:
 def test_last_redemption_closes_the_position_and_the_next_minter_pays_nav_0(
     funds: Funds, clock: FixedClock
 ) -> None:
-    """Redeeming the last shares closes the position first (fee to the redeemer): nothing is
-    left for the next minter, who gets exactly what NAV_0 promises."""
+    """Redeeming the last shares sells the whole position with them (fee to the redeemer):
+    nothing is left for the next minter, who gets exactly what NAV_0 promises.
+
+    The mint trades at once: of 999 net cash, N = 999 / (1 + 3 x 0.0005) = 997.503744 buys
+    shares at NAV 100 and 3 x N / 100 = 29.92511232 BTC, whose fee 1.496256 the order pays.
+    """
     funds.mint("BTC3L", "alice", cash="1000")
-    funds.rebalance("BTC3L")
-    assert funds.state("BTC3L").position == 2997 * 10**10  # 29.97 BTC
-    out = funds.redeem("BTC3L", "alice", shares="9.99")
-    # 999 - 1.4985 (open) - 1.4985 (close) = 996.003 gross; fee 0.996003; paid 995.006997.
-    assert out["paid"] == "995.006997"
+    assert funds.state("BTC3L").position == 29_925_112_320_000  # 29.92511232 BTC
+    assert funds.rebalance("BTC3L")["traded"] == "0.000000000000"  # already at 3x
+    out = funds.redeem("BTC3L", "alice", shares="9.97503744")
+    # 997.503744 less the closing fee 1.496256 = 996.007488 gross; fee 0.996008 (up).
+    assert (out["paid"], out["fee"]) == ("995.011480", "0.996008")
     state = funds.state("BTC3L")
     assert (state.collateral, state.position, state.supply) == (0, 0, 0)
     kinds = [e.draft.kind for e in funds.lg.entries("BTC3L")]
-    assert kinds[-2:] == ["rebalance", "redeem"]
+    assert kinds[-2:] == ["mint", "redeem"]  # the redemption trades itself: no close entry
     clock.moment = T0 + timedelta(days=1)  # a whole day later: daily fee and funding time
     funds.set_price("BTC", "120")
     assert funds.state("BTC3L").collateral == 0
     bob = funds.mint("BTC3L", "bob", cash="100")
-    assert bob["shares_delta"] == "0.999000000000000000"
-    assert funds.holders("BTC3L")["holders"][0]["value"] == "99.900000"
+    # 99.9 net: N = 99.9 / 1.0015 = 99.750374 at NAV_0 100 (the rest pays bob's own trade).
+    assert bob["shares_delta"] == "0.997503740000000000"
+    assert funds.holders("BTC3L")["holders"][0]["value"] == "99.750374"
 
 
 def test_an_empty_fund_pays_no_management_fee_or_funding() -> None:
@@ -99,12 +104,12 @@ def test_a_price_dated_before_the_book_is_refused_and_writes_nothing(funds: Fund
 def test_retrying_a_full_redemption_returns_the_original(funds: Funds) -> None:
     """A keyed retry is answered from the key before any balance check (it held 0 by then)."""
     funds.mint("BTC3L", "carol", cash="1000", key="m1")
-    first = funds.redeem("BTC3L", "carol", shares="9.99", key="all1")
-    again = funds.redeem("BTC3L", "carol", shares="9.99", key="all1")
+    first = funds.redeem("BTC3L", "carol", shares="9.97503744", key="all1")
+    again = funds.redeem("BTC3L", "carol", shares="9.97503744", key="all1")
     assert (again["seq"], again["hash"], again["paid"]) == (
         first["seq"],
         first["hash"],
-        "998.001000",
+        "995.011480",  # as in the test above: the same mint, then everything redeemed
     )
     assert funds.mint("BTC3L", "carol", cash="1000", key="m1")["seq"] == 1
     with pytest.raises(Rejected) as caught:
@@ -127,8 +132,9 @@ def test_times_are_printed_in_utc_with_z(funds: Funds) -> None:
     plus_two = timezone(timedelta(hours=2))
     price = funds.set_price("BTC", "101", at=datetime(2026, 1, 5, 3, 0, tzinfo=plus_two))
     assert price["at"] == "2026-01-05T01:00:00Z"
-    minted = funds.mint("BTC3L", "alice", cash="100", at=datetime(2026, 1, 5, 4, tzinfo=plus_two))
-    assert minted["effective_at"] == "2026-01-05T02:00:00Z"
+    at = datetime(2026, 1, 5, 3, 0, 30, tzinfo=plus_two)  # 30 s after the price: fresh
+    minted = funds.mint("BTC3L", "alice", cash="100", at=at)
+    assert minted["effective_at"] == "2026-01-05T01:00:30Z"
     assert funds.nav("BTC3L", at=datetime(2026, 1, 5, 5, tzinfo=plus_two))["at"] == (
         "2026-01-05T03:00:00Z"
     )

@@ -92,6 +92,11 @@ def product_group() -> None:
     default=None,
     help="Fixed policy ratio N (1:N split, N:1 merge). Default: a power of ten back to NAV_0.",
 )
+@click.option(
+    "--max-price-age",
+    default=None,
+    help="Refuse mint/redeem when the last price is older than SECONDS, or 'off'. Default 60.",
+)
 @json_option
 @handle_errors
 def product_create(name: str, **options: str | int | None) -> None:
@@ -121,6 +126,11 @@ def product_create(name: str, **options: str | int | None) -> None:
             overrides[field] = None if band is None else tuple(_band(band))
         elif option in ("adhoc_move", "merge_below", "split_above"):
             overrides[field] = _off(str(value))
+        elif option == "max_price_age":
+            age = _off(str(value))
+            if age is not None and not str(age).isdigit():
+                raise Rejected(Reason.BAD_INPUT, f"--max-price-age must be seconds or off: {age}")
+            overrides[field] = None if age is None else int(age)
         else:
             overrides[field] = value
     payload = _funds().create_product(name, **overrides)

@@ -44,6 +44,7 @@ from ledger.domain.fund.split import parse_ratio, policy_ratio, split_shares
 from ledger.domain.fund.state import (
     FundRecord,
     FundState,
+    check_price_fresh,
     effective_multiple,
     nav_per_share_units,
 )
@@ -337,6 +338,7 @@ class Funds:
                 terms, op.state, holder=holder, cash=cash_units, at=moment, key=key
             )
             op.moment(moment)  # after the quote: a closed fund says so first
+            check_price_fresh(terms, op.record.price_at, moment)
             # The holder's account opens in the posting's own transaction: a refusal writes nothing.
             made = op.commit(
                 [draft], after, moment, accounts=[acc.holder_account(terms.book, holder)]
@@ -375,6 +377,7 @@ class Funds:
                 terms, op.state, holder=holder, shares=share_units, held=held, at=moment, key=key
             )
             op.moment(moment)  # after the quote: a closed fund says so first
+            check_price_fresh(terms, op.record.price_at, moment)
             made = op.commit(drafts, after, moment)
         return RedeemResult.model_validate(self._order(terms, made[-1], after, nav_before))
 

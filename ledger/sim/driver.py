@@ -85,11 +85,12 @@ def _on_order(run: ProductRun, order: Order, drafts: list[EntryDraft]) -> None:
             shares = held * order.amount // 100
             if shares <= 0:
                 return
-            made, run.state, _ = entries.redeem_with_close(
+            made, run.state, sold = entries.redeem_with_close(
                 run.terms, run.state, holder=order.holder, shares=shares, held=held, at=order.at
             )
             run.holders[order.holder] = held - shares
             run.count("redeems")
+            run.count("order_trading_fees", sold.trade_fee)
             drafts.extend(made)
             return
         else:
@@ -98,6 +99,7 @@ def _on_order(run: ProductRun, order: Order, drafts: list[EntryDraft]) -> None:
             )
             run.holders[order.holder] = held + quote.shares
             run.count("mints")
+            run.count("order_trading_fees", quote.trade_fee)
     except Rejected:
         run.count("refused")
         return

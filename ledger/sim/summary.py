@@ -67,6 +67,10 @@ def product_summary(run: ProductRun, outcome: SimOutcome) -> dict[str, Any]:
         "fees_redemption": paid(acc.FEE_REDEMPTION),
         "fees_management": paid(acc.FEE_MANAGEMENT),
         "trading_fees": paid(acc.TRADING_FEES),
+        "trading_fees_orders": format_units(counts.get("order_trading_fees", 0), quote),
+        "trading_fees_rebalances": format_units(
+            balances.get((acc.TRADING_FEES, qa), 0) - counts.get("order_trading_fees", 0), quote
+        ),
         "funding_paid": format_units(balances.get((acc.FUNDING, qa), 0), quote),
         "splits": counts.get("splits", 0),
         "merges": counts.get("merges", 0),
@@ -108,7 +112,7 @@ ROWS = (
     ("subscription fees", "fees_subscription"),
     ("redemption fees", "fees_redemption"),
     ("management fees", "fees_management"),
-    ("trading fees (rebalances)", "trading_fees"),
+    ("trading fees: orders / rebalances", ("trading_fees_orders", "trading_fees_rebalances")),
     ("funding paid (< 0: received)", "funding_paid"),
     ("splits / merges", ("splits", "merges")),
     ("mints / redeems / refused", ("mints", "redeems", "refused")),

@@ -138,33 +138,46 @@ def mint(
     at: datetime,
     key: str | None = None,
 ) -> tuple[EntryDraft, FundState, MintQuote]:
-    """Issue shares at NAV for `cash` quote base units; shares down, fee up, dust kept."""
+    """Issue shares at NAV for `cash` quote base units and trade the position they carry.
+
+    Shares round down, fees round up, dust is kept; the order's part of the position is
+    bought in the same entry with its trading fee paid out of the order's cash.
+    """
     quote = quote_mint(terms, state, cash)
-    qa, sa = terms.quote_asset.code, terms.share_asset.code
+    qa, sa, pa = terms.quote_asset.code, terms.share_asset.code, terms.position_asset.code
     kept = quote.used + quote.dust
     postings = [Posting(acc.COLLATERAL, qa, kept)]
+    if quote.trade_fee:
+        postings.append(Posting(acc.TRADING_FEES, qa, quote.trade_fee))
     if quote.fee:
         postings.append(Posting(acc.MANAGER_FEES, qa, quote.fee))
-    postings.append(Posting(acc.CONTRIBUTED, qa, -quote.used))
+    postings.append(Posting(acc.CONTRIBUTED, qa, -(quote.used + quote.trade_fee)))
     if quote.dust:
         postings.append(Posting(acc.ROUNDING, qa, -quote.dust))
     if quote.fee:
         postings.append(Posting(acc.FEE_SUBSCRIPTION, qa, -quote.fee))
+    if quote.trade:
+        postings.append(Posting(acc.POSITION, pa, quote.trade))
+        postings.append(Posting(acc.POSITION_CONTRA, pa, -quote.trade))
     postings.append(Posting(acc.holder_account_code(holder), sa, quote.shares))
     postings.append(Posting(acc.SHARES_OUTSTANDING, sa, -quote.shares))
-    meta = (
+    meta: tuple[tuple[str, str], ...] = (
         ("cash", format_units(cash, terms.quote_asset.scale)),
         ("holder", holder),
     )
+    if quote.trade:
+        meta = (*meta, ("price", price_text(terms, state.price)))
+    # The first mint sizes the position to the multiple: the ad-hoc move is measured from it.
+    sized = state.supply == 0 and quote.trade != 0
     after = FundState(
         state.collateral + kept,
-        state.position,
+        state.position + quote.trade,
         state.supply + quote.shares,
         state.shortfall,
         state.price,
-        state.rebalance_price,
+        state.price if sized else state.rebalance_price,
         state.daily_on,
-        state.mark_price,
+        state.price if quote.trade else state.mark_price,
     )
     draft = EntryDraft(terms.book, "mint", at, tuple(postings), meta, key)
     return draft, after, quote
@@ -180,31 +193,39 @@ def redeem(
     at: datetime,
     key: str | None = None,
 ) -> tuple[EntryDraft, FundState, RedeemQuote]:
-    """Cancel `shares` of `holder` (who holds `held`) for cash at NAV, rounded down, less fee."""
+    """Cancel `shares` of `holder` (who holds `held`) for cash at NAV, rounded down, less
+    the fees; the shares' part of the position is sold in the same entry.
+    """
     quote = quote_redeem(terms, state, shares, held)
-    qa, sa = terms.quote_asset.code, terms.share_asset.code
-    postings = [
-        Posting(acc.COLLATERAL, qa, -quote.gross),
-        Posting(acc.CONTRIBUTED, qa, quote.gross),
-    ]
+    qa, sa, pa = terms.quote_asset.code, terms.share_asset.code, terms.position_asset.code
+    taken = quote.gross + quote.trade_fee
+    postings = [Posting(acc.COLLATERAL, qa, -taken)]
+    if quote.trade_fee:
+        postings.append(Posting(acc.TRADING_FEES, qa, quote.trade_fee))
+    postings.append(Posting(acc.CONTRIBUTED, qa, quote.gross))
     if quote.fee:
         postings.append(Posting(acc.MANAGER_FEES, qa, quote.fee))
         postings.append(Posting(acc.FEE_REDEMPTION, qa, -quote.fee))
+    if quote.trade:
+        postings.append(Posting(acc.POSITION, pa, quote.trade))
+        postings.append(Posting(acc.POSITION_CONTRA, pa, -quote.trade))
     postings.append(Posting(acc.holder_account_code(holder), sa, -shares))
     postings.append(Posting(acc.SHARES_OUTSTANDING, sa, shares))
-    meta = (
+    meta: tuple[tuple[str, str], ...] = (
         ("holder", holder),
         ("paid", format_units(quote.paid, terms.quote_asset.scale)),
     )
+    if quote.trade:
+        meta = (*meta, ("price", price_text(terms, state.price)))
     after = FundState(
-        state.collateral - quote.gross,
-        state.position,
+        state.collateral - taken,
+        state.position + quote.trade,
         state.supply - shares,
         state.shortfall,
         state.price,
         state.rebalance_price,
         state.daily_on,
-        state.mark_price,
+        state.price if quote.trade else state.mark_price,
     )
     draft = EntryDraft(terms.book, "redeem", at, tuple(postings), meta, key)
     return draft, after, quote
@@ -249,21 +270,16 @@ def redeem_with_close(
     at: datetime,
     key: str | None = None,
 ) -> tuple[list[EntryDraft], FundState, RedeemQuote]:
-    """Redeem as `redeem`; when the shares are the whole supply, first close the position.
+    """Redeem as `redeem` (a list of drafts, for callers of earlier versions).
 
-    The close trade comes first so that the last redeemer bears its fee, and a fund without
-    shares is left holding nothing (no position whose P&L the next minter would take).
+    A redemption sells its shares' part of the position itself, so the last shares sell all
+    of it and a fund without shares is left holding nothing (no position whose P&L the next
+    minter would take); the last redeemer bears that trade's fee.
     """
-    drafts: list[EntryDraft] = []
-    if shares == state.supply and shares <= held:
-        close, state = close_position(terms, state, at=at)
-        if close is not None:
-            drafts.append(close)
     draft, after, quote = redeem(
         terms, state, holder=holder, shares=shares, held=held, at=at, key=key
     )
-    drafts.append(draft)
-    return drafts, after, quote
+    return [draft], after, quote
 
 
 def rebalance(

@@ -141,10 +141,10 @@ class FundFold:
                 price = self._price(meta)
             except (LedgerError, ValueError):
                 price = state.price
-            if draft.kind in ("mark", "wipeout", "rebalance"):
-                mark_price = price
-            if draft.kind == "rebalance":
-                rebalance_price = price
+            if draft.kind in ("mark", "wipeout", "rebalance", "mint", "redeem"):
+                mark_price = price  # an order that trades carries its price
+            if draft.kind == "rebalance" or (draft.kind == "mint" and state.supply == 0):
+                rebalance_price = price  # a rebalance, or the first mint, sized the position
         daily_on = state.daily_on
         if "daily" in meta:
             try:
@@ -178,6 +178,10 @@ class FundFold:
             if made is not None and made.kind != kind:
                 return None, after, "wipeout_due" if made.kind == "wipeout" else "wipeout_not_due"
             return made, after, "mark_pnl" if kind == "mark" else "wipeout_not_due"
+        if kind in ("mint", "redeem") and "price" in meta:
+            # An order that trades records the price it traded at (the feed's, which the
+            # journal may not have seen yet: a price that moved nothing posts nothing).
+            state = replace(state, price=self._price(meta))
         if kind == "mint":
             cash = parse_units(meta["cash"], terms.quote_asset.scale, "cash")
             self.order_navs[entry.seq] = nav_per_share_units(terms, state)

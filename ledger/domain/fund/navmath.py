@@ -36,10 +36,12 @@ def fee_down(amount: int, rate: Ratio) -> int:
 
 @dataclass(frozen=True, slots=True)
 class MintQuote:
-    """A mint priced at NAV: quote base units in, share base units out.
+    """A mint priced at NAV: quote base units in, share base units out, position traded.
 
-    cash = fee + used + dust, where used is what the shares are worth at NAV rounded up
-    and dust is the whole-unit remainder the fund keeps.
+    cash = fee + used + trade_fee + dust: `used` is what the shares are worth at NAV rounded
+    up, `trade` the position bought (sold, for a short) with the order's equity so that the
+    fund's effective multiple is unchanged, `trade_fee` its trading fee (borne by the order),
+    `dust` the whole-unit remainder the fund keeps.
     """
 
     cash: int
@@ -47,20 +49,74 @@ class MintQuote:
     used: int
     dust: int
     shares: int
+    trade: int = 0
+    trade_fee: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class RedeemQuote:
-    """A redemption priced at NAV: gross = floor(shares x E / supply) = paid + fee."""
+    """A redemption priced at NAV: the shares' part of the equity (rounded down), less the
+    trading fee of selling their part of the position, is `gross` = paid + fee.
+    """
 
     shares: int
     gross: int
     fee: int
     paid: int
+    trade: int = 0
+    trade_fee: int = 0
+
+
+def toward_zero(numerator: int, denominator: int) -> int:
+    """Return numerator / denominator rounded toward zero (denominator > 0)."""
+    magnitude = abs(numerator) // denominator
+    return -magnitude if numerator < 0 else magnitude
+
+
+def _order_trade(terms: Terms, state: FundState, equity: int) -> int:
+    """Return the position that `equity` quote units of new equity carry: the fund's
+    position x equity / E (the multiple unchanged), or L x equity / P for a fund without
+    shares; rounded toward zero (the multiple never rises above what it was).
+    """
+    if state.price == 0 or equity == 0:
+        return 0
+    if state.supply > 0:
+        return toward_zero(state.position * equity, state.collateral)
+    return target_position(terms, equity, state.price)
+
+
+def _net_of_trading(terms: Terms, state: FundState, available: int) -> tuple[int, int, int]:
+    """Return (equity, trade, trade fee) with equity + fee <= available, equity as large as
+    that allows: the order's cash pays for its own trade.
+    """
+    rate_num, rate_den = terms.trading_fee
+    if rate_num == 0 or state.price == 0:
+        trade = _order_trade(terms, state, available)
+        return available, trade, trading_fee(terms, trade, state.price)
+    # |trade| x P = |M| x equity, M the effective multiple (or L for an empty fund).
+    if state.supply > 0:
+        notional_num, notional_den = abs(state.position) * state.price, (
+            state.collateral * terms.position_one
+        )
+    else:
+        notional_num, notional_den = abs(terms.multiple[0]), terms.multiple[1]
+    equity = (available * notional_den * rate_den) // (
+        notional_den * rate_den + notional_num * rate_num
+    )
+    while True:
+        trade = _order_trade(terms, state, equity)
+        fee = trading_fee(terms, trade, state.price)
+        if equity + fee <= available or equity == 0:
+            return equity, trade, fee
+        equity -= 1
 
 
 def quote_mint(terms: Terms, state: FundState, cash: int) -> MintQuote:
-    """Price a mint of `cash` quote base units; shares round down, the fee rounds up."""
+    """Price a mint of `cash` quote base units; shares round down, the fees round up.
+
+    The order's equity carries its part of the position at once (the fund trades it), so
+    the other holders' NAV per share and effective multiple are unchanged.
+    """
     if cash <= 0:
         raise Rejected(Reason.BAD_INPUT, "cash must be positive")
     if state.wiped_out:
@@ -70,27 +126,36 @@ def quote_mint(terms: Terms, state: FundState, cash: int) -> MintQuote:
             Reason.BELOW_MINIMUM, f"cash is below the minimum subscription of {terms.book}"
         )
     fee = fee_up(cash, terms.subscription_fee)
-    net = cash - fee
-    if state.supply > 0:
-        shares = (net * state.supply) // state.collateral
-        used = ceil_div(shares * state.collateral, state.supply)
-    else:
+    if state.supply == 0:
         # NAV_0 is fair only for a fund that holds nothing: anything left behind would go to
-        # the first minter (the last redemption closes the position, see `redeem_with_close`).
+        # the first minter (the last redemption sells the whole position).
         invariant(
             state.collateral == 0 and state.position == 0,
             "a fund without shares must hold no collateral and no position",
             book=terms.book,
         )
+    net, trade, trade_fee = _net_of_trading(terms, state, cash - fee)
+    if state.supply > 0:
+        shares = (net * state.supply) // state.collateral
+        used = ceil_div(shares * state.collateral, state.supply)
+    else:
         shares = (net * terms.share_one) // terms.nav0_units
         used = ceil_div(shares * terms.nav0_units, terms.share_one)
     if shares <= 0:
         raise Rejected(Reason.BELOW_MINIMUM, "cash buys less than one share base unit")
-    return MintQuote(cash=cash, fee=fee, used=used, dust=net - used, shares=shares)
+    dust = cash - fee - used - trade_fee
+    invariant(dust >= 0, "a mint cannot use more cash than it was given")
+    return MintQuote(
+        cash=cash, fee=fee, used=used, dust=dust, shares=shares, trade=trade, trade_fee=trade_fee
+    )
 
 
 def quote_redeem(terms: Terms, state: FundState, shares: int, held: int) -> RedeemQuote:
-    """Price a redemption of `shares` base units; proceeds round down, the fee rounds up."""
+    """Price a redemption of `shares` base units; proceeds round down, the fees round up.
+
+    The shares' part of the position is sold with them (all of it for the last shares), its
+    trading fee taken from the proceeds, so the remaining holders keep their NAV and multiple.
+    """
     if shares <= 0:
         raise Rejected(Reason.BAD_INPUT, "shares must be positive")
     if shares > held:
@@ -99,11 +164,20 @@ def quote_redeem(terms: Terms, state: FundState, shares: int, held: int) -> Rede
         )
     if state.wiped_out:
         raise Rejected(Reason.FUND_WIPED_OUT, f"{terms.book} is wiped out; redemption is closed")
-    gross = (shares * state.collateral) // state.supply
+    part = (shares * state.collateral) // state.supply
+    trade = (
+        -state.position
+        if shares == state.supply
+        else toward_zero(-state.position * shares, state.supply)
+    )
+    trade_fee = trading_fee(terms, trade, state.price) if state.price else 0
+    gross = part - trade_fee
     if gross <= 0:
         raise Rejected(Reason.BELOW_MINIMUM, "these shares are worth less than one base unit")
     fee = fee_up(gross, terms.redemption_fee)
-    return RedeemQuote(shares=shares, gross=gross, fee=fee, paid=gross - fee)
+    return RedeemQuote(
+        shares=shares, gross=gross, fee=fee, paid=gross - fee, trade=trade, trade_fee=trade_fee
+    )
 
 
 def target_position(terms: Terms, equity: int, price: int) -> int:

@@ -110,7 +110,9 @@ class ProductParams(BaseModel):
     underlying moved 0.30/|L| since the last rebalance (10% for 3x) or when the effective
     multiple leaves [2/3 L, 4/3 L] (Bybit's [2, 4] for 3x); merge when NAV < 0.1
     (AscendEX, MEXC), split when NAV > 10,000, each by a power of ten back to the order of
-    the initial NAV unless `split_merge_ratio` fixes the ratio (e.g. 10 for 1:10 and 10:1).
+    the initial NAV unless `split_merge_ratio` fixes the ratio (e.g. 10 for 1:10 and 10:1);
+    a mint or redeem is refused (`stale_price`) when the last price of the underlying is older
+    than `max_price_age` seconds (60) of business time.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -135,6 +137,7 @@ class ProductParams(BaseModel):
     merge_nav_below: Decimal | None = Decimal("0.1")
     split_nav_above: Decimal | None = Decimal(10000)
     split_merge_ratio: int | None = None  # None: the power of ten back to initial_nav's order
+    max_price_age: int | None = 60  # seconds of business time; None: any age (simulation)
 
     @model_validator(mode="before")
     @classmethod
@@ -187,6 +190,18 @@ class ProductParams(BaseModel):
         band = self.leverage_band
         if band is not None and not 0 <= band[0] < band[1]:
             problems.append("leverage_band must be (low, high) with 0 <= low < high")
+        elif band is not None and not band[0] <= abs(self.multiple) <= band[1]:
+            problems.append(
+                f"leverage_band [{band[0]}, {band[1]}] excludes the multiple {abs(self.multiple)}"
+            )
+        merge, split = self.merge_nav_below, self.split_nav_above
+        if merge is not None and split is not None and not merge < self.initial_nav < split:
+            problems.append(
+                f"merge_nav_below {merge} and split_nav_above {split} must bracket"
+                f" initial_nav {self.initial_nav}"
+            )
+        if self.max_price_age is not None and not 0 <= self.max_price_age <= 10**9:
+            problems.append("max_price_age must be 0..10^9 seconds, or off")
         for scale in (self.quote_decimals, self.share_decimals, self.position_decimals):
             if not 0 <= scale <= 36:
                 problems.append("decimals must be 0..36")

@@ -9,11 +9,12 @@ is quoted as 0, never below.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal, localcontext
 
 from ledger.domain.fund.terms import Terms
 from ledger.domain.money import Rounding, div_round, mul_div
+from ledger.errors import Reason, Rejected
 
 MULTIPLE_PRECISION = 28
 
@@ -90,3 +91,22 @@ class FundRecord:
     seq: int = 0
     last_at: datetime | None = None
     price_at: datetime | None = None
+
+
+def check_price_fresh(terms: Terms, price_at: datetime | None, at: datetime) -> None:
+    """Refuse an order at `at` unless the last price (seen at `price_at`) is at most
+    `max_price_age` seconds older (no check when the product's age is off).
+    """
+    if terms.max_price_age is None:
+        return
+    if price_at is None:
+        raise Rejected(
+            Reason.NO_PRICE, f"no price for {terms.underlying} yet: post one (`price`) first"
+        )
+    age = at - price_at
+    if age > timedelta(seconds=terms.max_price_age):
+        raise Rejected(
+            Reason.STALE_PRICE,
+            f"the last {terms.underlying} price is {int(age.total_seconds())} s old (more than"
+            f" max_price_age {terms.max_price_age} s): post a fresh price first",
+        )

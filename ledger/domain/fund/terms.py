@@ -56,6 +56,7 @@ class Terms:
     merge_nav_below_units: int | None
     split_nav_above_units: int | None
     split_merge_ratio: int | None
+    max_price_age: int | None  # seconds; None: a price of any age prices an order
     share_one: int  # base units of one whole share
     position_one: int  # base units of one whole unit of the underlying's position
 
@@ -102,6 +103,7 @@ def terms_of(params: ProductParams) -> Terms:
         merge_nav_below_units=None if merge is None else units(merge, "merge_nav_below"),
         split_nav_above_units=None if split is None else units(split, "split_nav_above"),
         split_merge_ratio=params.split_merge_ratio,
+        max_price_age=params.max_price_age,
         share_one=int(10**params.share_decimals),
         position_one=int(10**params.position_decimals),
     )

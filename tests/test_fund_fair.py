@@ -1,0 +1,225 @@
+"""Fair orders: a mint or a redemption trades its own part of the position, so it leaves every
+other holder's NAV per share and effective multiple as they were; orders need a fresh price.
+
+The expectations are computed here in exact fractions from the reference's worked examples
+(shared/reference/leveraged-tokens.md, examples 7 and 8) and from the issue's scenarios, not
+from the engine's formulas.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ledger.clock import FixedClock
+from ledger.domain.fund import entries
+from ledger.domain.fund.state import FundState, nav_per_share_units
+from ledger.errors import Reason, Rejected
+from ledger.services.audit import verify_book
+from ledger.services.funds import Funds
+from ledger.services.ledger import open_ledger
+from tests.fund.helpers import USDT, zero_fee_terms
+
+T0 = datetime(2026, 1, 5, 0, 5, tzinfo=UTC)
+AT = datetime(2024, 1, 1, tzinfo=UTC)
+BTC = 10**12  # position base units per BTC
+SHARE = 10**18
+
+
+def _multiple(state: FundState) -> Fraction:
+    return Fraction(state.position * state.price, BTC * state.collateral)
+
+
+def test_reference_example_7_fair_mint_exact() -> None:
+    """10 shares at NAV 100, 30 BTC at 100; a mint of 9,000 with a 0.05% trading fee:
+    N = 9,000 / 1.0015 = 8,986.5202196705 (8,986.520219 in whole units), trade 3 N / 100,
+    fee 0.05% of its notional; N + fee = 9,000; NAV and multiple unchanged."""
+    terms = zero_fee_terms("BTC3L", trading_fee="0.0005")
+    state = FundState(
+        collateral=1000 * USDT, position=30 * BTC, supply=10 * SHARE, price=100 * USDT
+    )
+    _, after, quote = entries.mint(terms, state, holder="bob", cash=9000 * USDT, at=AT)
+    exact_n = Fraction(9000) / Fraction(10015, 10000)
+    assert quote.used == 8_986_520_219 == int(exact_n * USDT)  # rounded down
+    assert quote.shares == 89_865_202_190_000_000_000  # N / NAV 100, in share units
+    assert quote.trade == 269_595_606_570_000  # 3 x N / 100 BTC, toward zero
+    assert quote.trade_fee == 13_479_781  # 269.59560657 x 100 x 0.0005 = 13.4797803.. up
+    assert quote.used + quote.trade_fee + quote.dust == 9000 * USDT
+    assert quote.dust == 0
+    assert nav_per_share_units(terms, after) == 100 * USDT
+    assert _multiple(after) == 3
+
+
+def test_reference_example_8_fair_redemption_exact() -> None:
+    """100 shares at NAV 100, 300 BTC at 100; redeeming 90 sells 270 BTC (notional 27,000),
+    the redeemer bears 13.5 of trading fee: proceeds 8,986.5 before the redemption fee. The
+    10 shares left: equity 1,000, 30 BTC, multiple 3; BTC -3% then costs them 9%."""
+    terms = zero_fee_terms("BTC3L", trading_fee="0.0005")
+    state = FundState(
+        collateral=10_000 * USDT,
+        position=300 * BTC,
+        supply=100 * SHARE,
+        price=100 * USDT,
+        mark_price=100 * USDT,
+    )
+    _, after, quote = entries.redeem(
+        terms, state, holder="bob", shares=90 * SHARE, held=90 * SHARE, at=AT
+    )
+    assert (quote.trade, quote.trade_fee, quote.gross) == (-270 * BTC, 13_500_000, 8_986_500_000)
+    assert (after.collateral, after.position, after.supply) == (1000 * USDT, 30 * BTC, 10 * SHARE)
+    assert _multiple(after) == 3
+    _, moved = entries.mark(terms, after, price=97 * USDT, at=AT)
+    assert Fraction(moved.collateral, after.collateral) == Fraction(91, 100)  # -9%
+
+
+@pytest.fixture
+def funds(tmp_path: Path) -> Iterator[Funds]:
+    lg = open_ledger(f"sqlite:///{tmp_path / 'fair.db'}", clock=FixedClock(T0))
+    lg.init()
+    service = Funds(lg)
+    service.create_product("BTC3L")  # default fees: 0.1% in and out, 0.05% trading
+    service.set_price("BTC", "100")
+    yield service
+    lg.close()
+
+
+def test_bobs_full_redemption_leaves_alice_at_3x_and_a_3pct_fall_costs_her_9pct(
+    funds: Funds,
+) -> None:
+    """The issue's scenario: alice 1,000, bob 9,000, rebalance; bob redeems everything.
+    Before: the position stayed, alice's fund ran at 30x and BTC -3% cost her 91.6%."""
+    funds.mint("BTC3L", "alice", cash="1000")
+    bob = funds.mint("BTC3L", "bob", cash="9000")
+    funds.rebalance("BTC3L")
+    before = funds.state("BTC3L")
+    alice_nav = nav_per_share_units(funds.terms("BTC3L"), before)
+    funds.redeem("BTC3L", "bob", shares=bob["shares_delta"])
+    left = funds.state("BTC3L")
+    terms = funds.terms("BTC3L")
+    assert nav_per_share_units(terms, left) >= alice_nav  # never against alice
+    assert abs(_multiple(left) - 3) < Fraction(1, 10**6)
+    funds.lg.clock.moment = T0 + timedelta(seconds=30)  # type: ignore[attr-defined]
+    funds.set_price("BTC", "97")
+    after = funds.state("BTC3L")
+    change = Fraction(nav_per_share_units(terms, after), nav_per_share_units(terms, left)) - 1
+    assert abs(change - Fraction(-9, 100)) < Fraction(1, 10**5)  # -9.00%, not -91.6%
+    assert verify_book(funds.lg, "BTC3L").ok
+
+
+def test_bobs_9000_mint_leaves_alices_multiple_and_nav(funds: Funds) -> None:
+    """Before: bob's 9,000 into alice's 1,000 diluted the fund to 0.30x."""
+    funds.mint("BTC3L", "alice", cash="1000")
+    funds.rebalance("BTC3L")
+    terms = funds.terms("BTC3L")
+    before = funds.state("BTC3L")
+    funds.mint("BTC3L", "bob", cash="9000")
+    after = funds.state("BTC3L")
+    assert nav_per_share_units(terms, after) >= nav_per_share_units(terms, before)
+    assert abs(_multiple(after) - _multiple(before)) < Fraction(1, 10**8)
+    funds.lg.clock.moment = T0 + timedelta(seconds=30)  # type: ignore[attr-defined]
+    funds.set_price("BTC", "109")  # +9%: about +27% for every holder, alice included
+    moved = funds.state("BTC3L")
+    gain = Fraction(nav_per_share_units(terms, moved), nav_per_share_units(terms, after)) - 1
+    assert abs(gain - Fraction(27, 100) * _multiple(after) / 3) < Fraction(1, 10**5)
+
+
+def test_an_order_on_a_stale_price_is_refused_and_writes_nothing(funds: Funds) -> None:
+    """The market moved to 109 but the last price is 100 and 61 s old: no mint at the old NAV."""
+    funds.mint("BTC3L", "alice", cash="1000")
+    lg = funds.lg
+    head = lg.head("BTC3L")
+    for call in (
+        lambda: funds.mint("BTC3L", "bob", cash="9000", at=T0 + timedelta(seconds=61)),
+        lambda: funds.redeem("BTC3L", "alice", shares="1", at=T0 + timedelta(seconds=61)),
+    ):
+        with pytest.raises(Rejected) as caught:
+            call()
+        assert caught.value.reason is Reason.STALE_PRICE
+        assert "61 s old" in str(caught.value)
+    assert lg.head("BTC3L") == head
+    assert funds.mint("BTC3L", "bob", cash="100", at=T0 + timedelta(seconds=60))["seq"]
+
+
+def test_max_price_age_off_and_no_price(tmp_path: Path) -> None:
+    lg = open_ledger(f"sqlite:///{tmp_path / 'age.db'}", clock=FixedClock(T0))
+    lg.init()
+    funds = Funds(lg)
+    funds.create_product("BTC3L")
+    funds.create_product("BTC3S", max_price_age=None)
+    with pytest.raises(Rejected) as caught:
+        funds.mint("BTC3L", "alice", cash="100")
+    assert caught.value.reason is Reason.NO_PRICE
+    funds.mint("BTC3S", "alice", cash="100")  # no price needed: nothing is traded yet
+    funds.set_price("BTC", "100")
+    late = T0 + timedelta(days=3)
+    funds.mint("BTC3S", "bob", cash="100", at=late)  # any age
+    lg.close()
+
+
+@pytest.mark.parametrize(
+    ("params", "fragment"),
+    [
+        ({"leverage_band": ("3.5", "5")}, "excludes the multiple 3"),
+        ({"merge_nav_below": "200"}, "must bracket initial_nav 100"),
+        ({"split_nav_above": "50"}, "must bracket initial_nav 100"),
+    ],
+)
+def test_contradictory_parameters_are_refused(params: dict[str, object], fragment: str) -> None:
+    from ledger.domain.fund.product import make_params
+
+    with pytest.raises(Rejected) as caught:
+        make_params("BTC3L", **params)
+    assert caught.value.reason is Reason.BAD_INPUT and fragment in str(caught.value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    equity=st.integers(1_000 * USDT, 10**9 * USDT),
+    multiple_bp=st.integers(5_000, 60_000),  # the fund drifted to 0.5x .. 6x
+    supply=st.integers(SHARE // 100, 10**8 * SHARE),
+    price=st.integers(USDT, 100_000 * USDT),
+    cash=st.integers(10 * USDT, 10**9 * USDT),
+    redeem_part=st.integers(1, 10_000),
+    side=st.sampled_from(["BTC3L", "BTC3S"]),
+)
+def test_orders_never_move_the_other_holders_nav_or_multiple(
+    equity: int, multiple_bp: int, supply: int, price: int, cash: int, redeem_part: int, side: str
+) -> None:
+    """For any fund (drifted off its target too), a mint and a redemption leave NAV per share
+    unchanged within one quote unit per share and only in the fund's favour, and the effective
+    multiple unchanged within the position's precision: one position unit of rounding and the
+    few whole quote units of rounded fees and dust, relative to the equity after."""
+    terms = zero_fee_terms(side, trading_fee="0.0005", subscription_fee="0.001")
+    sign = -1 if side.endswith("S") else 1
+    position = sign * equity * multiple_bp * BTC // (10_000 * price)
+    state = FundState(
+        collateral=equity, position=position, supply=supply, price=price, mark_price=price
+    )
+    nav = Fraction(equity * SHARE, supply)
+    m0 = _multiple(state)
+
+    def check(after: FundState) -> None:
+        new_nav = Fraction(after.collateral * SHARE, after.supply)
+        assert new_nav >= nav  # never against the holders who stay
+        assert new_nav - nav <= Fraction(SHARE * 4, after.supply) + 1  # a few units at most
+        bound = (Fraction(price, BTC) + abs(m0) * 4) / after.collateral
+        assert abs(_multiple(after) - m0) <= bound
+
+    try:
+        _, minted, _ = entries.mint(terms, state, holder="x", cash=cash, at=AT)
+    except Rejected:
+        pass
+    else:
+        check(minted)
+    shares = max(1, supply * redeem_part // 10_001)
+    try:
+        _, redeemed, _ = entries.redeem(terms, state, holder="x", shares=shares, held=supply, at=AT)
+    except Rejected:
+        return
+    check(redeemed)
