@@ -45,7 +45,6 @@ from ledger.errors import Reason, Rejected
 from ledger.services.ledger import Ledger
 
 MAX_BATCH = 500
-SNAPSHOT_ATTEMPTS = 5
 MAX_FAILING_ROUNDS = 3
 
 
@@ -88,30 +87,31 @@ class SyncReport:
 
 
 def read_snapshot(lg: Ledger, book: str, *, from_seq: int) -> LedgerSnapshot:
-    """Return a consistent snapshot of `book` after `from_seq`; re-read if an entry lands meanwhile.
+    """Return a consistent snapshot of `book` after `from_seq` (one read transaction).
 
     Only entries from the first split/merge after `from_seq` on are kept (balances before that
     point are never needed), so a first sync of a long history holds no journal in memory.
     """
-    for _ in range(SNAPSHOT_ATTEMPTS):
-        head_seq, head_hash = lg.head(book)
-        holders = sorted({h for a in lg.accounts(book) if (h := holder_of(a.code)) is not None})
-        balances = holder_balances(book, lg.balances(book, asset=book))
+    # One read transaction (one snapshot): the head, holders, balances and entries agree.
+    with lg.reading() as unit:
+        head_seq, head_hash = unit.head(book)
+        codes = unit.account_codes(book)
+        holders = sorted({h for code in codes if (h := holder_of(code)) is not None})
+        share = {key: units for key, units in unit.balances(book).items() if key[1] == book}
+        balances = holder_balances(book, {k: v for k, v in sorted(share.items()) if v})
         kept: list[JournalEntry] = []
-        for entry in lg.entries(book, from_seq=from_seq + 1, to_seq=head_seq):
+        for entry in unit.entries(book, from_seq=from_seq + 1, to_seq=head_seq):
             if kept or entry.draft.kind in SPLIT_KINDS:
                 kept.append(entry)
-        if lg.head(book)[0] == head_seq:
-            return LedgerSnapshot(
-                book=book,
-                head_seq=head_seq,
-                head_hash=head_hash,
-                holders=tuple(holders),
-                balances=balances,
-                entries=tuple(kept),
-                from_seq=kept[0].seq - 1 if kept else head_seq,
-            )
-    raise Rejected(Reason.BUSY, f"book {book} kept changing while read", retryable=True)
+    return LedgerSnapshot(
+        book=book,
+        head_seq=head_seq,
+        head_hash=head_hash,
+        holders=tuple(holders),
+        balances=balances,
+        entries=tuple(kept),
+        from_seq=kept[0].seq - 1 if kept else head_seq,
+    )
 
 
 def holder_balances(book: str, balances: Mapping[tuple[str, str], int]) -> dict[HolderId, int]:

@@ -495,6 +495,10 @@ class UnitOfWork:
             raise Rejected(Reason.FUND_BOOK, f"book {book} belongs to a {owner} product")
         self._lg._owners[book] = owner
 
+    def account_codes(self, book: str) -> list[str]:
+        """Return the codes of a book's open accounts, sorted."""
+        return sorted(self._store.accounts(book))
+
     def balances_of(self, book: str, accounts: Iterable[str]) -> dict[tuple[str, str], int]:
         """Return the current balances of the named accounts of a book (zeros left out)."""
         return self._store.balances_of(book, accounts)
