@@ -479,19 +479,6 @@ def test_a_read_only_sqlite_database_reads_and_refuses_writes(db: str) -> None:
     assert state(db) == before
 
 
-@pytest.mark.skipif(sys.platform == "win32" or __import__("os").geteuid() == 0, reason="root")
-def test_a_read_only_file_refuses_writes(db: str) -> None:
-    path = Path(db.removeprefix("sqlite:///"))
-    path.chmod(0o444)
-    try:
-        assert_refused(
-            run_bin(db, "asset", "add", "EUR", "--decimals", "2"),
-            "token-ledger: unavailable: the database is read-only",
-        )
-    finally:
-        path.chmod(0o644)
-
-
 @pytest.mark.postgres
 def test_a_read_only_postgres_session_refuses_writes(pg_url: str) -> None:
     setup_cli(pg_url)
