@@ -25,6 +25,7 @@ lint: setup
 bench: setup
 	.venv/bin/python bench/bench_kernel.py
 	.venv/bin/python bench/bench_fund.py
+	.venv/bin/python bench/bench_fund_ops.py
 	.venv/bin/python bench/bench_chain.py
 
 clean:
