@@ -223,3 +223,51 @@ def test_orders_never_move_the_other_holders_nav_or_multiple(
     except Rejected:
         return
     check(redeemed)
+
+
+@pytest.mark.parametrize(
+    ("name", "side", "move", "fires"),
+    [
+        ("BTC3L", "losing", "88", True),  # -12% raises a long's leverage
+        ("BTC3L", "losing", "112", False),  # +12% lowers it: no ad-hoc trade
+        ("BTC3S", "losing", "112", True),  # +12% raises a short's leverage
+        ("BTC3S", "losing", "88", False),
+        ("BTC3L", "both", "112", True),
+        ("BTC3S", "both", "88", True),
+    ],
+)
+def test_losing_side_only_trigger(
+    tmp_path: Path, name: str, side: str, move: str, fires: bool
+) -> None:
+    """FTX, KuCoin and MEXC rebalanced intraday only when the move raised leverage."""
+    lg = open_ledger(f"sqlite:///{tmp_path / 'side.db'}", clock=FixedClock(T0))
+    lg.init()
+    funds = Funds(lg)
+    funds.create_product(name, adhoc_move="0.1", adhoc_side=side, leverage_band=None)
+    funds.set_price("BTC", "100")
+    funds.mint(name, "alice", cash="1000")
+    lg.clock.moment = T0 + timedelta(hours=1)  # type: ignore[attr-defined]
+    report = funds.set_price("BTC", move)["products"][0]
+    assert (report["adhoc_trigger"] == "move") is fires
+    assert ("rebalance" in report["entries"]) is fires
+    assert verify_book(lg, name).ok
+    lg.close()
+
+
+def test_rebalance_names_the_trade_in_units_and_in_the_quote_asset(tmp_path: Path) -> None:
+    """Reference example 1: 3x long, NAV 100, BTC 100 -> 105: buy 30 USDT of BTC
+    (0.285714285714 BTC at 12 decimals toward zero, so 29.999999 USDT at 6)."""
+    lg = open_ledger(f"sqlite:///{tmp_path / 'notional.db'}", clock=FixedClock(T0))
+    lg.init()
+    funds = Funds(lg)
+    funds.create_product(
+        "BTC3L", subscription_fee="0", trading_fee="0", adhoc_move=None, leverage_band=None
+    )
+    funds.set_price("BTC", "100")
+    funds.mint("BTC3L", "alice", cash="100")
+    lg.clock.moment = T0 + timedelta(hours=1)  # type: ignore[attr-defined]
+    funds.set_price("BTC", "105")
+    out = funds.rebalance("BTC3L")
+    assert (out["traded"], out["traded_notional"]) == ("0.285714285714", "29.999999")
+    assert out["nav"]["nav_per_share"] == "115.000000"
+    lg.close()

@@ -84,6 +84,12 @@ def product_group() -> None:
 @click.option("--rebalance-time", default=None, help="Daily rebalance, HH:MM UTC. Default 00:02.")
 @click.option("--adhoc-move", default=None, help="Ad-hoc trigger move, rate or 'off'.")
 @click.option("--leverage-band", default=None, help="|multiple| band LOW:HIGH or 'off'.")
+@click.option(
+    "--adhoc-side",
+    type=click.Choice(["both", "losing"]),
+    default=None,
+    help="Ad hoc on any move, or 'losing': only on moves that raise leverage. Default both.",
+)
 @click.option("--merge-below", default=None, help="Merge when NAV is below this, or 'off'.")
 @click.option("--split-above", default=None, help="Split when NAV is above this, or 'off'.")
 @click.option(
@@ -257,7 +263,8 @@ def rebalance_cmd(product: str, at: str | None) -> None:
     emit(
         payload,
         lambda: (
-            f"{product}: traded {payload['traded']}, fee {payload['trading_fee']},"
+            f"{product}: traded {payload['traded']} ({payload['traded_notional']}"
+            f" {payload['nav']['quote_asset']}), fee {payload['trading_fee']},"
             f" multiple {payload['multiple_before']} -> {payload['nav']['effective_multiple']}"
         ),
     )

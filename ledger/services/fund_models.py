@@ -115,10 +115,12 @@ class PriceUpdate(FundModel):
 
 
 class RebalanceResult(FundModel):
-    """`Funds.rebalance`: the trade (position units), its fee and the multiple before/after."""
+    """`Funds.rebalance`: the trade (position units, and its notional in the quote asset,
+    > 0 bought), its fee and the multiple before/after."""
 
     product: str
     traded: Amount
+    traded_notional: Amount
     trading_fee: Amount
     multiple_before: Amount
     nav: NavReport

@@ -33,6 +33,7 @@ from typing import Any
 from ledger.clock import Clock
 from ledger.domain.fund import accounts as acc
 from ledger.domain.fund import entries
+from ledger.domain.fund.navmath import toward_zero
 from ledger.domain.fund.product import (
     RESERVED_HOLDER_IDS,
     ProductParams,
@@ -408,6 +409,12 @@ class Funds:
             {
                 "product": product,
                 "traded": format_units(after.position - state.position, terms.position_asset.scale),
+                "traded_notional": format_units(
+                    toward_zero(
+                        (after.position - state.position) * state.price, terms.position_one
+                    ),
+                    terms.quote_asset.scale,
+                ),
                 "trading_fee": format_units(
                     state.collateral - after.collateral, terms.quote_asset.scale
                 ),

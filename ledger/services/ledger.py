@@ -529,9 +529,7 @@ class UnitOfWork:
         """
         known = self._lg._accounts
         wanted = [
-            a
-            for a in accounts
-            if known.get(a.book, {}).get(a.code) != (a.type.value, a.rule.value)
+            a for a in accounts if known.get(a.book, {}).get(a.code) != (a.type.value, a.rule.value)
         ]
         if wanted:
             self._forget({a.book for a in wanted})

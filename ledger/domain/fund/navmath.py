@@ -95,8 +95,9 @@ def _net_of_trading(terms: Terms, state: FundState, available: int) -> tuple[int
         return available, trade, trading_fee(terms, trade, state.price)
     # |trade| x P = |M| x equity, M the effective multiple (or L for an empty fund).
     if state.supply > 0:
-        notional_num, notional_den = abs(state.position) * state.price, (
-            state.collateral * terms.position_one
+        notional_num, notional_den = (
+            abs(state.position) * state.price,
+            (state.collateral * terms.position_one),
         )
     else:
         notional_num, notional_den = abs(terms.multiple[0]), terms.multiple[1]

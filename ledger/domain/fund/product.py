@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from datetime import time
 from decimal import Decimal, localcontext
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
@@ -133,6 +133,7 @@ class ProductParams(BaseModel):
     min_subscription: Decimal = Decimal(10)
     rebalance_time: time = time(0, 2)
     adhoc_move: Decimal | None = None
+    adhoc_side: Literal["both", "losing"] = "both"  # losing: only moves that raise leverage
     leverage_band: tuple[Decimal, Decimal] | None = None
     merge_nav_below: Decimal | None = Decimal("0.1")
     split_nav_above: Decimal | None = Decimal(10000)

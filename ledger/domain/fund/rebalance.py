@@ -25,11 +25,19 @@ def adhoc_trigger(terms: Terms, state: FundState) -> str | None:
     """Return the ad-hoc trigger that fires at the last mark ("move" or "band"), or None.
 
     move: |P / P_rebalance - 1| >= adhoc_move (0 means: rebalance at every price).
-    band: |effective multiple| outside [low, high]. Both compare integers exactly.
+    band: |effective multiple| outside [low, high]. Both compare integers exactly. With
+    `adhoc_side` "losing", only what raised leverage fires: a move against the position
+    (a fall for L, a rise for S) and the band's upper edge.
     """
     if state.collateral <= 0 or state.price == 0:
         return None
-    if terms.adhoc_move is not None and state.rebalance_price:
+    # A move raises leverage when it goes against the position: a fall for L, a rise for S.
+    losing = (state.price < state.rebalance_price) == (terms.multiple[0] > 0)
+    if (
+        terms.adhoc_move is not None
+        and state.rebalance_price
+        and (losing or not terms.adhoc_losing_only)
+    ):
         num, den = terms.adhoc_move
         if abs(state.price - state.rebalance_price) * den >= num * state.rebalance_price:
             return "move"
@@ -37,7 +45,8 @@ def adhoc_trigger(terms: Terms, state: FundState) -> str | None:
         (lo_num, lo_den), (hi_num, hi_den) = terms.leverage_band
         exposure = abs(state.position) * state.price
         scaled_equity = state.collateral * terms.position_one
-        if exposure * lo_den < lo_num * scaled_equity or exposure * hi_den > hi_num * scaled_equity:
+        low = exposure * lo_den < lo_num * scaled_equity and not terms.adhoc_losing_only
+        if low or exposure * hi_den > hi_num * scaled_equity:
             return "band"
     return None
 

@@ -52,6 +52,7 @@ class Terms:
     min_subscription_units: int
     rebalance_time: time
     adhoc_move: Ratio | None
+    adhoc_losing_only: bool  # fire only on moves that raise leverage (FTX, KuCoin, MEXC)
     leverage_band: tuple[Ratio, Ratio] | None
     merge_nav_below_units: int | None
     split_nav_above_units: int | None
@@ -99,6 +100,7 @@ def terms_of(params: ProductParams) -> Terms:
         min_subscription_units=units(params.min_subscription, "min_subscription"),
         rebalance_time=params.rebalance_time,
         adhoc_move=None if params.adhoc_move is None else ratio_of(params.adhoc_move),
+        adhoc_losing_only=params.adhoc_side == "losing",
         leverage_band=band,
         merge_nav_below_units=None if merge is None else units(merge, "merge_nav_below"),
         split_nav_above_units=None if split is None else units(split, "split_nav_above"),
