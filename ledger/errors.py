@@ -40,6 +40,7 @@ class Reason(StrEnum):
     FUND_BOOK = "fund_book"
     STALE_PRICE = "stale_price"
     UNKNOWN_SYMBOL = "unknown_symbol"
+    FUND_CLOSED = "fund_closed"
 
 
 class LedgerError(Exception):

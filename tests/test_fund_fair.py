@@ -261,7 +261,13 @@ def test_rebalance_names_the_trade_in_units_and_in_the_quote_asset(tmp_path: Pat
     lg.init()
     funds = Funds(lg)
     funds.create_product(
-        "BTC3L", subscription_fee="0", trading_fee="0", adhoc_move=None, leverage_band=None
+        "BTC3L",
+        subscription_fee="0",
+        trading_fee="0",
+        management_fee="0",
+        funding_rate="0",
+        adhoc_move=None,
+        leverage_band=None,
     )
     funds.set_price("BTC", "100")
     funds.mint("BTC3L", "alice", cash="100")
@@ -271,3 +277,132 @@ def test_rebalance_names_the_trade_in_units_and_in_the_quote_asset(tmp_path: Pat
     assert (out["traded"], out["traded_notional"]) == ("0.285714285714", "29.999999")
     assert out["nav"]["nav_per_share"] == "115.000000"
     lg.close()
+
+
+def _carry_fund(tmp_path: Path) -> Funds:
+    lg = open_ledger(f"sqlite:///{tmp_path / 'carry.db'}", clock=FixedClock(T0))
+    lg.init()
+    funds = Funds(lg)
+    funds.create_product(
+        "BTC3L",
+        subscription_fee="0",
+        redemption_fee="0",
+        trading_fee="0",
+        management_fee="0.0003",
+        funding_rate="0.0003",
+        adhoc_move=None,
+        leverage_band=None,
+    )
+    return funds
+
+
+def test_prices_on_1_and_5_january_charge_exactly_four_days(tmp_path: Path) -> None:
+    """Before: one day of fee and funding was charged per price update, so three of the four
+    days between prices on 1 Jan and 5 Jan went free. Now they accrue with time: equity
+    10,000 and 300 BTC at 100 for four days: fee 10,000 x 0.0003 x 4 = 12, funding
+    30,000 x 0.0003 x 4 = 36."""
+    funds = _carry_fund(tmp_path)
+    jan1 = datetime(2020, 1, 1, 0, 5, tzinfo=UTC)
+    funds.set_price("BTC", "100", at=jan1)
+    funds.mint("BTC3L", "alice", cash="10000", at=jan1)
+    assert funds.state("BTC3L").position == 300 * BTC
+    update = funds.set_price("BTC", "100", at=jan1 + timedelta(days=4))
+    assert update["products"][0]["entries"][:1] == ["accrual"]
+    [accrual] = [e for e in funds.lg.entries("BTC3L") if e.draft.kind == "accrual"]
+    amounts = {p.account: p.amount for p in accrual.draft.postings}
+    assert amounts["expense:management-fees"] == 12 * USDT
+    assert amounts["expense:funding"] == 36 * USDT
+    assert dict(accrual.draft.metadata)["from"] == "2020-01-01T00:05:00Z"
+    assert dict(accrual.draft.metadata)["to"] == "2020-01-05T00:05:00Z"
+    assert verify_book(funds.lg, "BTC3L").ok
+
+
+def test_minting_after_one_event_and_redeeming_before_the_next_pays_for_the_time_held(
+    tmp_path: Path,
+) -> None:
+    """Bob holds from 12:00 to 00:00 (between two daily events): his NAV falls by half a day
+    of fee and funding at the fund's multiple M (3.0018: alice's first half day of costs
+    lowered the equity under the same position): 0.5 x (0.0003 + M x 0.0003), about 0.06%."""
+    funds = _carry_fund(tmp_path)
+    terms = funds.terms("BTC3L")
+    day = datetime(2020, 1, 1, 0, 5, tzinfo=UTC)
+    funds.set_price("BTC", "100", at=day)
+    funds.mint("BTC3L", "alice", cash="10000", at=day)
+    noon = datetime(2020, 1, 1, 12, 0, tzinfo=UTC)
+    funds.set_price("BTC", "100", at=noon)
+    bob = funds.mint("BTC3L", "bob", cash="10000", at=noon)
+    nav_in = Fraction(str(bob.priced_at_nav))
+    multiple = _multiple(funds.state("BTC3L"))
+    assert Fraction(30_017, 10_000) < multiple < Fraction(30_019, 10_000)
+    midnight = datetime(2020, 1, 2, 0, 0, tzinfo=UTC)
+    funds.set_price("BTC", "100", at=midnight - timedelta(seconds=1))
+    out = funds.redeem("BTC3L", "bob", shares=str(bob.shares_delta), at=midnight)
+    nav_out = Fraction(str(out.priced_at_nav))
+    cost = 1 - nav_out / nav_in
+    held = Fraction(12 * 3600, 86_400)  # half a day
+    expected = held * (Fraction(3, 10_000) + multiple * Fraction(3, 10_000))
+    assert abs(cost - expected) < Fraction(1, 10**7), (cost, expected)
+    assert nav_per_share_units(terms, funds.state("BTC3L")) == int(nav_out * USDT)
+
+
+def test_merge_dust_in_the_treasury_does_not_keep_the_fund_at_risk(funds: Funds) -> None:
+    """Before: after a 7:1 merge the treasury held 1e-18 of a share, and when every customer
+    had redeemed the fund still held 39.95 BTC on 0.000001 USDT of equity. Now the last
+    customer shares sell the whole position: nothing is left at risk."""
+    funds.mint("BTC3L", "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed", cash="100")
+    funds.mint("BTC3L", "alice", cash="104")
+    merged = funds.merge("BTC3L", "7:1")
+    assert merged["remainder_to_treasury"] == "0.000000000000000001"
+    for holder in ("0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed", "alice"):
+        units = funds.lg.balance("BTC3L", f"holder:{holder}", "BTC3L")
+        funds.redeem("BTC3L", holder, shares=f"{units // SHARE}.{units % SHARE:018d}")
+    left = funds.state("BTC3L")
+    assert left.position == 0  # flat
+    assert left.supply == 1  # the treasury's dust share unit, which is no customer's
+    assert left.collateral <= 1  # at most the dust's value, rounded
+    for price in ("101", "99"):
+        funds.lg.clock.moment += timedelta(seconds=10)  # type: ignore[attr-defined]
+        report = funds.set_price("BTC", price)["products"][0]
+        assert "mark" not in report["entries"] and "wipeout" not in report["entries"]
+    assert funds.state("BTC3L").collateral == left.collateral
+    assert verify_book(funds.lg, "BTC3L").ok
+
+
+def test_a_wiped_out_fund_has_zero_equity_and_can_be_closed(funds: Funds, tmp_path: Path) -> None:
+    """A crash wipes the fund out (NAV 0, the loss beyond the collateral recorded as the
+    shortfall the venue bore); `close` cancels every holder's shares at zero in one entry and
+    seals the book: every later fund operation is refused, a price posts nothing to it."""
+    funds.mint("BTC3L", "alice", cash="1000")
+    funds.mint("BTC3L", "bob", cash="500")
+    funds.lg.clock.moment = T0 + timedelta(seconds=20)  # type: ignore[attr-defined]
+    crash = funds.set_price("BTC", "60")["products"][0]
+    assert "wipeout" in crash["entries"] and crash["wiped_out"] is True
+    state = funds.state("BTC3L")
+    assert (state.collateral, state.position) == (0, 0) and state.shortfall > 0
+    assert funds.nav("BTC3L")["equity"] == "0.000000"
+    closed = funds.close("BTC3L")
+    assert closed["holders"] == 2 and closed["closed"] is True
+    after = funds.state("BTC3L")
+    assert (after.supply, after.collateral, after.position, after.closed) == (0, 0, 0, True)
+    shares = funds.lg.balances("BTC3L", asset="BTC3L")
+    assert shares == {}  # every holder at zero, nothing outstanding
+    head = funds.lg.head("BTC3L")
+    for call in (
+        lambda: funds.mint("BTC3L", "carol", cash="100"),
+        lambda: funds.rebalance("BTC3L"),
+        lambda: funds.split("BTC3L", "1:2"),
+        lambda: funds.close("BTC3L"),
+    ):
+        with pytest.raises(Rejected) as caught:
+            call()
+        assert caught.value.reason is Reason.FUND_CLOSED
+    assert funds.set_price("BTC", "70")["products"][0]["entries"] == []
+    assert funds.lg.head("BTC3L") == head
+    assert verify_book(funds.lg, "BTC3L").ok
+
+
+def test_a_live_fund_cannot_be_closed(funds: Funds) -> None:
+    funds.mint("BTC3L", "alice", cash="1000")
+    with pytest.raises(Rejected) as caught:
+        funds.close("BTC3L")
+    assert caught.value.reason is Reason.BAD_INPUT and "redeem at NAV" in str(caught.value)

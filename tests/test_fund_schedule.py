@@ -51,7 +51,9 @@ def test_daily_rebalance_once_per_utc_day_at_the_configured_time(funds: Funds) -
     assert _price(funds, "2020-01-01T00:01:59Z", "101")["daily_rebalance"] is False
     first = _price(funds, "2020-01-01T00:02:00Z", "102")
     assert first["daily_rebalance"] is True
-    assert first["entries"] == ["mark", "fee.management", "funding", "rebalance"]
+    # Fees and funding accrue at every price (here for the time since 00:01:59), then the
+    # day's rebalance trades.
+    assert first["entries"] == ["mark", "accrual", "rebalance"]
     assert _price(funds, "2020-01-01T09:00:00Z", "103")["daily_rebalance"] is False
     assert _price(funds, "2020-01-01T23:59:59Z", "102.5")["daily_rebalance"] is False
     assert _price(funds, "2020-01-02T00:01:00Z", "102")["daily_rebalance"] is False
@@ -74,10 +76,10 @@ def test_adhoc_trigger_fires_in_the_update_that_crosses_it(funds: Funds) -> None
     _setup(funds)
     _price(funds, "2020-01-01T00:02:00Z", "100")  # the daily rebalance, at 100
     below = _price(funds, "2020-01-01T10:00:00Z", "90.01")
-    assert below["adhoc_trigger"] is None and below["entries"] == ["mark"]
+    assert below["adhoc_trigger"] is None and below["entries"] == ["mark", "accrual"]
     crossing = _price(funds, "2020-01-01T10:00:01Z", "90")
     assert crossing["adhoc_trigger"] == "move"
-    assert crossing["entries"] == ["mark", "rebalance"]
+    assert crossing["entries"] == ["mark", "accrual", "rebalance"]  # one second of fees
     last = list(funds.lg.entries("BTC3L"))[-1]
     assert last.draft.kind == "rebalance"
     assert dict(last.draft.metadata)["trigger"] == "move"

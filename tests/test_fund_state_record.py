@@ -96,6 +96,11 @@ class FundMachine(RuleBasedStateMachine):
         kind = "split" if int(den) >= int(num) else "merge"
         self._refusal_changes_nothing(lambda: self.funds.split(product, ratio, kind=kind))
 
+    @rule(product=st.sampled_from(PRODUCTS))
+    def close(self, product: str) -> None:
+        """Closing is refused unless the fund is wiped out; a closed fund refuses the rest."""
+        self._refusal_changes_nothing(lambda: self.funds.close(product))
+
     @invariant()
     def record_equals_the_journal_fold(self) -> None:
         if not hasattr(self, "funds"):

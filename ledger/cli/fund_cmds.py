@@ -315,6 +315,31 @@ def merge_cmd(product: str, ratio: str, at: str | None) -> None:
     emit(payload, lambda: _split_text(payload))
 
 
+@click.command("close")
+@click.argument("product")
+@at_option
+@json_option
+@handle_errors
+def close_cmd(product: str, at: str | None) -> None:
+    """Close wiped-out PRODUCT: cancel every holder's shares at zero and seal its book.
+
+    Only a wiped-out fund closes this way (a live fund's holders redeem at NAV). One entry;
+    afterwards every fund operation on PRODUCT is refused with fund_closed.
+
+    \b
+    Example:
+      token-ledger close BTC3L
+    """
+    payload = _funds().close(product, at=_time(at))
+    emit(
+        payload,
+        lambda: (
+            f"closed {product}: {payload['shares_cancelled']} shares of {payload['holders']}"
+            f" holders cancelled at zero, entry #{payload['seq']}"
+        ),
+    )
+
+
 @click.command("nav")
 @click.argument("product")
 @at_option
@@ -516,6 +541,7 @@ def register(cli: click.Group) -> None:
         rebalance_cmd,
         split_cmd,
         merge_cmd,
+        close_cmd,
         nav_cmd,
         holders_cmd,
         statement_cmd,

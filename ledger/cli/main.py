@@ -17,7 +17,9 @@ COMMAND_MODULES = (KERNEL, FUND, CHAIN)
 # Where each command lives, so that running one imports only its module (start-up time). Only
 # a hint: a name missing here loads every module, and `--help` loads them all.
 _KERNEL_COMMANDS = "init asset account post reverse balances history verify export replay"
-_FUND_COMMANDS = "product price mint redeem rebalance split merge nav holders statement simulate"
+_FUND_COMMANDS = (
+    "product price mint redeem rebalance split merge close nav holders statement simulate"
+)
 COMMAND_HOMES = {
     **dict.fromkeys(_KERNEL_COMMANDS.split(), KERNEL),
     **dict.fromkeys(_FUND_COMMANDS.split(), FUND),

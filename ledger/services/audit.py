@@ -61,7 +61,8 @@ def compare_record(fold: FundFold, record: FundRecord, head: int) -> FundFinding
     if record.seq != head:
         return finding(f"describes seq {record.seq}, the book's head is {head}")
     want, have = fold.state, record.state
-    for name in ("collateral", "position", "supply", "shortfall", "mark_price", "rebalance_price"):
+    names = ("collateral", "position", "supply", "shortfall", "mark_price", "rebalance_price")
+    for name in (*names, "accrued_at", "closed"):
         if getattr(have, name) != getattr(want, name):
             return finding(
                 f"has {name} {getattr(have, name)}, the journal gives {getattr(want, name)}"

@@ -281,6 +281,16 @@ class Funds:
                 )
             for op in ops:
                 terms = op.terms
+                if op.state.closed:  # a sealed book takes no price
+                    reports.append(
+                        {
+                            **nav_payload(terms, op.state),
+                            "daily_rebalance": False,
+                            "adhoc_trigger": None,
+                            "entries": [],
+                        }
+                    )
+                    continue
                 units = quantise_units(value, terms.quote_asset.scale)
                 if units <= 0:
                     raise Rejected(Reason.BAD_INPUT, f"price {price} rounds to zero units")
@@ -334,15 +344,20 @@ class Funds:
             done = op.replay(key, request)
             if done is not None:
                 return MintResult.model_validate(self._order(terms, done, op.state, None))
-            nav_before = nav_per_share_units(terms, op.state)
+            _check_open(terms, op.state)
+            check_price_fresh(terms, op.record.price_at, moment)
+            accrual, accrued = entries.accrue(terms, op.state, at=moment)  # the time before
+            nav_before = nav_per_share_units(terms, accrued)
             draft, after, _ = entries.mint(
-                terms, op.state, holder=holder, cash=cash_units, at=moment, key=key
+                terms, accrued, holder=holder, cash=cash_units, at=moment, key=key
             )
             op.moment(moment)  # after the quote: a closed fund says so first
-            check_price_fresh(terms, op.record.price_at, moment)
             # The holder's account opens in the posting's own transaction: a refusal writes nothing.
             made = op.commit(
-                [draft], after, moment, accounts=[acc.holder_account(terms.book, holder)]
+                [*_some(accrual), draft],
+                after,
+                moment,
+                accounts=[acc.holder_account(terms.book, holder)],
             )
         return MintResult.model_validate(self._order(terms, made[-1], after, nav_before))
 
@@ -372,13 +387,25 @@ class Funds:
             if done is not None:
                 return RedeemResult.model_validate(self._order(terms, done, op.state, None))
             code = acc.holder_account_code(holder)
-            held = op.uow.balances_of(terms.book, [code]).get((code, terms.share_asset.code), 0)
-            nav_before = nav_per_share_units(terms, op.state)
-            drafts, after, _ = entries.redeem_with_close(
-                terms, op.state, holder=holder, shares=share_units, held=held, at=moment, key=key
-            )
-            op.moment(moment)  # after the quote: a closed fund says so first
+            found = op.uow.balances_of(terms.book, [code, acc.TREASURY])
+            held = found.get((code, terms.share_asset.code), 0)
+            treasury = found.get((acc.TREASURY, terms.share_asset.code), 0)
+            _check_open(terms, op.state)
             check_price_fresh(terms, op.record.price_at, moment)
+            accrual, accrued = entries.accrue(terms, op.state, at=moment)  # the time held
+            nav_before = nav_per_share_units(terms, accrued)
+            drafts, after, _ = entries.redeem_with_close(
+                terms,
+                accrued,
+                holder=holder,
+                shares=share_units,
+                held=held,
+                at=moment,
+                key=key,
+                treasury=treasury,
+            )
+            drafts = [*_some(accrual), *drafts]
+            op.moment(moment)  # after the quote: a closed fund says so first
             made = op.commit(drafts, after, moment)
         return RedeemResult.model_validate(self._order(terms, made[-1], after, nav_before))
 
@@ -397,14 +424,16 @@ class Funds:
         with self._operation(product) as op:
             moment = self._now(at)
             state = op.state
+            _check_not_closed(terms, state)
             if state.price == 0:
                 raise Rejected(Reason.NO_PRICE, f"no price for {terms.underlying} yet: run `price`")
             if state.wiped_out:
                 raise Rejected(Reason.FUND_WIPED_OUT, f"{product} is wiped out")
             op.moment(moment)
+            accrual, state = entries.accrue(terms, state, at=moment)
             before = effective_multiple(terms, state)
             draft, after = entries.rebalance(terms, state, at=moment, trigger="manual")
-            op.commit([] if draft is None else [draft], after, moment)
+            op.commit([*_some(accrual), *_some(draft)], after, moment)
         return RebalanceResult.model_validate(
             {
                 "product": product,
@@ -430,13 +459,14 @@ class Funds:
         terms = self.terms(product)
         num, den = parse_ratio(ratio, kind=kind)
         with gc_paused(), self._operation(product) as op:
+            _check_not_closed(terms, op.state)
             moment = op.moment(self._now(at))
-            state = op.state
+            accrual, state = entries.accrue(terms, op.state, at=moment)
             nav_before = nav_per_share_units(terms, state)
             draft, after, _ = split_shares(
                 terms, state, op.holders(), num=num, den=den, at=moment, kind=kind
             )
-            entry = op.commit([draft], after, moment)[-1]
+            entry = op.commit([*_some(accrual), draft], after, moment)[-1]
         return SplitResult.model_validate(
             {
                 "product": product,
@@ -456,6 +486,25 @@ class Funds:
     def merge(self, product: str, ratio: str, *, at: datetime | None = None) -> SplitResult:
         """Merge (reverse split) every holder's units, e.g. "5:1"; see `split`."""
         return self.split(product, ratio, kind="merge", at=at)
+
+    def close(self, product: str, *, at: datetime | None = None) -> dict[str, Any]:
+        """Close a wiped-out fund: every holder's shares cancelled at zero (one `close`
+        entry); the book is then sealed and every fund operation on it refused.
+        """
+        terms = self.terms(product)
+        with self._operation(product) as op:
+            moment = op.moment(self._now(at))
+            draft, after = entries.close_fund(terms, op.state, op.holders(), at=moment)
+            entry = op.commit([draft], after, moment)[-1]
+        meta = dict(draft.metadata)
+        return {
+            "product": product,
+            "seq": entry.seq,
+            "shares_cancelled": format_units(int(meta["supply"]), terms.share_asset.scale),
+            "holders": int(meta["holders"]),
+            "shortfall": meta["shortfall"],
+            "closed": True,
+        }
 
     # --- reads --------------------------------------------------------------------------------
     def record(self, product: str) -> FundRecord:
@@ -522,6 +571,22 @@ class Funds:
                 "entries": [entry_summary(terms, e, holder=holder) for e in history],
             }
         )
+
+
+def _check_open(terms: Terms, state: FundState) -> None:
+    """Refuse an order into a closed or wiped-out fund (before anything else is checked)."""
+    _check_not_closed(terms, state)
+    if state.wiped_out:
+        raise Rejected(Reason.FUND_WIPED_OUT, f"{terms.book} is wiped out; orders are closed")
+
+
+def _check_not_closed(terms: Terms, state: FundState) -> None:
+    if state.closed:
+        raise Rejected(Reason.FUND_CLOSED, f"{terms.book} is closed: its book is sealed")
+
+
+def _some(draft: EntryDraft | None) -> list[EntryDraft]:
+    return [] if draft is None else [draft]
 
 
 def _request_of(entry: JournalEntry) -> tuple[str, ...]:

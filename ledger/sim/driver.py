@@ -86,7 +86,13 @@ def _on_order(run: ProductRun, order: Order, drafts: list[EntryDraft]) -> None:
             if shares <= 0:
                 return
             made, run.state, sold = entries.redeem_with_close(
-                run.terms, run.state, holder=order.holder, shares=shares, held=held, at=order.at
+                run.terms,
+                run.state,
+                holder=order.holder,
+                shares=shares,
+                held=held,
+                at=order.at,
+                treasury=run.holders.get("treasury", 0),
             )
             run.holders[order.holder] = held - shares
             run.count("redeems")

@@ -179,6 +179,8 @@ def encode_record(record: FundRecord) -> str:
         name: str(getattr(state, name)) for name in (*_INT_FIELDS, *_INT_FIELDS_2)
     }
     doc["daily_on"] = None if state.daily_on is None else state.daily_on.isoformat()
+    doc["closed"] = "1" if state.closed else None
+    doc["accrued_at_us"] = None if state.accrued_at is None else str(to_micros(state.accrued_at))
     doc["last_at_us"] = None if record.last_at is None else str(to_micros(record.last_at))
     doc["price_at_us"] = None if record.price_at is None else str(to_micros(record.price_at))
     return json.dumps(doc, sort_keys=True, separators=(",", ":"))
@@ -196,6 +198,10 @@ def decode_record(seq: int, text: str) -> FundRecord:
         rebalance_price=int(doc["rebalance_price"]),
         daily_on=None if doc["daily_on"] is None else date.fromisoformat(doc["daily_on"]),
         mark_price=int(doc["mark_price"]),
+        closed=doc.get("closed") == "1",
+        accrued_at=None
+        if doc.get("accrued_at_us") is None
+        else from_micros(int(doc["accrued_at_us"])),
     )
     last, priced = doc["last_at_us"], doc["price_at_us"]
     return FundRecord(

@@ -88,6 +88,7 @@ def mark(
         state.rebalance_price,
         state.daily_on,
         price,
+        state.accrued_at,
     )
     quote = terms.quote_asset.code
     postings = (Posting(acc.COLLATERAL, quote, pnl), Posting(acc.TRADING_PNL, quote, -pnl))
@@ -178,6 +179,7 @@ def mint(
         state.price if sized else state.rebalance_price,
         state.daily_on,
         state.price if quote.trade else state.mark_price,
+        at if state.supply == 0 else state.accrued_at,  # the first shares start the clock
     )
     draft = EntryDraft(terms.book, "mint", at, tuple(postings), meta, key)
     return draft, after, quote
@@ -192,11 +194,13 @@ def redeem(
     held: int,
     at: datetime,
     key: str | None = None,
+    treasury: int = 0,
 ) -> tuple[EntryDraft, FundState, RedeemQuote]:
     """Cancel `shares` of `holder` (who holds `held`) for cash at NAV, rounded down, less
-    the fees; the shares' part of the position is sold in the same entry.
+    the fees; the shares' part of the position is sold in the same entry (all of it when
+    only the treasury's `treasury` units would be left).
     """
-    quote = quote_redeem(terms, state, shares, held)
+    quote = quote_redeem(terms, state, shares, held, treasury if holder != "treasury" else 0)
     qa, sa, pa = terms.quote_asset.code, terms.share_asset.code, terms.position_asset.code
     taken = quote.gross + quote.trade_fee
     postings = [Posting(acc.COLLATERAL, qa, -taken)]
@@ -226,6 +230,7 @@ def redeem(
         state.rebalance_price,
         state.daily_on,
         state.price if quote.trade else state.mark_price,
+        None if shares == state.supply else state.accrued_at,  # no shares, no fees
     )
     draft = EntryDraft(terms.book, "redeem", at, tuple(postings), meta, key)
     return draft, after, quote
@@ -269,6 +274,7 @@ def redeem_with_close(
     held: int,
     at: datetime,
     key: str | None = None,
+    treasury: int = 0,
 ) -> tuple[list[EntryDraft], FundState, RedeemQuote]:
     """Redeem as `redeem` (a list of drafts, for callers of earlier versions).
 
@@ -277,7 +283,7 @@ def redeem_with_close(
     minter would take); the last redeemer bears that trade's fee.
     """
     draft, after, quote = redeem(
-        terms, state, holder=holder, shares=shares, held=held, at=at, key=key
+        terms, state, holder=holder, shares=shares, held=held, at=at, key=key, treasury=treasury
     )
     return [draft], after, quote
 
@@ -294,7 +300,9 @@ def rebalance(
         # Nothing traded, nothing posted: the journal's last rebalance stays the reference.
         return None, state
     fee = trading_fee(terms, trade, state.price)
-    invariant(fee < state.collateral, "a trading fee cannot exceed the equity")
+    if fee >= state.collateral:
+        # A fund too small to pay for its trade (dust left in the treasury) does not trade.
+        return None, state
     qa, pa = terms.quote_asset.code, terms.position_asset.code
     postings = [Posting(acc.POSITION, pa, trade), Posting(acc.POSITION_CONTRA, pa, -trade)]
     _add(postings, acc.COLLATERAL, qa, -fee)
@@ -353,3 +361,106 @@ def pay_funding(
     meta = {"daily": day.isoformat(), "price": price_text(terms, state.price)}
     draft = fund_draft(terms, "funding", at, postings, meta)
     return draft, replace(state, collateral=state.collateral - payment)
+
+
+DAY_US = 86_400_000_000
+"""Microseconds in a day: the management fee and funding rates are per day."""
+
+
+def accrual_amounts(terms: Terms, state: FundState, elapsed_us: int) -> tuple[int, int]:
+    """Return (management fee, funding) for `elapsed_us` microseconds held.
+
+    Simple (not compounded) pro rata of the daily rates: fee = E x rate x elapsed / day,
+    rounded down (the fund's favour); funding = q x P x rate x elapsed / day, rounded up
+    (against the fund; negative: received).
+    """
+    fee_num, fee_den = terms.management_fee
+    fee = (
+        (state.collateral * fee_num * elapsed_us) // (fee_den * DAY_US)
+        if state.collateral > 0
+        else 0
+    )
+    rate_num, rate_den = terms.funding_rate
+    value = state.position * state.price * rate_num * elapsed_us
+    funding = -((-value) // (terms.position_one * rate_den * DAY_US)) if value else 0
+    return fee, funding
+
+
+def accrue(terms: Terms, state: FundState, *, at: datetime) -> tuple[EntryDraft | None, FundState]:
+    """Charge the management fee and funding for the time since `state.accrued_at`, pro rata,
+    as one `accrual` entry (metadata: from, to, price). Nothing accrues without shares; an
+    amount under one base unit posts nothing and keeps accruing (the period runs on).
+    """
+    if state.supply == 0 or state.collateral <= 0:
+        return None, state
+    if state.accrued_at is None:
+        return None, replace(state, accrued_at=at)
+    elapsed = _micros(at) - _micros(state.accrued_at)
+    if elapsed <= 0:
+        return None, state
+    fee, funding = accrual_amounts(terms, state, elapsed)
+    # Carrying costs never take more than the equity (a fund left unpriced for years): the
+    # fee first, then funding up to what is left.
+    fee = min(fee, state.collateral)
+    funding = min(funding, state.collateral - fee)
+    if fee == 0 and funding == 0:
+        return None, state
+    qa = terms.quote_asset.code
+    postings: Postings = []
+    _add(postings, acc.COLLATERAL, qa, -(fee + funding))
+    _add(postings, acc.MANAGEMENT_EXPENSE, qa, fee)
+    _add(postings, acc.MANAGER_FEES, qa, fee)
+    _add(postings, acc.FEE_MANAGEMENT, qa, -fee)
+    _add(postings, acc.FUNDING, qa, funding)
+    meta = {
+        "from": _iso(state.accrued_at),
+        "to": _iso(at),
+        "price": price_text(terms, state.price),
+    }
+    draft = fund_draft(terms, "accrual", at, postings, meta)
+    return draft, replace(state, collateral=state.collateral - fee - funding, accrued_at=at)
+
+
+def _micros(moment: datetime) -> int:
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def close_fund(
+    terms: Terms, state: FundState, holders: dict[str, int], *, at: datetime
+) -> tuple[EntryDraft, FundState]:
+    """Close a wiped-out fund: cancel every holder's shares at zero, in one `close` entry.
+
+    Only a wiped-out fund closes this way (a live fund's holders redeem at NAV); afterwards
+    the book is sealed: the fund engine refuses every operation on it.
+    """
+    if state.closed:
+        raise Rejected(Reason.FUND_CLOSED, f"{terms.book} is closed")
+    if not state.wiped_out:
+        raise Rejected(
+            Reason.BAD_INPUT,
+            f"only a wiped-out fund is closed by cancelling its shares; {terms.book} has equity:"
+            " its holders redeem at NAV",
+        )
+    share = terms.share_asset.code
+    postings = [
+        Posting(acc.holder_account_code(h), share, -units)
+        for h, units in sorted(holders.items())
+        if units
+    ]
+    invariant(sum(-p.amount for p in postings) == state.supply, "holders must sum to the supply")
+    postings.append(Posting(acc.SHARES_OUTSTANDING, share, state.supply))
+    meta = {
+        "supply": str(state.supply),
+        "holders": str(len(postings) - 1),
+        "shortfall": format_units(state.shortfall, terms.quote_asset.scale),
+    }
+    draft = fund_draft(terms, "close", at, postings, meta)
+    return draft, replace(state, supply=0, accrued_at=None, closed=True)

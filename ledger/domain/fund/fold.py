@@ -13,9 +13,13 @@ product's terms, the entry the fund engine must have posted, and compares postin
   (`mint_price`); `redeem`: its holder's share posting, likewise (`redeem_price`);
 - `rebalance`: its `price` and `trigger`, the trade to L x E / P, or to zero for `close`
   (`rebalance_target`);
-- `fee.management`: one day's fee on the equity, once per `daily` day (`management_fee`);
-- `funding`: one day's funding on the position at its `price`, once per day (`funding`);
+- `accrual`: the management fee and funding for the time from the end of the previous accrual
+  (or the first shares) to this entry, pro rata, at its `price` (`accrual`);
+- `fee.management`, `funding` (books written before accruals): one day's fee on the equity,
+  one day's funding on the position, once per `daily` day (`management_fee`, `funding`);
 - `split` / `merge`: its `ratio_num` / `ratio_den` over every holder's units (`split`);
+- `close`: only for a wiped-out fund, every holder's shares cancelled (`close`); after it
+  the book takes no entry at all (`sealed`);
 
 and after every entry: no entry reverses another (`no_reversal`), effective times never go
 back (`time_order`), the position's sign is the product's side (`position_side`), and the kind
@@ -38,8 +42,8 @@ from ledger.domain.money import parse_units
 from ledger.errors import LedgerError
 
 FUND_KINDS = frozenset(
-    {"mark", "wipeout", "mint", "redeem", "rebalance", "fee.management", "funding"}
-    | {"split", "merge"}
+    {"mark", "wipeout", "mint", "redeem", "rebalance", "accrual", "fee.management", "funding"}
+    | {"split", "merge", "close"}
 )
 
 
@@ -86,6 +90,9 @@ class FundFold:
         """Check one entry against the fund's rules and fold it into the state."""
         draft = entry.draft
         self.seq = entry.seq
+        if self.state.closed:
+            self.absorb(entry)
+            return self._finding(entry, "sealed", "the fund was closed: its book takes no entry")
         if draft.reverses is not None or draft.kind not in FUND_KINDS:
             rule = "no_reversal" if draft.reverses is not None else "kind"
             self.absorb(entry)
@@ -153,6 +160,7 @@ class FundFold:
                 day = None
             if day is not None and (daily_on is None or day > daily_on):
                 daily_on = day
+        accrued_at = _accrued_at(state.accrued_at, draft, meta, supply)
         self.state = FundState(
             collateral,
             position,
@@ -162,6 +170,8 @@ class FundFold:
             rebalance_price,
             daily_on,
             mark_price,
+            accrued_at,
+            state.closed or draft.kind == "close",
         )
         self.seq = entry.seq
         self.last_at = draft.effective_at
@@ -202,6 +212,7 @@ class FundFold:
                 held=self.holders.get(holder, 0),
                 at=at,
                 key=key,
+                treasury=self.holders.get("treasury", 0),
             )
             return made, after, "redeem_price"
         if kind == "rebalance":
@@ -212,6 +223,17 @@ class FundFold:
             else:
                 made, after = entries.rebalance(terms, priced, at=at, trigger=trigger)
             return made, after, "rebalance_target"
+        if kind == "accrual":
+            start = datetime.fromisoformat(meta["from"].replace("Z", "+00:00"))
+            end = datetime.fromisoformat(meta["to"].replace("Z", "+00:00"))
+            if state.accrued_at is None or start != state.accrued_at or end != at:
+                raise ValueError(
+                    f"an accrual from {meta['from']} to {meta['to']} does not continue the last"
+                    f" one (which ended at {state.accrued_at})"
+                )
+            priced = replace(state, price=self._price(meta))
+            made, after = entries.accrue(terms, priced, at=at)
+            return made, after, "accrual"
         if kind == "fee.management":
             day = date.fromisoformat(meta["daily"])
             if self.fee_day is not None and day <= self.fee_day:
@@ -227,6 +249,9 @@ class FundFold:
             priced = replace(state, price=self._price(meta)) if "price" in meta else state
             made, after = entries.pay_funding(terms, priced, at=at, day=day)
             return made, after, "funding"
+        if kind == "close":
+            made, after = entries.close_fund(terms, state, dict(self.holders), at=at)
+            return made, after, "close"
         # split / merge
         num, den = int(meta["ratio_num"]), int(meta["ratio_den"])
         made, after, _ = split_shares(
@@ -256,16 +281,33 @@ class FundFold:
         return FundFinding(entry.seq, rule, f"entry {entry.seq} ({entry.draft.kind}): {problem}")
 
 
+def _accrued_at(
+    before: datetime | None, draft: EntryDraft, meta: dict[str, str], supply: int
+) -> datetime | None:
+    """Fees accrue from the first shares on, and from the end of each posted accrual."""
+    accrued_at = before
+    if draft.kind == "accrual" and "to" in meta:
+        try:
+            accrued_at = datetime.fromisoformat(meta["to"].replace("Z", "+00:00"))
+        except ValueError:
+            accrued_at = draft.effective_at
+    if supply == 0:
+        return None
+    return draft.effective_at if accrued_at is None else accrued_at
+
+
 _RULES = {
     "mark": "mark_pnl",
     "wipeout": "wipeout_not_due",
     "mint": "mint_price",
     "redeem": "redeem_price",
     "rebalance": "rebalance_target",
+    "accrual": "accrual",
     "fee.management": "management_fee",
     "funding": "funding",
     "split": "split",
     "merge": "split",
+    "close": "close",
 }
 
 

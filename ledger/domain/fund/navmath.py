@@ -151,11 +151,15 @@ def quote_mint(terms: Terms, state: FundState, cash: int) -> MintQuote:
     )
 
 
-def quote_redeem(terms: Terms, state: FundState, shares: int, held: int) -> RedeemQuote:
+def quote_redeem(
+    terms: Terms, state: FundState, shares: int, held: int, treasury: int = 0
+) -> RedeemQuote:
     """Price a redemption of `shares` base units; proceeds round down, the fees round up.
 
-    The shares' part of the position is sold with them (all of it for the last shares), its
-    trading fee taken from the proceeds, so the remaining holders keep their NAV and multiple.
+    The shares' part of the position is sold with them, its trading fee taken from the
+    proceeds, so the remaining holders keep their NAV and multiple. The last customer shares
+    (all but the `treasury`'s dust, which is no customer's) sell all of it: nothing is left
+    at risk for shares that no customer holds.
     """
     if shares <= 0:
         raise Rejected(Reason.BAD_INPUT, "shares must be positive")
@@ -166,11 +170,8 @@ def quote_redeem(terms: Terms, state: FundState, shares: int, held: int) -> Rede
     if state.wiped_out:
         raise Rejected(Reason.FUND_WIPED_OUT, f"{terms.book} is wiped out; redemption is closed")
     part = (shares * state.collateral) // state.supply
-    trade = (
-        -state.position
-        if shares == state.supply
-        else toward_zero(-state.position * shares, state.supply)
-    )
+    last = shares >= state.supply - treasury
+    trade = -state.position if last else toward_zero(-state.position * shares, state.supply)
     trade_fee = trading_fee(terms, trade, state.price) if state.price else 0
     gross = part - trade_fee
     if gross <= 0:

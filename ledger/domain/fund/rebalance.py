@@ -54,15 +54,10 @@ def adhoc_trigger(terms: Terms, state: FundState) -> str | None:
 def run_daily(
     terms: Terms, state: FundState, *, at: datetime
 ) -> tuple[list[EntryDraft], FundState]:
-    """Run the scheduled events of `at`'s UTC day: management fee, funding, rebalance."""
+    """Run the scheduled event of `at`'s UTC day: the rebalance (fees and funding accrue
+    with time at every operation instead, see `entries.accrue`)."""
     day = at.astimezone(UTC).date()
     drafts: list[EntryDraft] = []
-    fee_draft, state = entries.charge_management_fee(terms, state, at=at, day=day)
-    if fee_draft is not None:
-        drafts.append(fee_draft)
-    funding_draft, state = entries.pay_funding(terms, state, at=at, day=day)
-    if funding_draft is not None:
-        drafts.append(funding_draft)
     trade_draft, state = entries.rebalance(terms, state, at=at, trigger="daily")
     if trade_draft is not None:
         drafts.append(trade_draft)
@@ -91,6 +86,9 @@ def on_price(terms: Terms, state: FundState, *, price: int, at: datetime) -> Pri
     mark_draft, state = entries.mark(terms, state, price=price, at=at)
     if mark_draft is not None:
         drafts.append(mark_draft)
+    accrual, state = entries.accrue(terms, state, at=at)  # on the marked equity and price
+    if accrual is not None:
+        drafts.append(accrual)
     daily = daily_due(terms, state, at)
     adhoc = None
     if daily:

@@ -41,6 +41,8 @@ class FundState:
     rebalance_price: int = 0
     daily_on: date | None = None
     mark_price: int = 0
+    accrued_at: datetime | None = None
+    closed: bool = False  # a wiped-out fund whose shares were cancelled: sealed
 
     @property
     def wiped_out(self) -> bool:
