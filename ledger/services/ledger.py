@@ -35,6 +35,7 @@ from ledger.domain.journal import (
     JournalEntry,
     check_account_code,
     check_book,
+    check_seq,
     reversal_of,
     to_micros,
 )
@@ -238,6 +239,26 @@ class Ledger:
                 uow.release()
             raise
 
+    def _batch(
+        self,
+        store: JournalStore,
+        *,
+        owner: str | None = None,
+        locked: dict[str, tuple[int, bytes]] | None = None,
+    ) -> AppendBatch:
+        """Return an append batch over `store` sharing this ledger's caches."""
+        return AppendBatch(
+            store,
+            self._assets,
+            self._accounts,
+            self.clock.now(),
+            self._rules,
+            self._rule_sets,
+            owner=owner,
+            owner_cache=self._owners,
+            locked=locked,
+        )
+
     def restore(
         self,
         book: str,
@@ -262,16 +283,7 @@ class Ledger:
                 _open_accounts(store, accounts)
                 store.ensure_book(check_book(book), GENESIS_HASH)
                 for chunk in _batched(entries, RESTORE_CHUNK):
-                    batch = AppendBatch(
-                        store,
-                        self._assets,
-                        self._accounts,
-                        self.clock.now(),
-                        self._rules,
-                        self._rule_sets,
-                        owner_cache=self._owners,
-                    )
-                    total += batch.restore(book, chunk)
+                    total += self._batch(store).restore(book, chunk)
                     if progress is not None:
                         progress(len(chunk))
         finally:
@@ -295,6 +307,7 @@ class Ledger:
             done = self.entry_with_key(book, key)
             if done is not None and done.draft.reverses == seq:
                 return done
+        check_seq(seq)
         original = self.entry(book, seq)
         moment = effective_at or self.clock.now()
         return self.post(reversal_of(original, effective_at=moment, key=key))
@@ -323,6 +336,8 @@ class Ledger:
     ) -> int:
         """Return an account's balance of an asset in base units, now or as of a point."""
         check_account_code(account)
+        if as_of_seq is not None:
+            check_seq(as_of_seq, "as_of_seq", least=0)
         with self._tx(write=False) as store:
             if as_of_seq is None and as_of_time is None:
                 return store.balances_of(book, [account]).get((account, asset), 0)
@@ -350,6 +365,7 @@ class Ledger:
 
     def entry(self, book: str, seq: int) -> JournalEntry:
         """Return one entry or refuse."""
+        check_seq(seq)
         found = list(self.entries(book, from_seq=seq, to_seq=seq))
         if not found:
             raise Rejected(Reason.UNKNOWN_ENTRY, f"book {book} has no entry {seq}")
@@ -545,18 +561,7 @@ class UnitOfWork:
         """Append `drafts` in this transaction (see `Ledger.post_many`); accounts open first."""
         if accounts:
             self.open_accounts(accounts)
-        lg = self._lg
-        batch = AppendBatch(
-            self._store,
-            lg._assets,
-            lg._accounts,
-            lg.clock.now(),
-            lg._rules,
-            lg._rule_sets,
-            owner=self.owner,
-            owner_cache=lg._owners,
-            locked=self._locked,
-        )
+        batch = self._lg._batch(self._store, owner=self.owner, locked=self._locked)
         if not drafts:
             return []
         made = batch.append(drafts)

@@ -156,7 +156,17 @@ class ProductParams(BaseModel):
             data.setdefault("multiple", multiple)
             data["underlying"] = data["underlying"] or underlying
             data["multiple"] = data["multiple"] or multiple
-        multiple = Decimal(str(data["multiple"]))
+        try:
+            multiple = Decimal(str(data["multiple"]))
+        except ArithmeticError:
+            raise Rejected(
+                Reason.BAD_INPUT, f"multiple must be a decimal number, got {data['multiple']!r}"
+            ) from None
+        if not multiple.is_finite() or not 0 < multiple.copy_abs() <= MAX_MULTIPLE:
+            raise Rejected(
+                Reason.BAD_INPUT,
+                f"multiple must be non-zero and at most {MAX_MULTIPLE}, got {data['multiple']!r}",
+            )
         if multiple != 0:
             # An explicit None switches a trigger off; an absent key takes the default.
             data.setdefault("adhoc_move", default_adhoc_move(multiple))
