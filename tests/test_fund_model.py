@@ -1,0 +1,301 @@
+"""A stateful property test of the fund's economics against an independent model.
+
+Several holders mint and redeem random amounts of a 3x long fund with every fee on, prices move
+(jumps included), business time advances by random amounts (across the daily 00:02 rebalance,
+past the 60 s price age), and splits and merges happen, all through the public API on SQLite.
+The model below is written here, in exact fractions, from the rules in docs/funds.md (not the
+engine's code): it predicts every refusal for a stale price, every holder's shares, and the
+NAV per share after every step. After every step:
+
+- every entry balances (the kernel's verify) and the fund audit passes;
+- the holders' values at NAV sum to the equity within one quote unit per holder;
+- every mint and redemption left the other holders' NAV per share unchanged within a few quote
+  units per share, and only in the fund's favour, and the effective multiple unchanged within
+  the position's precision;
+- the engine's NAV per share equals the model's within the rounding the engine states
+  (base units of each amount), accumulated over the steps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
+from fractions import Fraction
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+
+from ledger.clock import FixedClock
+from ledger.domain.money import format_units
+from ledger.errors import Reason, Rejected
+from ledger.services.audit import verify_book
+from ledger.services.funds import Funds
+from ledger.services.ledger import open_ledger
+
+BOOK = "BTC3L"
+L = 3
+SUB, RED, TRADE = Fraction(1, 1000), Fraction(1, 1000), Fraction(5, 10_000)
+MGMT, FUNDING = Fraction(3, 10_000), Fraction(3, 10_000)  # per day
+NAV0 = Fraction(100)
+DAY = timedelta(days=1)
+HOLDERS = ("alice", "bob", "carol")
+T0 = datetime(2024, 3, 1, 23, 0, tzinfo=UTC)
+USDT = Fraction(1, 10**6)
+
+
+@dataclass
+class Model:
+    """The fund in exact fractions: equity E, position q (BTC), supply S, price P."""
+
+    equity: Fraction = Fraction(0)
+    position: Fraction = Fraction(0)
+    supply: Fraction = Fraction(0)
+    price: Fraction = Fraction(0)
+    price_at: datetime | None = None
+    accrued_at: datetime | None = None
+    daily_on: object = None
+    holders: dict[str, Fraction] = field(default_factory=dict)
+
+    @property
+    def nav(self) -> Fraction:
+        return self.equity / self.supply if self.supply else NAV0
+
+    @property
+    def multiple(self) -> Fraction:
+        return self.position * self.price / self.equity if self.equity else Fraction(0)
+
+    def accrue(self, at: datetime) -> None:
+        if not self.supply:
+            self.accrued_at = None
+            return
+        if self.accrued_at is None:
+            self.accrued_at = at
+            return
+        days = Fraction(int((at - self.accrued_at).total_seconds() * 10**6), 86_400 * 10**6)
+        self.equity -= self.equity * MGMT * days + self.position * self.price * FUNDING * days
+        self.accrued_at = at
+
+    def on_price(self, price: Fraction, at: datetime) -> None:
+        self.equity += self.position * (price - self.price) if self.price else 0
+        self.price, self.price_at = price, at
+        self.accrue(at)
+        day = at.date()
+        if at.time() >= time(0, 2) and self.daily_on != day:
+            self.daily_on = day
+            if self.supply and self.equity > 0:
+                target = L * self.equity / price
+                self.equity -= abs(target - self.position) * price * TRADE
+                self.position = target
+
+    def mint(self, holder: str, cash: Fraction, at: datetime) -> Fraction:
+        self.accrue(at)
+        net = cash * (1 - SUB)
+        m = abs(self.multiple) if self.supply else Fraction(L)
+        equity = net / (1 + m * TRADE)
+        shares = equity / self.nav
+        trade = self.position * equity / self.equity if self.supply else L * equity / self.price
+        self.equity += equity
+        self.position += trade
+        if not self.supply:
+            self.accrued_at = at
+        self.supply += shares
+        self.holders[holder] = self.holders.get(holder, Fraction(0)) + shares
+        return shares
+
+    def redeem(self, holder: str, shares: Fraction, at: datetime) -> None:
+        self.accrue(at)
+        part = shares * self.equity / self.supply
+        trade = -self.position * shares / self.supply
+        self.equity -= part  # the trade's fee is the redeemer's, out of `part`
+        self.position += trade
+        self.supply -= shares
+        self.holders[holder] -= shares
+        if not self.supply:
+            self.accrued_at = None
+
+    def rescale(self, factor: Fraction) -> None:
+        self.supply *= factor
+        self.holders = {h: u * factor for h, u in self.holders.items()}
+
+
+class FundEconomics(RuleBasedStateMachine):
+    url = ""
+
+    @initialize()
+    def setup(self) -> None:
+        self.clock = FixedClock(T0)
+        self.lg = open_ledger(self.url, clock=self.clock)
+        self.lg.init()
+        self.funds = Funds(self.lg)
+        self.funds.create_product(
+            BOOK, adhoc_move=None, leverage_band=None, merge_nav_below=None, split_nav_above=None
+        )
+        self.model = Model()
+        self.quote = 50_000 * 10**6
+        self.steps = 0
+        self.relative = Fraction(0)  # bound of the NAV's relative error so far
+        self.share_error = Fraction(0)  # what the rounding of orders can move the supply by
+        self._price()
+
+    # --- helpers -------------------------------------------------------------------------------
+    def _price(self) -> None:
+        at = self.clock.now()
+        self.funds.set_price("BTC", format_units(self.quote, 6), at=at)
+        self.model.on_price(Fraction(self.quote, 10**6), at)
+
+    def _nav(self) -> Fraction:
+        state = self.funds.state(BOOK)
+        return Fraction(state.collateral, state.supply) * 10**12 if state.supply else NAV0
+
+    def _step(self) -> None:
+        """Each step rounds each of its amounts by at most a base unit or two (mark, accrual,
+        trading fee, order equity; the position's 1e-12 BTC is far below that), so the NAV's
+        relative error grows by at most a few units over the equity at that step, more on a
+        higher multiple (the rounding of the position's P&L)."""
+        self.steps += 1
+        if self.model.equity > 0:
+            self.relative += 40 * USDT * (1 + abs(self.model.multiple)) / self.model.equity
+
+    def _stale(self) -> bool:
+        at, seen = self.clock.now(), self.model.price_at
+        return seen is None or at - seen > timedelta(seconds=60)
+
+    # --- rules ---------------------------------------------------------------------------------
+    @rule(seconds=st.sampled_from([1, 20, 59, 61, 3600, 6 * 3600, 25 * 3600]))
+    def time_passes(self, seconds: int) -> None:
+        self.clock.moment = self.clock.moment + timedelta(seconds=seconds)
+
+    @rule(move=st.sampled_from([-40, -15, -5, 0, 5, 15, 40]))
+    def price(self, move: int) -> None:
+        """Moves of up to 4%: a 3x fund rebalanced daily never wipes out here."""
+        self.quote = self.quote * (1000 + move) // 1000
+        self._price()
+        self._step()
+
+    @rule(holder=st.sampled_from(HOLDERS), cash=st.integers(10, 50_000))
+    def mint(self, holder: str, cash: int) -> None:
+        stale = self._stale()
+        try:
+            out = self.funds.mint(BOOK, holder, cash=str(cash))
+        except Rejected as exc:
+            assert stale and exc.reason in (Reason.STALE_PRICE, Reason.NO_PRICE), exc
+            return
+        assert not stale
+        self._check_order(out)
+        # The order is priced at the engine's NAV, which carries the equity's rounding so far.
+        relative = self.relative if self.model.supply else Fraction(0)
+        minted = self.model.mint(holder, Fraction(cash), self.clock.now())
+        self.share_error += minted * relative + 2 * USDT / self.model.nav
+        self._step()
+
+    @rule(holder=st.sampled_from(HOLDERS), percent=st.sampled_from([10, 50, 100]))
+    def redeem(self, holder: str, percent: int) -> None:
+        held = self.lg.balance(BOOK, f"holder:{holder}", BOOK)
+        units = held * percent // 100
+        if units == 0:
+            return
+        stale = self._stale()
+        try:
+            out = self.funds.redeem(BOOK, holder, shares=format_units(units, 18))
+        except Rejected as exc:
+            if exc.reason is Reason.BELOW_MINIMUM:
+                return
+            assert stale and exc.reason is Reason.STALE_PRICE, exc
+            return
+        assert not stale
+        self._check_order(out)
+        # The model redeems the same part of its own (exact) holding: all of it for 100%.
+        part = self.model.holders[holder] * percent / 100 if units < held or percent == 100 else 0
+        self.model.redeem(holder, part, self.clock.now())
+        self._step()
+
+    @rule(ratio=st.sampled_from(["1:10", "10:1"]))
+    def split(self, ratio: str) -> None:
+        kind = "split" if ratio == "1:10" else "merge"
+        try:
+            self.funds.split(BOOK, ratio, kind=kind)
+        except Rejected as exc:
+            assert exc.reason is Reason.BAD_INPUT  # no shares to split
+            return
+        self.model.accrue(self.clock.now())
+        factor = Fraction(10) if kind == "split" else Fraction(1, 10)
+        self.model.rescale(factor)
+        self.share_error *= factor
+        self._step()
+
+    def _check_order(self, out: object) -> None:
+        """The order left the other holders' NAV per share unchanged (fund's favour only)."""
+        before = Fraction(str(out.priced_at_nav))  # type: ignore[attr-defined]
+        after = self._nav()
+        state = self.funds.state(BOOK)
+        if state.supply == 0:
+            return
+        shares = Fraction(state.supply, 10**18)
+        assert after >= before - USDT  # `before` is shown rounded down to a base unit
+        # Gained by the others at most the displayed NAV's rounding and a few units of dust.
+        assert after - before <= USDT + 10 * USDT / shares
+
+    # --- invariants ----------------------------------------------------------------------------
+    @invariant()
+    def engine_equals_the_model(self) -> None:
+        if not hasattr(self, "model"):
+            return
+        state = self.funds.state(BOOK)
+        model = self.model
+        rel = self.relative
+        engine_equity = Fraction(state.collateral, 10**6)
+        assert abs(engine_equity - model.equity) <= model.equity * rel + 40 * USDT, (
+            engine_equity,
+            model.equity,
+        )
+        shares = Fraction(state.supply, 10**18)
+        # An order's equity is rounded down to a quote unit (its shares by 1 unit / NAV), and
+        # it is priced at the engine's NAV, which carries the relative error so far.
+        assert abs(shares - model.supply) <= self.share_error + Fraction(1, 10**15), (
+            shares,
+            model.supply,
+        )
+        if model.supply and model.equity > 1:
+            nav = self._nav()
+            assert abs(nav - model.nav) <= model.nav * (rel + self.share_error / model.supply) + (
+                2 * USDT
+            ), (nav, model.nav)
+            engine_multiple = Fraction(state.position * state.price, 10**12 * state.collateral)
+            assert abs(engine_multiple - model.multiple) <= abs(
+                model.multiple
+            ) * 2 * rel + Fraction(1, 10**9), (engine_multiple, model.multiple)
+        # The holders' values at NAV (each rounded down) sum to the equity within a unit each.
+        if state.supply:
+            values = [
+                units * state.collateral // state.supply
+                for (account, _), units in self.lg.balances(BOOK, asset=BOOK).items()
+                if account.startswith("holder:")
+            ]
+            assert 0 <= state.collateral - sum(values) <= len(values)
+
+    def teardown(self) -> None:
+        if hasattr(self, "lg"):
+            assert verify_book(self.lg, BOOK).ok
+            self.lg.close()
+
+
+def test_fund_economics_match_an_independent_model(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    counter = iter(range(10**6))
+
+    class Fresh(FundEconomics):
+        @initialize()
+        def setup(self) -> None:
+            FundEconomics.url = f"sqlite:///{tmp_path_factory.mktemp('eco')}/e{next(counter)}.db"
+            super().setup()
+
+    Fresh.TestCase.settings = settings(
+        max_examples=200,
+        stateful_step_count=30,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
+    Fresh.TestCase().runTest()
