@@ -77,8 +77,14 @@ class Model:
         self.equity -= self.equity * MGMT * days + self.position * self.price * FUNDING * days
         self.accrued_at = at
 
+    @property
+    def wiped_out(self) -> bool:
+        return self.supply > 0 and self.equity == 0 and self.position == 0
+
     def on_price(self, price: Fraction, at: datetime) -> None:
         self.equity += self.position * (price - self.price) if self.price else 0
+        if self.equity <= 0 and self.supply:  # the loss took the equity: a wipe-out
+            self.equity, self.position = Fraction(0), Fraction(0)
         self.price, self.price_at = price, at
         self.accrue(at)
         day = at.date()
@@ -169,7 +175,7 @@ class FundEconomics(RuleBasedStateMachine):
 
     @rule(move=st.sampled_from([-40, -15, -5, 0, 5, 15, 40]))
     def price(self, move: int) -> None:
-        """Moves of up to 4%: a 3x fund rebalanced daily never wipes out here."""
+        """Moves of up to 4%: a run of falls without a daily rebalance can wipe a 3x out."""
         self.quote = self.quote * (1000 + move) // 1000
         self._price()
         self._step()
@@ -180,9 +186,12 @@ class FundEconomics(RuleBasedStateMachine):
         try:
             out = self.funds.mint(BOOK, holder, cash=str(cash))
         except Rejected as exc:
+            if self.model.wiped_out:
+                assert exc.reason is Reason.FUND_WIPED_OUT, exc
+                return
             assert stale and exc.reason in (Reason.STALE_PRICE, Reason.NO_PRICE), exc
             return
-        assert not stale
+        assert not stale and not self.model.wiped_out
         self._check_order(out)
         # The order is priced at the engine's NAV, which carries the equity's rounding so far.
         relative = self.relative if self.model.supply else Fraction(0)
@@ -202,9 +211,12 @@ class FundEconomics(RuleBasedStateMachine):
         except Rejected as exc:
             if exc.reason is Reason.BELOW_MINIMUM:
                 return
+            if self.model.wiped_out:
+                assert exc.reason is Reason.FUND_WIPED_OUT, exc
+                return
             assert stale and exc.reason is Reason.STALE_PRICE, exc
             return
-        assert not stale
+        assert not stale and not self.model.wiped_out
         self._check_order(out)
         # The model redeems the same part of its own (exact) holding: all of it for 100%.
         part = self.model.holders[holder] * percent / 100 if units < held or percent == 100 else 0
@@ -217,7 +229,8 @@ class FundEconomics(RuleBasedStateMachine):
         try:
             self.funds.split(BOOK, ratio, kind=kind)
         except Rejected as exc:
-            assert exc.reason is Reason.BAD_INPUT  # no shares to split
+            wanted = Reason.FUND_WIPED_OUT if self.model.wiped_out else Reason.BAD_INPUT
+            assert exc.reason is wanted, exc  # a wiped-out fund, or no shares to split
             return
         self.model.accrue(self.clock.now())
         factor = Fraction(10) if kind == "split" else Fraction(1, 10)
