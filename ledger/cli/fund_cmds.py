@@ -485,7 +485,7 @@ def simulate_cmd(
       token-ledger simulate --synthetic 200 --products ETH5L,ETH5S --json
     """
     from ledger.sim.chart import write_chart
-    from ledger.sim.options import build_config, replace_database
+    from ledger.sim.options import build_config, check_chart_path, replace_database
     from ledger.sim.run import simulate
     from ledger.sim.summary import summary, summary_text
 
@@ -501,6 +501,8 @@ def simulate_cmd(
         days=days,
         fees=fees,
     )
+    if not no_chart:
+        check_chart_path(chart)
     url = state().db_url
     if replace:
         replace_database(url)  # only now: every option above was valid

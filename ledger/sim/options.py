@@ -88,6 +88,16 @@ def build_config(
         days=days,
         overrides=overrides,
     )
+    if prices is None and synthetic_days is None:
+        foreign = sorted(
+            {u for n in names if (u := make_params(n, **overrides).underlying) != "BTC"}
+        )
+        if foreign:
+            raise Rejected(
+                Reason.BAD_INPUT,
+                f"the bundled prices are BTC's, not {', '.join(foreign)}'s: pass --prices FILE"
+                " with that history, or --synthetic N",
+            )
     scales = {terms_of(make_params(n, **overrides)).quote_asset.scale for n in names}
     if len(scales) != 1:
         raise Rejected(Reason.BAD_INPUT, "the simulated products must share a quote scale")
@@ -109,3 +119,15 @@ def _day(text: str) -> date:
         return date.fromisoformat(text)
     except ValueError:
         raise Rejected(Reason.BAD_INPUT, f"--from must be YYYY-MM-DD, got {text!r}") from None
+
+
+def check_chart_path(path: Path) -> Path:
+    """Refuse a chart path the simulation could not write at the end: not a .png file, or
+    an existing directory (checked before the simulation runs, not after)."""
+    if path.is_dir():
+        raise Rejected(Reason.BAD_INPUT, f"--chart {path} is a directory: name a .png file")
+    if path.suffix.lower() != ".png":
+        raise Rejected(Reason.BAD_INPUT, f"--chart must name a .png file, got {path}")
+    if path.parent.exists() and not path.parent.is_dir():
+        raise Rejected(Reason.BAD_INPUT, f"--chart {path}: {path.parent} is not a directory")
+    return path
