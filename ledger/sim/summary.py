@@ -26,6 +26,15 @@ def _fraction_text(value: Fraction) -> str:
         return f"{(Decimal(value.numerator) / Decimal(value.denominator)).quantize(PLACES):f}"
 
 
+def _first_day_below(run: ProductRun, nav0: int, fraction: Fraction) -> str | None:
+    """Return the first day whose closing NAV (split-adjusted) fell below `fraction` of NAV_0:
+    a fund that is not wiped out in the books can still have lost all but dust."""
+    for day, nav, factor in run.closes:
+        if Fraction(nav, nav0) * factor < fraction:
+            return day.isoformat()
+    return None
+
+
 def product_summary(run: ProductRun, outcome: SimOutcome) -> dict[str, Any]:
     """Return one product's summary (decimal strings; counts as integers)."""
     terms = run.terms
@@ -80,6 +89,7 @@ def product_summary(run: ProductRun, outcome: SimOutcome) -> dict[str, Any]:
         "holders": sum(1 for units in run.holders.values() if units > 0),
         "entries": 0 if report is None else report.entries,
         "wiped_out_on": None if run.wiped_on is None else run.wiped_on.isoformat(),
+        "lost_99_9999_on": _first_day_below(run, terms.nav0_units, Fraction(1, 10**6)),
         "verify_ok": None if report is None else report.ok,
         "head_hash": None if report is None else report.head_hash,
     }
@@ -105,7 +115,7 @@ ROWS = (
     ("split/merge factor", "split_factor"),
     ("fund return (split-adjusted)", "fund_return"),
     ("underlying return", "underlying_return"),
-    ("multiple x underlying", "multiple_x_underlying"),
+    ("L x underlying return (no decay)", "multiple_x_underlying"),
     ("NAV_T/NAV_0 (split-adjusted)", "fund_nav_ratio"),
     ("decay: (NAV_T/NAV_0) / (S_T/S_0)^L", "decay_ratio"),
     ("rebalances daily / ad hoc", ("rebalances_daily", "rebalances_adhoc")),
@@ -120,6 +130,7 @@ ROWS = (
     ("holders with shares", "holders"),
     ("entries", "entries"),
     ("wiped out on", "wiped_out_on"),
+    ("NAV below 1e-6 x NAV_0 on", "lost_99_9999_on"),
     ("verify", "verify_ok"),
     ("head hash", "head_hash"),
 )
