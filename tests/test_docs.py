@@ -40,3 +40,15 @@ def test_readme_gives_the_two_commands() -> None:
     makefile = (ROOT / "Makefile").read_text()
     assert re.search(r"^demo: setup\n(\t.*\n)*\t.*token-ledger .*simulate", makefile, re.M)
     assert re.search(r"^test: setup\n(\t.*\n)*\t.*pytest", makefile, re.M)
+
+
+def test_every_reason_code_is_documented_in_the_cli_reference() -> None:
+    """Scripts match on reason codes: each one has a row in docs/cli.md's table."""
+    import re as _re
+
+    from ledger.errors import Reason
+
+    text = (ROOT / "docs" / "cli.md").read_text()
+    documented = set(_re.findall(r"`([a-z_]+)`", text))
+    missing = sorted(r.value for r in Reason if r.value not in documented)
+    assert missing == []
