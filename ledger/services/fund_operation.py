@@ -1,0 +1,109 @@
+"""One fund operation inside its unit of work: the locked book, its state record, the
+idempotency check, the holders, and the commit that posts the entries with the new record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from ledger.domain.fund import accounts as acc
+from ledger.domain.fund.state import FundRecord, FundState
+from ledger.domain.fund.terms import Terms
+from ledger.domain.journal import Account, EntryDraft, JournalEntry
+from ledger.errors import Reason, Rejected
+from ledger.services.fund_report import utc_text
+from ledger.services.ledger import UnitOfWork
+from ledger.storage import fund_store
+
+__all__ = ["FUND_OWNER", "FundOperation"]
+
+FUND_OWNER = "fund"
+"""The owner a product's book is reserved for: only this engine appends to it."""
+
+
+@dataclass
+class FundOperation:
+    """One fund operation inside its unit of work: the locked book and its state record."""
+
+    uow: UnitOfWork
+    terms: Terms
+    record: FundRecord
+    head_seq: int
+
+    @property
+    def state(self) -> FundState:
+        return self.record.state
+
+    def moment(self, at: datetime) -> datetime:
+        """Refuse a time before the fund's last operation (a book's times never go back)."""
+        last = self.record.last_at
+        if last is not None and at < last:
+            raise Rejected(
+                Reason.BAD_INPUT,
+                f"time {utc_text(at)} is before {self.terms.book}'s last entry at {utc_text(last)}",
+            )
+        return at
+
+    def replay(self, key: str | None, request: tuple[str, ...]) -> JournalEntry | None:
+        """Return the entry already posted under `key` for this same request, or None if the
+        key is new; refuse with IDEMPOTENCY_CONFLICT if the key was used for another request.
+        """
+        if key is None:
+            return None
+        original = self.uow.entry_with_key(self.terms.book, key)
+        if original is None:
+            return None
+        if _request_of(original) != request:
+            seq = original.seq
+            raise Rejected(
+                Reason.IDEMPOTENCY_CONFLICT,
+                f"key {key!r} was used for another request (entry #{seq} of {self.terms.book})",
+                seq=seq,
+            )
+        return original
+
+    def holders(self) -> dict[str, int]:
+        """Return every holder's share units (one scan of the book's balances)."""
+        share, prefix = self.terms.share_asset.code, acc.HOLDER_PREFIX
+        cut = len(prefix)
+        return {
+            account[cut:]: units
+            for (account, asset), units in self.uow.balances(self.terms.book).items()
+            if asset == share and account.startswith(prefix) and units
+        }
+
+    def commit(
+        self,
+        drafts: Sequence[EntryDraft],
+        after: FundState,
+        at: datetime,
+        *,
+        accounts: Sequence[Account] = (),
+        priced: bool = False,
+    ) -> list[JournalEntry]:
+        """Post `drafts` and write the state record they lead to, in this transaction."""
+        made = self.uow.post(drafts, accounts=accounts) if drafts else []
+        self.head_seq += len(made)
+        last = self.record.last_at
+        self.record = FundRecord(
+            state=after,
+            seq=self.head_seq,
+            last_at=at if last is None or at > last else last,
+            price_at=at if priced else self.record.price_at,
+        )
+        fund_store.save_record(self.uow.connection, self.terms.book, self.record)
+        return made
+
+
+def _request_of(entry: JournalEntry) -> tuple[str, ...]:
+    """Return what identifies a holder request: kind, holder, cash asked, share units moved."""
+    draft = entry.draft
+    meta = dict(draft.metadata)
+    holder = meta.get("holder", "")
+    code = acc.HOLDER_PREFIX + holder
+    moved = sum(p.amount for p in draft.postings if p.account == code)
+    if draft.kind == "redeem":
+        return ("redeem", holder, "", str(moved))
+    return (draft.kind, holder, meta.get("cash", ""), "")
