@@ -129,7 +129,7 @@ class AppendBatch:
         for draft in drafts:
             by_book.setdefault(draft.book, []).append(draft)
         for book in sorted(by_book):
-            head = self.locked.get(book) or self.store.lock_head(book)
+            head = self._lock(book)
             if head is None:
                 raise Rejected(
                     Reason.UNKNOWN_BOOK, f"book {book!r} has no accounts: open one first"
@@ -148,13 +148,24 @@ class AppendBatch:
             )
             self.dirty[book] = set()
 
-    def _check_owner(self, book: str) -> None:
-        """Refuse a book reserved for another writer (a fund's book: the fund engine only).
+    def _lock(self, book: str) -> tuple[int, bytes] | None:
+        """Return the book's head, locked: as this transaction already holds it, or read with
+        the book's owner in the same statement (a reservation is write-once, so one found is
+        remembered; a book found free is looked up again by the next transaction)."""
+        held = self.locked.get(book)
+        if held is not None:
+            return held
+        found = self.store.lock_head_and_owner(book)
+        if found is None:
+            return None
+        head, owner = found
+        if owner is not None:
+            self.owners[book] = owner
+        return head
 
-        A reservation is write-once, so a book found reserved is remembered; one found free
-        is looked up again next time (it may be reserved since).
-        """
-        owner = self.owners.get(book) or self.store.book_owner(book)
+    def _check_owner(self, book: str) -> None:
+        """Refuse a book reserved for another writer (a fund's book: the fund engine only)."""
+        owner = self.owners.get(book)  # read with the head lock, here or by the unit of work
         if owner is None:
             return
         self.owners[book] = owner

@@ -307,8 +307,7 @@ class Ledger:
             done = self.entry_with_key(book, key)
             if done is not None and done.draft.reverses == seq:
                 return done
-        check_seq(seq)
-        original = self.entry(book, seq)
+        original = self.entry(book, seq)  # checks the sequence number's range
         moment = effective_at or self.clock.now()
         return self.post(reversal_of(original, effective_at=moment, key=key))
 
@@ -493,10 +492,15 @@ class UnitOfWork:
 
     def lock(self, book: str) -> tuple[int, bytes]:
         """Lock a book's head until the commit and return (seq, hash); refuse an unknown book."""
-        head = self._locked.get(book) or self._store.lock_head(book)
+        head = self._locked.get(book)
         if head is None:
-            raise Rejected(Reason.UNKNOWN_BOOK, f"unknown book {book!r}")
-        self._locked[book] = head
+            found = self._store.lock_head_and_owner(book)
+            if found is None:
+                raise Rejected(Reason.UNKNOWN_BOOK, f"unknown book {book!r}")
+            head, owner = found
+            if owner is not None:
+                self._lg._owners[book] = owner
+            self._locked[book] = head
         return head
 
     def head(self, book: str) -> tuple[int, bytes]:
@@ -561,9 +565,9 @@ class UnitOfWork:
         """Append `drafts` in this transaction (see `Ledger.post_many`); accounts open first."""
         if accounts:
             self.open_accounts(accounts)
-        batch = self._lg._batch(self._store, owner=self.owner, locked=self._locked)
         if not drafts:
             return []
+        batch = self._lg._batch(self._store, owner=self.owner, locked=self._locked)
         made = batch.append(drafts)
         self._locked.update(batch.heads)  # the heads this batch moved, still locked
         return made

@@ -128,9 +128,22 @@ class JournalStore:
     # --- the chain head ---------------------------------------------------------------------
     def lock_head(self, book: str) -> tuple[int, bytes] | None:
         """Return (seq, hash) of the book's head, locking it until commit on PostgreSQL."""
+        found = self.lock_head_and_owner(book)
+        return None if found is None else found[0]
+
+    def lock_head_and_owner(self, book: str) -> tuple[tuple[int, bytes], str | None] | None:
+        """Return the book's head (locked until commit on PostgreSQL) and the owner it is
+        reserved for, in one round trip; None for an unknown book."""
         lock = "" if self.is_sqlite else " FOR UPDATE"
-        rows = self.all(f"SELECT head_seq, head_hash FROM tl_books WHERE code = ?{lock}", (book,))
-        return None if not rows else (int(rows[0][0]), bytes(rows[0][1]))
+        rows = self.all(
+            "SELECT head_seq, head_hash, (SELECT owner FROM tl_book_owners WHERE book = ?)"
+            f" FROM tl_books WHERE code = ?{lock}",
+            (book, book),
+        )
+        if not rows:
+            return None
+        seq, hash_, owner = rows[0]
+        return (int(seq), bytes(hash_)), None if owner is None else str(owner)
 
     def head(self, book: str) -> tuple[int, bytes] | None:
         """Return (seq, hash) of the book's head without locking it, or None."""
@@ -141,11 +154,6 @@ class JournalStore:
         """Return the highest stored sequence number of a book (0 if none)."""
         top = self.all("SELECT MAX(seq) FROM tl_entries WHERE book = ?", (book,))[0][0]
         return int(top or 0)
-
-    def book_owner(self, book: str) -> str | None:
-        """Return the owner a book is reserved for (e.g. "fund"), or None."""
-        rows = self.all("SELECT owner FROM tl_book_owners WHERE book = ?", (book,))
-        return None if not rows else str(rows[0][0])
 
     def set_book_owner(self, book: str, owner: str) -> str:
         """Reserve a book for `owner` unless already reserved; return its owner."""
