@@ -189,7 +189,7 @@ def test_reversed_wipeout_is_found(funds: Funds, db_url: str) -> None:
 def test_state_record_edited_behind_the_back_is_found(funds: Funds, db_url: str) -> None:
     """Doubling the collateral in the fund's state record (not the journal) is found."""
     lg = funds.lg
-    record = fund_store.read_record(lg.engine, BOOK)
+    record = fund_store.load_record(lg.engine, BOOK)
     assert record is not None
     doubled = replace(record, state=replace(record.state, collateral=record.state.collateral * 2))
     with lg.engine.begin() as connection:
@@ -228,7 +228,7 @@ def test_an_auditor_replays_the_export_and_runs_the_fund_audit(
     assert _cli(audit, "product", "create", BOOK).exit_code == 0
     lg = open_ledger(audit)
     try:
-        assert fund_store.read_record(lg.engine, BOOK) is not None  # built from the journal
+        assert fund_store.load_record(lg.engine, BOOK) is not None  # built from the journal
         report = verify_book(lg, BOOK)
         assert report.ok and report.head_seq == funds.lg.head(BOOK)[0]
         # The same state from the journal alone, but for a scheduled day that posted nothing

@@ -101,7 +101,7 @@ def test_journal_rebuilds_the_simulated_state(tmp_path: Path) -> None:
         assert finding is None
         rebuilt = fold.state
         assert rebuilt == run.state
-        record = fund_store.read_record(lg.engine, run.terms.book)
+        record = fund_store.load_record(lg.engine, run.terms.book)
         assert record is not None and record.state == run.state
         assert record.seq == lg.head(run.terms.book)[0]
         shares = lg.balances(run.terms.book, asset=run.terms.share_asset.code)

@@ -49,12 +49,12 @@ class FundMachine(RuleBasedStateMachine):
 
     def _refusal_changes_nothing(self, call: object) -> None:
         before = [(b, self.lg.head(b)) for b in PRODUCTS]
-        records = [fund_store.read_record(self.lg.engine, b) for b in PRODUCTS]
+        records = [fund_store.load_record(self.lg.engine, b) for b in PRODUCTS]
         try:
             call()  # type: ignore[operator]
         except Rejected:
             assert [(b, self.lg.head(b)) for b in PRODUCTS] == before
-            assert [fund_store.read_record(self.lg.engine, b) for b in PRODUCTS] == records
+            assert [fund_store.load_record(self.lg.engine, b) for b in PRODUCTS] == records
 
     @rule(minutes=st.integers(0, 36 * 60))
     def time_passes(self, minutes: int) -> None:
@@ -110,7 +110,7 @@ class FundMachine(RuleBasedStateMachine):
             head = self.lg.head(product)[0]
             fold = FundFold(terms)
             assert fold.apply_all(self.lg.entries(product, to_seq=head)) is None
-            record = fund_store.read_record(self.lg.engine, product)
+            record = fund_store.load_record(self.lg.engine, product)
             assert record is not None
             assert compare_record(fold, record, head) is None, (record, fold.state)
             assert record.state.collateral == fold.state.collateral

@@ -33,11 +33,11 @@ def rebuild_record(uow: UnitOfWork, terms: Terms, head_seq: int) -> FundRecord:
         fold.absorb(entry)
     state = fold.state
     price_at = fold.last_at if state.price else None
-    feed = fund_store.latest_price_in(uow.connection, terms.underlying)
+    feed = fund_store.latest_price(uow.connection, terms.underlying)
     if feed is not None and (price_at is None or feed[0] >= price_at):
         state = replace(state, price=_decimal_units(feed[1], terms.quote_asset.scale))
         price_at = feed[0]
-    recorded = fund_store.last_daily_in(uow.connection, terms.book)
+    recorded = fund_store.last_daily(uow.connection, terms.book)
     if recorded is not None and (state.daily_on is None or recorded > state.daily_on):
         state = replace(state, daily_on=recorded)
     last_at = fold.last_at

@@ -182,7 +182,9 @@ class Funds:
             self._now(at)  # a time without a zone is refused before anything is locked
         reports: list[dict[str, Any]] = []
         with self.lg.unit_of_work(owner=FUND_OWNER) as uow:
-            products = fund_store.products_on(uow.connection, symbol)
+            products = [
+                p for p in fund_store.load_products(uow.connection) if p.underlying == symbol
+            ]
             if not products:
                 raise Rejected(
                     Reason.UNKNOWN_SYMBOL,
@@ -195,7 +197,7 @@ class Funds:
             moment = self._now(at)  # read under the locks: "now" follows the last writer
             for op in ops:
                 op.moment(moment)
-            feed = fund_store.latest_price_in(uow.connection, symbol)
+            feed = fund_store.latest_price(uow.connection, symbol)
             if feed is not None and moment < feed[0]:
                 raise Rejected(
                     Reason.BAD_INPUT,
@@ -433,7 +435,7 @@ class Funds:
     def record(self, product: str) -> FundRecord:
         """Return a product's state record (built once from the journal if it has none)."""
         terms = self.terms(product)
-        found = fund_store.read_record(self.lg.engine, terms.book)
+        found = fund_store.load_record(self.lg.engine, terms.book)
         if found is not None and found.seq == self.lg.head(terms.book)[0]:
             return found
         with self._operation(product) as op:

@@ -14,7 +14,6 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
-from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -33,6 +32,7 @@ from sqlalchemy import (
 from ledger.domain.fund.product import ProductParams
 from ledger.domain.fund.state import FundRecord, FundState
 from ledger.domain.journal import from_micros, to_micros
+from ledger.storage.journal_store import JournalStore
 
 METADATA = MetaData()
 
@@ -62,7 +62,7 @@ DAILY = Table(
 
 def save_product(target: Engine | Connection, params: ProductParams) -> None:
     """Record a product's parameters (once; the caller checks for an existing one)."""
-    with _writing(target) as connection:
+    with _using(target, write=True) as connection:
         connection.execute(
             insert(PRODUCTS).values(name=params.name, params_json=params.model_dump_json())
         )
@@ -70,37 +70,27 @@ def save_product(target: Engine | Connection, params: ProductParams) -> None:
 
 def load_product(target: Engine | Connection, name: str) -> ProductParams | None:
     """Return a product's parameters, or None if it was never created."""
-    with _reading(target) as connection:
+    with _using(target) as connection:
         row = connection.execute(
             select(PRODUCTS.c.params_json).where(PRODUCTS.c.name == name)
         ).first()
     return None if row is None else ProductParams.model_validate(json.loads(row[0]))
 
 
-def load_products(engine: Engine) -> list[ProductParams]:
+def load_products(target: Engine | Connection) -> list[ProductParams]:
     """Return every product, by name."""
-    with engine.connect() as connection:
+    with _using(target) as connection:
         rows = connection.execute(select(PRODUCTS.c.params_json).order_by(PRODUCTS.c.name)).all()
     return [ProductParams.model_validate(json.loads(row[0])) for row in rows]
 
 
 @contextmanager
-def _reading(target: Engine | Connection) -> Iterator[Connection]:
-    """Use the caller's connection when given one, else a connection of our own."""
+def _using(target: Engine | Connection, *, write: bool = False) -> Iterator[Connection]:
+    """Use the caller's connection (and transaction) when given one, else one of our own."""
     if isinstance(target, Connection):
         yield target
         return
-    with target.connect() as connection:
-        yield connection
-
-
-@contextmanager
-def _writing(target: Engine | Connection) -> Iterator[Connection]:
-    """Use the caller's transaction when given a connection, else a transaction of our own."""
-    if isinstance(target, Connection):
-        yield target
-        return
-    with target.begin() as connection:
+    with target.begin() if write else target.connect() as connection:
         yield connection
 
 
@@ -108,7 +98,7 @@ def save_prices(target: Engine | Connection, rows: list[tuple[str, datetime, str
     """Append observed prices (symbol, time, decimal string)."""
     if not rows:
         return
-    with _writing(target) as connection:
+    with _using(target, write=True) as connection:
         connection.execute(
             insert(PRICES),
             [{"symbol": s, "at_us": to_micros(at), "price": p} for s, at, p in rows],
@@ -116,31 +106,30 @@ def save_prices(target: Engine | Connection, rows: list[tuple[str, datetime, str
 
 
 def latest_price(
-    engine: Engine, symbol: str, *, at: datetime | None = None
+    target: Engine | Connection, symbol: str, *, at: datetime | None = None
 ) -> tuple[datetime, str] | None:
     """Return the latest (time, price) of `symbol` at or before `at`, or None."""
     query = select(PRICES.c.at_us, PRICES.c.price).where(PRICES.c.symbol == symbol)
     if at is not None:
         query = query.where(PRICES.c.at_us <= to_micros(at))
     query = query.order_by(PRICES.c.at_us.desc(), PRICES.c.id.desc()).limit(1)
-    with engine.connect() as connection:
+    with _using(target) as connection:
         row = connection.execute(query).first()
     return None if row is None else (from_micros(int(row[0])), str(row[1]))
 
 
 def mark_daily(target: Engine | Connection, book: str, day: date) -> None:
     """Record that `book`'s scheduled rebalance of `day` ran (even if it traded nothing)."""
-    with _writing(target) as connection:
-        _raw(
-            connection,
+    with _using(target, write=True) as connection:
+        JournalStore(connection).execute(
             "INSERT INTO tl_fund_daily (book, day) VALUES (?, ?) ON CONFLICT DO NOTHING",
             (book, day.isoformat()),
-        )
+        ).close()
 
 
-def last_daily(engine: Engine, book: str) -> date | None:
+def last_daily(target: Engine | Connection, book: str) -> date | None:
     """Return the last day whose scheduled rebalance ran for `book`, or None."""
-    with engine.connect() as connection:
+    with _using(target) as connection:
         row = connection.execute(
             select(DAILY.c.day).where(DAILY.c.book == book).order_by(DAILY.c.day.desc()).limit(1)
         ).first()
@@ -157,19 +146,6 @@ STATE = Table(
 
 _INT_FIELDS = ("collateral", "position", "supply", "shortfall", "price", "mark_price")
 _INT_FIELDS_2 = ("rebalance_price",)
-
-
-def _placeholders(connection: Connection, sql: str) -> str:
-    return sql if connection.dialect.name == "sqlite" else sql.replace("?", "%s")
-
-
-def _raw(connection: Connection, sql: str, params: tuple[Any, ...]) -> list[Any]:
-    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.execute(_placeholders(connection, sql), params)
-        return list(cursor.fetchall()) if cursor.description else []
-    finally:
-        cursor.close()
 
 
 def encode_record(record: FundRecord) -> str:
@@ -212,47 +188,19 @@ def decode_record(seq: int, text: str) -> FundRecord:
     )
 
 
-def load_record(connection: Connection, book: str) -> FundRecord | None:
+def load_record(target: Engine | Connection, book: str) -> FundRecord | None:
     """Return a product's state record, or None if it has none yet."""
-    rows = _raw(connection, "SELECT seq, state_json FROM tl_fund_state WHERE book = ?", (book,))
+    with _using(target) as connection:
+        rows = JournalStore(connection).all(
+            "SELECT seq, state_json FROM tl_fund_state WHERE book = ?", (book,)
+        )
     return None if not rows else decode_record(int(rows[0][0]), str(rows[0][1]))
 
 
 def save_record(connection: Connection, book: str, record: FundRecord) -> None:
     """Write a product's state record (in the caller's transaction)."""
-    _raw(
-        connection,
+    JournalStore(connection).execute(
         "INSERT INTO tl_fund_state (book, seq, state_json) VALUES (?, ?, ?)"
         " ON CONFLICT (book) DO UPDATE SET seq = excluded.seq, state_json = excluded.state_json",
         (book, record.seq, encode_record(record)),
-    )
-
-
-def read_record(engine: Engine, book: str) -> FundRecord | None:
-    """Return a product's state record from a read transaction of its own."""
-    with engine.connect() as connection:
-        return load_record(connection, book)
-
-
-def latest_price_in(connection: Connection, symbol: str) -> tuple[datetime, str] | None:
-    """Return the latest (time, price) of `symbol` in the caller's transaction, or None."""
-    rows = _raw(
-        connection,
-        "SELECT at_us, price FROM tl_fund_prices WHERE symbol = ?"
-        " ORDER BY at_us DESC, id DESC LIMIT 1",
-        (symbol,),
-    )
-    return None if not rows else (from_micros(int(rows[0][0])), str(rows[0][1]))
-
-
-def products_on(connection: Connection, symbol: str) -> list[ProductParams]:
-    """Return the products whose underlying is `symbol`, by name (caller's transaction)."""
-    rows = _raw(connection, "SELECT params_json FROM tl_fund_products ORDER BY name", ())
-    found = [ProductParams.model_validate(json.loads(row[0])) for row in rows]
-    return [p for p in found if p.underlying == symbol]
-
-
-def last_daily_in(connection: Connection, book: str) -> date | None:
-    """Return the last day whose scheduled run was recorded for `book` (caller's transaction)."""
-    rows = _raw(connection, "SELECT MAX(day) FROM tl_fund_daily WHERE book = ?", (book,))
-    return None if not rows or rows[0][0] is None else date.fromisoformat(str(rows[0][0]))
+    ).close()
