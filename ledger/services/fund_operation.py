@@ -5,11 +5,12 @@ idempotency check, the holders, and the commit that posts the entries with the n
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from ledger.domain.fund import accounts as acc
-from ledger.domain.fund.state import FundRecord, FundState
+from ledger.domain.fund import entries
+from ledger.domain.fund.state import FundRecord, FundState, check_price_fresh
 from ledger.domain.fund.terms import Terms
 from ledger.domain.journal import Account, EntryDraft, JournalEntry
 from ledger.errors import Reason, Rejected
@@ -25,12 +26,17 @@ FUND_OWNER = "fund"
 
 @dataclass
 class FundOperation:
-    """One fund operation inside its unit of work: the locked book and its state record."""
+    """One fund operation inside its unit of work: the locked book and its state record.
+
+    `accrued(at)` charges the fees and funding due since the last accrual; its entry is
+    posted first by `commit`, before the operation's own entries.
+    """
 
     uow: UnitOfWork
     terms: Terms
     record: FundRecord
     head_seq: int
+    pending: list[EntryDraft] = field(default_factory=list)
 
     @property
     def state(self) -> FundState:
@@ -66,13 +72,30 @@ class FundOperation:
 
     def holders(self) -> dict[str, int]:
         """Return every holder's share units (one scan of the book's balances)."""
-        share, prefix = self.terms.share_asset.code, acc.HOLDER_PREFIX
-        cut = len(prefix)
-        return {
-            account[cut:]: units
-            for (account, asset), units in self.uow.balances(self.terms.book).items()
-            if asset == share and account.startswith(prefix) and units
-        }
+        return acc.holder_units(self.uow.balances(self.terms.book), self.terms.share_asset.code)
+
+    def refuse_closed(self) -> None:
+        """Refuse any operation on a closed fund: its book is sealed."""
+        if self.state.closed:
+            raise Rejected(Reason.FUND_CLOSED, f"{self.terms.book} is closed: its book is sealed")
+
+    def accrued(self, at: datetime) -> FundState:
+        """Return the state after the fees and funding due at `at` (their entry pending)."""
+        draft, state = entries.accrue(self.terms, self.state, at=at)
+        if draft is not None:
+            self.pending.append(draft)
+        return state
+
+    def order_state(self, at: datetime) -> FundState:
+        """Return the state an order at `at` is priced on: refused for a closed or wiped-out
+        fund and for a price older than the product's maximum age; fees accrued first."""
+        self.refuse_closed()
+        if self.state.wiped_out:
+            raise Rejected(
+                Reason.FUND_WIPED_OUT, f"{self.terms.book} is wiped out; orders are closed"
+            )
+        check_price_fresh(self.terms, self.record.price_at, at)
+        return self.accrued(at)
 
     def commit(
         self,
@@ -83,7 +106,10 @@ class FundOperation:
         accounts: Sequence[Account] = (),
         priced: bool = False,
     ) -> list[JournalEntry]:
-        """Post `drafts` and write the state record they lead to, in this transaction."""
+        """Post the pending accrual and `drafts`, and write the state record they lead to, in
+        this transaction."""
+        drafts = [*self.pending, *drafts]
+        self.pending = []
         made = self.uow.post(drafts, accounts=accounts) if drafts else []
         self.head_seq += len(made)
         last = self.record.last_at

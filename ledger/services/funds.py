@@ -44,12 +44,11 @@ from ledger.domain.fund.split import parse_ratio, policy_ratio, split_shares
 from ledger.domain.fund.state import (
     FundRecord,
     FundState,
-    check_price_fresh,
     effective_multiple,
     nav_per_share_units,
 )
 from ledger.domain.fund.terms import Terms, quantise_units, terms_of
-from ledger.domain.journal import EntryDraft, JournalEntry
+from ledger.domain.journal import JournalEntry
 from ledger.domain.money import format_units, parse_units
 from ledger.errors import Reason, Rejected
 from ledger.services.fund_models import (
@@ -269,20 +268,15 @@ class Funds:
             done = op.replay(key, request)
             if done is not None:
                 return MintResult.model_validate(self._order(terms, done, op.state, None))
-            _check_open(terms, op.state)
-            check_price_fresh(terms, op.record.price_at, moment)
-            accrual, accrued = entries.accrue(terms, op.state, at=moment)  # the time before
+            accrued = op.order_state(moment)  # fees for the time before it
             nav_before = nav_per_share_units(terms, accrued)
             draft, after, _ = entries.mint(
                 terms, accrued, holder=holder, cash=cash_units, at=moment, key=key
             )
-            op.moment(moment)  # after the quote: a closed fund says so first
+            op.moment(moment)  # after the quote: the order's own refusal comes first
             # The holder's account opens in the posting's own transaction: a refusal writes nothing.
             made = op.commit(
-                [*_some(accrual), draft],
-                after,
-                moment,
-                accounts=[acc.holder_account(terms.book, holder)],
+                [draft], after, moment, accounts=[acc.holder_account(terms.book, holder)]
             )
         return MintResult.model_validate(self._order(terms, made[-1], after, nav_before))
 
@@ -297,8 +291,9 @@ class Funds:
     ) -> RedeemResult:
         """Cancel `shares` (decimal string) for cash at NAV, rounded down, less the fee.
 
-        Redeeming the last shares first closes the position in the same transaction (its
-        trading fee borne by this redeemer). A retry under the same key returns the original.
+        The shares' part of the position is sold in the same entry (all of it for the last
+        customer shares), its trading fee borne by this redeemer. A retry under the same key
+        returns the original.
         """
         terms = self.terms(product)
         holder = check_holder_id(holder)
@@ -315,11 +310,9 @@ class Funds:
             found = op.uow.balances_of(terms.book, [code, acc.TREASURY])
             held = found.get((code, terms.share_asset.code), 0)
             treasury = found.get((acc.TREASURY, terms.share_asset.code), 0)
-            _check_open(terms, op.state)
-            check_price_fresh(terms, op.record.price_at, moment)
-            accrual, accrued = entries.accrue(terms, op.state, at=moment)  # the time held
+            accrued = op.order_state(moment)  # fees for the time held
             nav_before = nav_per_share_units(terms, accrued)
-            drafts, after, _ = entries.redeem_with_close(
+            draft, after, _ = entries.redeem(
                 terms,
                 accrued,
                 holder=holder,
@@ -329,9 +322,8 @@ class Funds:
                 key=key,
                 treasury=treasury,
             )
-            drafts = [*_some(accrual), *drafts]
-            op.moment(moment)  # after the quote: a closed fund says so first
-            made = op.commit(drafts, after, moment)
+            op.moment(moment)  # after the quote: the order's own refusal comes first
+            made = op.commit([draft], after, moment)
         return RedeemResult.model_validate(self._order(terms, made[-1], after, nav_before))
 
     def _order(
@@ -349,16 +341,16 @@ class Funds:
         with self._operation(product) as op:
             moment = self._now(at)
             state = op.state
-            _check_not_closed(terms, state)
+            op.refuse_closed()
             if state.price == 0:
                 raise Rejected(Reason.NO_PRICE, f"no price for {terms.underlying} yet: run `price`")
             if state.wiped_out:
                 raise Rejected(Reason.FUND_WIPED_OUT, f"{product} is wiped out")
             op.moment(moment)
-            accrual, state = entries.accrue(terms, state, at=moment)
+            state = op.accrued(moment)
             before = effective_multiple(terms, state)
             draft, after = entries.rebalance(terms, state, at=moment, trigger="manual")
-            op.commit([*_some(accrual), *_some(draft)], after, moment)
+            op.commit([] if draft is None else [draft], after, moment)
         return RebalanceResult.model_validate(
             {
                 "product": product,
@@ -384,14 +376,14 @@ class Funds:
         terms = self.terms(product)
         num, den = parse_ratio(ratio, kind=kind)
         with gc_paused(), self._operation(product) as op:
-            _check_not_closed(terms, op.state)
+            op.refuse_closed()
             moment = op.moment(self._now(at))
-            accrual, state = entries.accrue(terms, op.state, at=moment)
+            state = op.accrued(moment)
             nav_before = nav_per_share_units(terms, state)
             draft, after, _ = split_shares(
                 terms, state, op.holders(), num=num, den=den, at=moment, kind=kind
             )
-            entry = op.commit([*_some(accrual), draft], after, moment)[-1]
+            entry = op.commit([draft], after, moment)[-1]
         return SplitResult.model_validate(
             {
                 "product": product,
@@ -454,13 +446,8 @@ class Funds:
         return NavReport.model_validate(payload)
 
     def _holders(self, terms: Terms) -> dict[str, int]:
-        share = terms.share_asset.code
-        prefix = acc.HOLDER_PREFIX
-        return {
-            account[len(prefix) :]: units
-            for (account, asset), units in self.lg.balances(terms.book, asset=share).items()
-            if account.startswith(prefix)
-        }
+        balances = self.lg.balances(terms.book, asset=terms.share_asset.code)
+        return acc.holder_units(balances, terms.share_asset.code)
 
     def holders(self, product: str) -> HoldersReport:
         """Return every holder with shares, their units and their value at NAV (rounded down)."""
@@ -496,22 +483,6 @@ class Funds:
                 "entries": [entry_summary(terms, e, holder=holder) for e in history],
             }
         )
-
-
-def _check_open(terms: Terms, state: FundState) -> None:
-    """Refuse an order into a closed or wiped-out fund (before anything else is checked)."""
-    _check_not_closed(terms, state)
-    if state.wiped_out:
-        raise Rejected(Reason.FUND_WIPED_OUT, f"{terms.book} is wiped out; orders are closed")
-
-
-def _check_not_closed(terms: Terms, state: FundState) -> None:
-    if state.closed:
-        raise Rejected(Reason.FUND_CLOSED, f"{terms.book} is closed: its book is sealed")
-
-
-def _some(draft: EntryDraft | None) -> list[EntryDraft]:
-    return [] if draft is None else [draft]
 
 
 def params_payload(params: ProductParams) -> dict[str, Any]:

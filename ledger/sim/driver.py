@@ -85,7 +85,7 @@ def _on_order(run: ProductRun, order: Order, drafts: list[EntryDraft]) -> None:
             shares = held * order.amount // 100
             if shares <= 0:
                 return
-            made, run.state, sold = entries.redeem_with_close(
+            made, run.state, sold = entries.redeem(
                 run.terms,
                 run.state,
                 holder=order.holder,
@@ -97,7 +97,7 @@ def _on_order(run: ProductRun, order: Order, drafts: list[EntryDraft]) -> None:
             run.holders[order.holder] = held - shares
             run.count("redeems")
             run.count("order_trading_fees", sold.trade_fee)
-            drafts.extend(made)
+            drafts.append(made)
             return
         else:
             draft, run.state, quote = entries.mint(

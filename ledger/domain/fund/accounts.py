@@ -10,6 +10,8 @@ lives in `fund:position` against `equity:position-contra`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from ledger.domain.fund.product import check_holder_id
 from ledger.domain.fund.terms import Terms
 from ledger.domain.journal import Account, AccountType, BalanceRule
@@ -66,3 +68,13 @@ def chart_of_accounts(terms: Terms) -> tuple[Account, ...]:
     fixed = tuple(Account(terms.book, code, kind, rule) for code, kind, rule in _FIXED)
     treasury = Account(terms.book, TREASURY, AccountType.EQUITY, BalanceRule.NON_NEGATIVE)
     return (*fixed, treasury)
+
+
+def holder_units(balances: Mapping[tuple[str, str], int], share: str) -> dict[str, int]:
+    """Return {holder id: share units} from a book's balances {(account, asset): units}."""
+    cut = len(HOLDER_PREFIX)
+    return {
+        account[cut:]: units
+        for (account, asset), units in balances.items()
+        if asset == share and account.startswith(HOLDER_PREFIX) and units
+    }

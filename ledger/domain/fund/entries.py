@@ -265,29 +265,6 @@ def close_position(
     return fund_draft(terms, "rebalance", at, postings, meta), after
 
 
-def redeem_with_close(
-    terms: Terms,
-    state: FundState,
-    *,
-    holder: str,
-    shares: int,
-    held: int,
-    at: datetime,
-    key: str | None = None,
-    treasury: int = 0,
-) -> tuple[list[EntryDraft], FundState, RedeemQuote]:
-    """Redeem as `redeem` (a list of drafts, for callers of earlier versions).
-
-    A redemption sells its shares' part of the position itself, so the last shares sell all
-    of it and a fund without shares is left holding nothing (no position whose P&L the next
-    minter would take); the last redeemer bears that trade's fee.
-    """
-    draft, after, quote = redeem(
-        terms, state, holder=holder, shares=shares, held=held, at=at, key=key, treasury=treasury
-    )
-    return [draft], after, quote
-
-
 def rebalance(
     terms: Terms, state: FundState, *, at: datetime, trigger: str
 ) -> tuple[EntryDraft | None, FundState]:

@@ -94,33 +94,35 @@ class FundFold:
         return None
 
     def apply(self, entry: JournalEntry) -> FundFinding | None:
-        """Check one entry against the fund's rules and fold it into the state."""
-        draft = entry.draft
+        """Check one entry against the fund's rules, then fold it into the state (whatever
+        the check found, so that a caller may go on past a finding)."""
         self.seq = entry.seq
+        meta = dict(entry.draft.metadata)
+        finding = self._check(entry, meta)
+        self.absorb(entry, meta)
+        if finding is None and self.state.position * self.terms.multiple[0] < 0:
+            return self._finding(entry, "position_side", "the position is on the wrong side")
+        return finding
+
+    def _check(self, entry: JournalEntry, meta: dict[str, str]) -> FundFinding | None:
+        """Return the rule `entry` breaks, given the state before it, or None."""
+        draft = entry.draft
         if self.state.closed:
-            self.absorb(entry)
             return self._finding(entry, "sealed", "the fund was closed: its book takes no entry")
         if draft.reverses is not None or draft.kind not in FUND_KINDS:
             rule = "no_reversal" if draft.reverses is not None else "kind"
-            self.absorb(entry)
             return self._finding(entry, rule, f"a fund book takes no {draft.kind!r} entry")
         if self.last_at is not None and draft.effective_at < self.last_at:
-            self.absorb(entry)
             return self._finding(entry, "time_order", "effective time before the previous entry")
         try:
-            expected, _, rule = self._expected(entry)
+            expected, _, rule = self._expected(entry, meta)
         except (LedgerError, KeyError, ValueError) as exc:
-            self.absorb(entry)
             return self._finding(entry, _RULES.get(draft.kind, "kind"), str(exc))
         if expected is None or not _same_postings(expected.postings, draft.postings):
-            self.absorb(entry)
             return self._finding(entry, rule, self._mismatch(expected, draft))
-        self.absorb(entry)
-        if self.state.position * self.terms.multiple[0] < 0:
-            return self._finding(entry, "position_side", "the position is on the wrong side")
         return None
 
-    def absorb(self, entry: JournalEntry) -> None:
+    def absorb(self, entry: JournalEntry, meta: dict[str, str] | None = None) -> None:
         """Fold one entry into the state as the journal states it, checking nothing.
 
         Amounts come from the postings, prices from the metadata: the mark basis moves with
@@ -148,7 +150,8 @@ class FundFold:
                     self.holders[holder] = self.holders.get(holder, 0) + amount
             elif asset == pos and account == acc.POSITION:
                 position += amount
-        meta = dict(draft.metadata)
+        if meta is None:
+            meta = dict(draft.metadata)
         price, mark_price, rebalance_price = state.price, state.mark_price, state.rebalance_price
         if "price" in meta:
             try:
@@ -184,10 +187,11 @@ class FundFold:
         self.last_at = draft.effective_at
 
     # --- the entry the engine must have posted ------------------------------------------------
-    def _expected(self, entry: JournalEntry) -> tuple[EntryDraft | None, FundState, str]:
+    def _expected(
+        self, entry: JournalEntry, meta: dict[str, str]
+    ) -> tuple[EntryDraft | None, FundState, str]:
         draft = entry.draft
         terms, state = self.terms, self.state
-        meta = dict(draft.metadata)
         at, key, kind = draft.effective_at, draft.idempotency_key, draft.kind
         if kind in ("mark", "wipeout"):
             price = self._price(meta)
