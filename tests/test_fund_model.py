@@ -23,9 +23,8 @@ from datetime import UTC, datetime, time, timedelta
 from fractions import Fraction
 
 import pytest
-from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+from hypothesis.stateful import initialize, invariant, rule
 
 from ledger.clock import FixedClock
 from ledger.domain.money import format_units
@@ -33,6 +32,7 @@ from ledger.errors import Reason, Rejected
 from ledger.services.audit import verify_book
 from ledger.services.funds import Funds
 from ledger.services.ledger import open_ledger
+from tests.fund.machines import FreshDatabaseMachine, run_machine, sqlite_urls
 
 BOOK = "BTC3L"
 L = 3
@@ -126,9 +126,7 @@ class Model:
         self.holders = {h: u * factor for h, u in self.holders.items()}
 
 
-class FundEconomics(RuleBasedStateMachine):
-    url = ""
-
+class FundEconomics(FreshDatabaseMachine):
     @initialize()
     def setup(self) -> None:
         self.clock = FixedClock(T0)
@@ -297,18 +295,4 @@ class FundEconomics(RuleBasedStateMachine):
 def test_fund_economics_match_an_independent_model(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
-    counter = iter(range(10**6))
-
-    class Fresh(FundEconomics):
-        @initialize()
-        def setup(self) -> None:
-            FundEconomics.url = f"sqlite:///{tmp_path_factory.mktemp('eco')}/e{next(counter)}.db"
-            super().setup()
-
-    Fresh.TestCase.settings = settings(
-        max_examples=200,
-        stateful_step_count=30,
-        deadline=None,
-        suppress_health_check=[HealthCheck.too_slow],
-    )
-    Fresh.TestCase().runTest()
+    run_machine(FundEconomics, sqlite_urls(tmp_path_factory, "eco"), examples=200, steps=30)

@@ -13,9 +13,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+from hypothesis.stateful import initialize, invariant, rule
 
 from ledger.clock import FixedClock
 from ledger.domain.fund.fold import FundFold
@@ -24,15 +23,14 @@ from ledger.services.audit import compare_record, verify_book
 from ledger.services.funds import Funds
 from ledger.services.ledger import open_ledger
 from ledger.storage import fund_store
+from tests.fund.machines import FreshDatabaseMachine, postgres_schemas, run_machine, sqlite_urls
 
 T0 = datetime(2024, 3, 1, 23, 0, tzinfo=UTC)
 HOLDERS = ("alice", "bob", "carol")
 PRODUCTS = ("BTC3L", "BTC3S")
 
 
-class FundMachine(RuleBasedStateMachine):
-    url: str = ""
-
+class FundMachine(FreshDatabaseMachine):
     @initialize()
     def setup(self) -> None:
         self.clock = FixedClock(T0)
@@ -126,53 +124,12 @@ class FundMachine(RuleBasedStateMachine):
 def test_state_record_equals_the_journal_fold_sqlite(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
-    counter = iter(range(10**6))
-
-    class Fresh(FundMachine):
-        @initialize()
-        def setup(self) -> None:
-            FundMachine.url = f"sqlite:///{tmp_path_factory.mktemp('rec')}/f{next(counter)}.db"
-            super().setup()
-
-    Fresh.TestCase.settings = settings(
-        max_examples=40,
-        stateful_step_count=20,
-        deadline=None,
-        suppress_health_check=[HealthCheck.too_slow],
-    )
-    Fresh.TestCase().runTest()
+    run_machine(FundMachine, sqlite_urls(tmp_path_factory, "rec"), examples=40, steps=20)
 
 
 @pytest.mark.postgres
 def test_state_record_equals_the_journal_fold_postgres(pg_url: str) -> None:
-    import uuid
-
-    import psycopg
-
     from tests.conftest import PG_URL
 
-    schemas: list[str] = []
-
-    class Fresh(FundMachine):
-        @initialize()
-        def setup(self) -> None:
-            schema = f"tl_rec_{uuid.uuid4().hex[:12]}"
-            with psycopg.connect(PG_URL, autocommit=True) as conn:
-                conn.execute(f"CREATE SCHEMA {schema}")
-            schemas.append(schema)
-            sep = "&" if "?" in PG_URL else "?"
-            FundMachine.url = f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
-            super().setup()
-
-    Fresh.TestCase.settings = settings(
-        max_examples=6,
-        stateful_step_count=15,
-        deadline=None,
-        suppress_health_check=[HealthCheck.too_slow],
-    )
-    try:
-        Fresh.TestCase().runTest()
-    finally:
-        with psycopg.connect(PG_URL, autocommit=True) as conn:
-            for schema in schemas:
-                conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    with postgres_schemas(PG_URL) as new_url:
+        run_machine(FundMachine, new_url, examples=6, steps=15)
