@@ -32,6 +32,22 @@ BTC = 10**12  # position base units per BTC
 SHARE = 10**18
 
 
+def _new_funds(tmp_path: Path) -> Funds:
+    """A fund engine over a new SQLite file, its clock at T0."""
+    lg = open_ledger(f"sqlite:///{tmp_path / 'funds.db'}", clock=FixedClock(T0))
+    lg.init()
+    return Funds(lg)
+
+
+CARRY_ONLY = {  # every cost zero but the management fee and funding
+    "subscription_fee": "0",
+    "redemption_fee": "0",
+    "trading_fee": "0",
+    "adhoc_move": None,
+    "leverage_band": None,
+}
+
+
 def _multiple(state: FundState) -> Fraction:
     return Fraction(state.position * state.price, BTC * state.collateral)
 
@@ -80,9 +96,8 @@ def test_reference_example_8_fair_redemption_exact() -> None:
 
 @pytest.fixture
 def funds(tmp_path: Path) -> Iterator[Funds]:
-    lg = open_ledger(f"sqlite:///{tmp_path / 'fair.db'}", clock=FixedClock(T0))
-    lg.init()
-    service = Funds(lg)
+    service = _new_funds(tmp_path)
+    lg = service.lg
     service.create_product("BTC3L")  # default fees: 0.1% in and out, 0.05% trading
     service.set_price("BTC", "100")
     yield service
@@ -147,9 +162,8 @@ def test_an_order_on_a_stale_price_is_refused_and_writes_nothing(funds: Funds) -
 
 
 def test_max_price_age_off_and_no_price(tmp_path: Path) -> None:
-    lg = open_ledger(f"sqlite:///{tmp_path / 'age.db'}", clock=FixedClock(T0))
-    lg.init()
-    funds = Funds(lg)
+    funds = _new_funds(tmp_path)
+    lg = funds.lg
     funds.create_product("BTC3L")
     funds.create_product("BTC3S", max_price_age=None)
     with pytest.raises(Rejected) as caught:
@@ -240,9 +254,8 @@ def test_losing_side_only_trigger(
     tmp_path: Path, name: str, side: str, move: str, fires: bool
 ) -> None:
     """FTX, KuCoin and MEXC rebalanced intraday only when the move raised leverage."""
-    lg = open_ledger(f"sqlite:///{tmp_path / 'side.db'}", clock=FixedClock(T0))
-    lg.init()
-    funds = Funds(lg)
+    funds = _new_funds(tmp_path)
+    lg = funds.lg
     funds.create_product(name, adhoc_move="0.1", adhoc_side=side, leverage_band=None)
     funds.set_price("BTC", "100")
     funds.mint(name, "alice", cash="1000")
@@ -257,18 +270,9 @@ def test_losing_side_only_trigger(
 def test_rebalance_names_the_trade_in_units_and_in_the_quote_asset(tmp_path: Path) -> None:
     """Reference example 1: 3x long, NAV 100, BTC 100 -> 105: buy 30 USDT of BTC
     (0.285714285714 BTC at 12 decimals toward zero, so 29.999999 USDT at 6)."""
-    lg = open_ledger(f"sqlite:///{tmp_path / 'notional.db'}", clock=FixedClock(T0))
-    lg.init()
-    funds = Funds(lg)
-    funds.create_product(
-        "BTC3L",
-        subscription_fee="0",
-        trading_fee="0",
-        management_fee="0",
-        funding_rate="0",
-        adhoc_move=None,
-        leverage_band=None,
-    )
+    funds = _new_funds(tmp_path)
+    lg = funds.lg
+    funds.create_product("BTC3L", **CARRY_ONLY, management_fee="0", funding_rate="0")
     funds.set_price("BTC", "100")
     funds.mint("BTC3L", "alice", cash="100")
     lg.clock.moment = T0 + timedelta(hours=1)  # type: ignore[attr-defined]
@@ -280,19 +284,8 @@ def test_rebalance_names_the_trade_in_units_and_in_the_quote_asset(tmp_path: Pat
 
 
 def _carry_fund(tmp_path: Path) -> Funds:
-    lg = open_ledger(f"sqlite:///{tmp_path / 'carry.db'}", clock=FixedClock(T0))
-    lg.init()
-    funds = Funds(lg)
-    funds.create_product(
-        "BTC3L",
-        subscription_fee="0",
-        redemption_fee="0",
-        trading_fee="0",
-        management_fee="0.0003",
-        funding_rate="0.0003",
-        adhoc_move=None,
-        leverage_band=None,
-    )
+    funds = _new_funds(tmp_path)
+    funds.create_product("BTC3L", **CARRY_ONLY, management_fee="0.0003", funding_rate="0.0003")
     return funds
 
 
