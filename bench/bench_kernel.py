@@ -168,6 +168,17 @@ def concurrent_writers(url: str, books: list[str], per_writer: int) -> float:
         )
         for i in range(8)
     ]
+    results, elapsed, _ = start_together(procs, ready, go, queue)
+    return sum(done for done, _ in results) / elapsed
+
+
+def start_together(
+    procs: list[Any], ready: Any, go: Any, queue: Any
+) -> tuple[list[Any], float, float]:
+    """Start `procs`, wait until each has put on `ready`, release them all at once with `go`;
+    return (each one's result from `queue`, seconds from the signal to the last result,
+    seconds of start-up and warm-up before the signal)."""
+    started = time.perf_counter()
     for proc in procs:
         proc.start()
     for _ in procs:
@@ -178,7 +189,7 @@ def concurrent_writers(url: str, books: list[str], per_writer: int) -> float:
     elapsed = time.perf_counter() - began
     for proc in procs:
         proc.join()
-    return sum(done for done, _ in results) / elapsed
+    return results, elapsed, began - started
 
 
 def time_command(args: list[str]) -> float | None:
