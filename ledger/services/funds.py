@@ -427,8 +427,10 @@ class Funds:
     def record(self, product: str) -> FundRecord:
         """Return a product's state record (built once from the journal if it has none)."""
         terms = self.terms(product)
-        found = fund_store.load_record(self.lg.engine, terms.book)
-        if found is not None and found.seq == self.lg.head(terms.book)[0]:
+        with self.lg.reading() as unit:  # the record and the head from one snapshot
+            found = fund_store.load_record(unit.connection, terms.book)
+            current = found is not None and found.seq == unit.head(terms.book)[0]
+        if found is not None and current:
             return found
         with self._operation(product) as op:
             return op.record
