@@ -24,7 +24,7 @@ from ledger.domain.fund.navmath import (
 )
 from ledger.domain.fund.state import FundState
 from ledger.domain.fund.terms import Terms
-from ledger.domain.journal import EntryDraft, Posting
+from ledger.domain.journal import EntryDraft, Posting, to_micros
 from ledger.domain.money import format_units
 from ledger.errors import Reason, Rejected, invariant
 
@@ -372,7 +372,7 @@ def accrue(terms: Terms, state: FundState, *, at: datetime) -> tuple[EntryDraft 
         return None, state
     if state.accrued_at is None:
         return None, replace(state, accrued_at=at)
-    elapsed = _micros(at) - _micros(state.accrued_at)
+    elapsed = to_micros(at) - to_micros(state.accrued_at)
     if elapsed <= 0:
         return None, state
     fee, funding = accrual_amounts(terms, state, elapsed)
@@ -398,16 +398,8 @@ def accrue(terms: Terms, state: FundState, *, at: datetime) -> tuple[EntryDraft 
     return draft, replace(state, collateral=state.collateral - fee - funding, accrued_at=at)
 
 
-def _micros(moment: datetime) -> int:
-    delta = moment - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def close_fund(

@@ -235,8 +235,7 @@ class FundFold:
                 made, after = entries.rebalance(terms, priced, at=at, trigger=trigger)
             return made, after, "rebalance_target"
         if kind == "accrual":
-            start = datetime.fromisoformat(meta["from"].replace("Z", "+00:00"))
-            end = datetime.fromisoformat(meta["to"].replace("Z", "+00:00"))
+            start, end = _utc(meta["from"]), _utc(meta["to"])
             if state.accrued_at is None or start != state.accrued_at or end != at:
                 raise ValueError(
                     f"an accrual from {meta['from']} to {meta['to']} does not continue the last"
@@ -298,6 +297,11 @@ class FundFold:
         return FundFinding(entry.seq, rule, f"entry {entry.seq} ({entry.draft.kind}): {problem}")
 
 
+def _utc(text: str) -> datetime:
+    """Return the time of an accrual's `from` / `to` (ISO 8601 in UTC with Z)."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 def _accrued_at(
     before: datetime | None, draft: EntryDraft, meta: dict[str, str], supply: int
 ) -> datetime | None:
@@ -305,7 +309,7 @@ def _accrued_at(
     accrued_at = before
     if draft.kind == "accrual" and "to" in meta:
         try:
-            accrued_at = datetime.fromisoformat(meta["to"].replace("Z", "+00:00"))
+            accrued_at = _utc(meta["to"])
         except ValueError:
             accrued_at = draft.effective_at
     if supply == 0:
