@@ -230,7 +230,9 @@ class Funds:
                         )
                         made.append(draft)
                     fund_store.mark_daily(uow.connection, terms.book, moment.astimezone(UTC).date())
-                op.commit(made, state, moment, priced=True)
+                # A book from before the insurance cover opens its account with its wipe-out.
+                cover = [acc.insurance_cover_account(terms.book)] if step.wiped_out else []
+                op.commit(made, state, moment, priced=True, accounts=cover)
                 reports.append(
                     {
                         **nav_payload(terms, state),

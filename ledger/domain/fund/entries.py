@@ -62,7 +62,12 @@ def price_text(terms: Terms, price: int) -> str:
 
 
 def mark(
-    terms: Terms, state: FundState, *, price: int, at: datetime
+    terms: Terms,
+    state: FundState,
+    *,
+    price: int,
+    at: datetime,
+    cover: str = acc.INSURANCE_COVER,
 ) -> tuple[EntryDraft | None, FundState]:
     """Realise the variation margin of a move to `price` into collateral (rounded down).
 
@@ -74,7 +79,7 @@ def mark(
     basis = state.mark_price or state.price
     pnl = mark_pnl(terms, state.position, basis, price) if basis else 0
     if pnl and state.collateral + pnl <= 0:
-        return wipeout(terms, state, price=price, pnl=pnl, at=at)
+        return wipeout(terms, state, price=price, pnl=pnl, at=at, cover=cover)
     if pnl == 0:
         # Nothing to post: the basis stays, so a sub-unit move carries over to the next mark.
         return None, replace(state, price=price)
@@ -97,11 +102,18 @@ def mark(
 
 
 def wipeout(
-    terms: Terms, state: FundState, *, price: int, pnl: int, at: datetime
+    terms: Terms,
+    state: FundState,
+    *,
+    price: int,
+    pnl: int,
+    at: datetime,
+    cover: str = acc.INSURANCE_COVER,
 ) -> tuple[EntryDraft, FundState]:
     """Book a loss larger than the equity: the whole loss, the collateral written off, the
-    excess as `liability:shortfall` (the exchange's insurance fund bore it), the position
-    closed. NAV is then quoted as 0 and mint/redeem are refused.
+    excess to `income:insurance-cover` (the venue's insurance fund bore it, so the fund's
+    equity is exactly zero), the position closed. NAV is then quoted as 0 and mint/redeem
+    are refused. `cover` is `liability:shortfall` only to re-check books written before.
     """
     loss = -pnl
     invariant(loss >= state.collateral, "a wipe-out needs a loss at least the equity")
@@ -110,7 +122,7 @@ def wipeout(
     postings: Postings = []
     _add(postings, acc.TRADING_PNL, quote, loss)
     _add(postings, acc.COLLATERAL, quote, -state.collateral)
-    _add(postings, acc.SHORTFALL, quote, -shortfall)
+    _add(postings, cover, quote, -shortfall)
     _add(postings, acc.POSITION, pos, -state.position)
     _add(postings, acc.POSITION_CONTRA, pos, state.position)
     meta = {

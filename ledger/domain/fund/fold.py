@@ -140,7 +140,7 @@ class FundFold:
             if asset == quote:
                 if account == acc.COLLATERAL:
                     collateral += amount
-                elif account == acc.SHORTFALL:
+                elif account in (acc.INSURANCE_COVER, acc.SHORTFALL):
                     shortfall -= amount
             elif asset == share:
                 if account == acc.SHARES_OUTSTANDING:
@@ -195,7 +195,10 @@ class FundFold:
         at, key, kind = draft.effective_at, draft.idempotency_key, draft.kind
         if kind in ("mark", "wipeout"):
             price = self._price(meta)
-            made, after = entries.mark(terms, state, price=price, at=at)
+            # A book from before the insurance cover booked the excess loss as a liability.
+            legacy = any(p.account == acc.SHORTFALL for p in draft.postings)
+            cover = acc.SHORTFALL if legacy else acc.INSURANCE_COVER
+            made, after = entries.mark(terms, state, price=price, at=at, cover=cover)
             if made is not None and made.kind != kind:
                 return None, after, "wipeout_due" if made.kind == "wipeout" else "wipeout_not_due"
             return made, after, "mark_pnl" if kind == "mark" else "wipeout_not_due"
