@@ -132,4 +132,13 @@ def _request_of(entry: JournalEntry) -> tuple[str, ...]:
     moved = sum(p.amount for p in draft.postings if p.account == code)
     if draft.kind == "redeem":
         return ("redeem", holder, "", str(moved))
+    if draft.kind == "orders":
+        count = int(meta.get("orders", "0"))
+        return (
+            "orders",
+            *(
+                f"{meta[f'{i}.side']}:{meta[f'{i}.holder']}:{meta[f'{i}.amount']}"
+                for i in range(count)
+            ),
+        )
     return (draft.kind, holder, meta.get("cash", ""), "")

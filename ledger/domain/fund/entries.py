@@ -180,8 +180,8 @@ def mint(
     )
     if quote.trade:
         meta = (*meta, ("price", price_text(terms, state.price)))
-    # The first mint sizes the position to the multiple: the ad-hoc move is measured from it.
-    sized = state.supply == 0 and quote.trade != 0
+    # A mint into a fund without a position sizes it: the ad-hoc move is measured from it.
+    sized = state.position == 0 and quote.trade != 0
     after = FundState(
         state.collateral + kept,
         state.position + quote.trade,

@@ -1,0 +1,184 @@
+"""Orders that arrive together, netted: one `orders` entry for a batch of mints and
+redemptions, trading only the net of their positions.
+
+Each order is priced as if it came alone, one after the other in the batch's order (the
+same arithmetic as `entries.mint` / `entries.redeem`, so each leaves the other holders' NAV
+per share and multiple as they were). Their trades then net: the fund trades only the sum,
+and pays the trading fee of that sum. The fee saved (the orders' own fees less the net
+trade's, never negative because each fee rounds up) goes back to the orders in proportion
+to the fee each was quoted, rounded down: a minter is refunded that much of its cash, a
+redeemer is paid that much more. The few base units the division leaves stay in the fund.
+
+Pure: no I/O. The fold re-runs `batch` from the entry's metadata and compares postings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from ledger.domain.fund import accounts as acc
+from ledger.domain.fund import entries
+from ledger.domain.fund.navmath import trading_fee
+from ledger.domain.fund.state import FundState, nav_per_share_units
+from ledger.domain.fund.terms import Terms
+from ledger.domain.journal import EntryDraft, Posting
+from ledger.domain.money import format_units, parse_units
+from ledger.errors import Reason, Rejected, invariant
+
+MAX_ORDERS = 10_000
+"""The most orders one batch takes (one entry; its metadata names every order)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    """One order of a batch: a mint of `amount` quote base units of cash, or a redemption
+    of `amount` share base units."""
+
+    side: str  # "mint" | "redeem"
+    holder: str
+    amount: int
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    """What one order of a batch got: shares issued (mint, positive) or cancelled (redeem,
+    negative), the cash it was quoted to pay in (mint) or be paid (redeem) before its rebate,
+    its fee, its own trade and the part of the netting saving it got back."""
+
+    order: Order
+    shares: int
+    cash: int
+    fee: int
+    trade: int
+    trade_fee: int
+    rebate: int
+
+
+def batch(
+    terms: Terms,
+    state: FundState,
+    orders: list[Order],
+    held: dict[str, int],
+    *,
+    at: datetime,
+    key: str | None = None,
+) -> tuple[EntryDraft, FundState, list[Fill]]:
+    """Return the `orders` entry of a batch, the state after it and each order's fill.
+
+    `held` gives the share units of every holder in the batch and of the treasury.
+    """
+    if not orders:
+        raise Rejected(Reason.BAD_INPUT, "a batch needs at least one order")
+    if len(orders) > MAX_ORDERS:
+        raise Rejected(Reason.BAD_INPUT, f"a batch takes at most {MAX_ORDERS} orders")
+    holdings = dict(held)
+    running = state
+    lines: dict[tuple[str, str], int] = {}
+    quoted: list[tuple[Order, int, int, int, int, int]] = []
+    for index, order in enumerate(orders):
+        try:
+            draft, running, filled = _alone(terms, running, order, holdings, at)
+        except Rejected as exc:
+            raise Rejected(
+                exc.reason, f"order {index} ({order.side} {order.holder}): {exc.message}"
+            ) from None
+        shares, cash, fee, trade, trade_fee = filled
+        holdings[order.holder] = holdings.get(order.holder, 0) + shares
+        quoted.append((order, shares, cash, fee, trade, trade_fee))
+        for p in draft.postings:
+            lines[(p.account, p.asset)] = lines.get((p.account, p.asset), 0) + p.amount
+    net = running.position - state.position
+    net_fee = trading_fee(terms, net, state.price) if state.price else 0
+    quoted_fees = sum(q[5] for q in quoted)
+    saved = quoted_fees - net_fee
+    invariant(saved >= 0, "netting never costs more than trading each order alone")
+    fills = [
+        Fill(order, shares, cash, fee, trade, trade_fee, _share(saved, trade_fee, quoted_fees))
+        for order, shares, cash, fee, trade, trade_fee in quoted
+    ]
+    rebates = sum(f.rebate for f in fills)
+    kept = saved - rebates
+    qa = terms.quote_asset.code
+    _bump(lines, (acc.TRADING_FEES, qa), -saved)
+    _bump(lines, (acc.CONTRIBUTED, qa), rebates)  # refunded to minters, paid to redeemers
+    _bump(lines, (acc.COLLATERAL, qa), kept)
+    postings = tuple(Posting(a, s, u) for (a, s), u in lines.items() if u)
+    meta: dict[str, str] = {
+        "orders": str(len(orders)),
+        "net_trade": format_units(net, terms.position_asset.scale),
+        "trading_fee": format_units(net_fee, terms.quote_asset.scale),
+        "trading_fee_saved": format_units(saved, terms.quote_asset.scale),
+        "priced_at_nav": format_units(nav_per_share_units(terms, state), terms.quote_asset.scale),
+    }
+    if state.price:
+        meta["price"] = entries.price_text(terms, state.price)
+    qs = terms.quote_asset.scale
+    for i, f in enumerate(fills):
+        paid = f.cash - f.rebate if f.order.side == "mint" else f.cash + f.rebate
+        meta[f"{i}.side"] = f.order.side
+        meta[f"{i}.holder"] = f.order.holder
+        meta[f"{i}.amount"] = _amount_text(terms, f.order)
+        meta[f"{i}.shares"] = format_units(f.shares, terms.share_asset.scale)
+        meta[f"{i}.cash"] = format_units(paid, qs)
+        meta[f"{i}.fee"] = format_units(f.fee, qs)
+        meta[f"{i}.trade"] = format_units(f.trade, terms.position_asset.scale)
+        meta[f"{i}.rebate"] = format_units(f.rebate, qs)
+    # The batch carries its price (the mark basis moves to it, as any order that trades);
+    # a batch into a fund without a position sizes it (the ad-hoc move is measured from it).
+    sized = state.position == 0 and running.position != 0
+    after = replace(
+        running,
+        collateral=running.collateral + kept,
+        mark_price=state.price or running.mark_price,
+        rebalance_price=state.price if sized else state.rebalance_price,
+    )
+    return entries.fund_draft(terms, "orders", at, list(postings), meta, key), after, fills
+
+
+def _alone(
+    terms: Terms, state: FundState, order: Order, holdings: dict[str, int], at: datetime
+) -> tuple[EntryDraft, FundState, tuple[int, int, int, int, int]]:
+    """Price one order as if it came alone: its entry, the state after it, and (shares,
+    cash, fee, trade, trade fee)."""
+    if order.side == "mint":
+        draft, after, mq = entries.mint(terms, state, holder=order.holder, cash=order.amount, at=at)
+        return draft, after, (mq.shares, mq.cash, mq.fee, mq.trade, mq.trade_fee)
+    if order.side == "redeem":
+        draft, after, rq = entries.redeem(
+            terms,
+            state,
+            holder=order.holder,
+            shares=order.amount,
+            held=holdings.get(order.holder, 0),
+            at=at,
+            treasury=holdings.get("treasury", 0),
+        )
+        return draft, after, (-order.amount, rq.paid, rq.fee, rq.trade, rq.trade_fee)
+    raise Rejected(Reason.BAD_INPUT, f"an order is a mint or a redeem, not {order.side!r}")
+
+
+def _share(saved: int, fee: int, fees: int) -> int:
+    return (saved * fee) // fees if fees else 0
+
+
+def _bump(lines: dict[tuple[str, str], int], line: tuple[str, str], amount: int) -> None:
+    if amount:
+        lines[line] = lines.get(line, 0) + amount
+
+
+def _amount_text(terms: Terms, order: Order) -> str:
+    if order.side == "mint":
+        return format_units(order.amount, terms.quote_asset.scale)
+    return format_units(order.amount, terms.share_asset.scale)
+
+
+def orders_of(terms: Terms, meta: dict[str, str]) -> list[Order]:
+    """Return the orders an `orders` entry's metadata names, in the batch's order."""
+    found: list[Order] = []
+    for i in range(int(meta["orders"])):
+        side = meta[f"{i}.side"]
+        asset = terms.quote_asset if side == "mint" else terms.share_asset
+        amount = parse_units(meta[f"{i}.amount"], asset.scale, "amount")
+        found.append(Order(side, meta[f"{i}.holder"], amount))
+    return found
