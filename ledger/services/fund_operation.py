@@ -10,6 +10,7 @@ from datetime import datetime
 
 from ledger.domain.fund import accounts as acc
 from ledger.domain.fund import entries
+from ledger.domain.fund.orders import fills_of
 from ledger.domain.fund.state import FundRecord, FundState, check_price_fresh
 from ledger.domain.fund.terms import Terms
 from ledger.domain.journal import Account, EntryDraft, JournalEntry
@@ -133,12 +134,5 @@ def _request_of(entry: JournalEntry) -> tuple[str, ...]:
     if draft.kind == "redeem":
         return ("redeem", holder, "", str(moved))
     if draft.kind == "orders":
-        count = int(meta.get("orders", "0"))
-        return (
-            "orders",
-            *(
-                f"{meta[f'{i}.side']}:{meta[f'{i}.holder']}:{meta[f'{i}.amount']}"
-                for i in range(count)
-            ),
-        )
+        return ("orders", *(f"{f['side']}:{f['holder']}:{f['amount']}" for f in fills_of(meta)))
     return (draft.kind, holder, meta.get("cash", ""), "")

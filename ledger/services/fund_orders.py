@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ledger.domain.fund.orders import MAX_ORDERS, Order
+from ledger.domain.fund.orders import FILL_FIELDS, MAX_ORDERS, Order, fills_of
 from ledger.domain.fund.product import check_holder_id
 from ledger.domain.fund.terms import Terms
 from ledger.domain.journal import JournalEntry
@@ -77,19 +77,13 @@ def batch_payload(terms: Terms, entry: JournalEntry) -> dict[str, Any]:
     """Return the JSON-ready result of a posted batch, read from its entry alone (so a retry
     under the same key returns exactly the original)."""
     meta = dict(entry.draft.metadata)
-    count = int(meta["orders"])
     fills = [
-        {
-            "side": meta[f"{i}.side"],
-            "holder": meta[f"{i}.holder"],
-            "shares_delta": meta[f"{i}.shares"],
-            "cash": meta[f"{i}.cash"],
-            "fee": meta[f"{i}.fee"],
-            "trade": meta[f"{i}.trade"],
-            "rebate": meta[f"{i}.rebate"],
-        }
-        for i in range(count)
+        {name: fill[name] for name in FILL_FIELDS if name != "amount"}
+        | {"shares_delta": fill["shares"]}
+        for fill in fills_of(meta)
     ]
+    for fill in fills:
+        del fill["shares"]
     return {
         "product": terms.book,
         "seq": entry.seq,

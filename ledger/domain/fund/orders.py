@@ -22,12 +22,14 @@ from ledger.domain.fund import entries
 from ledger.domain.fund.navmath import trading_fee
 from ledger.domain.fund.state import FundState, nav_per_share_units
 from ledger.domain.fund.terms import Terms
-from ledger.domain.journal import EntryDraft, Posting
+from ledger.domain.journal import MAX_METADATA_ITEMS, EntryDraft, Posting
 from ledger.domain.money import format_units, parse_units
 from ledger.errors import Reason, Rejected, invariant
 
-MAX_ORDERS = 10_000
-"""The most orders one batch takes (one entry; its metadata names every order)."""
+MAX_ORDERS = 500
+"""The most orders one batch takes (one entry; its metadata records every fill)."""
+RECORD_TEXT = 4000
+"""Characters of fills per metadata item (the kernel takes at most 4,096 per item)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,10 +65,13 @@ def batch(
     *,
     at: datetime,
     key: str | None = None,
+    refused: list[int] | None = None,
 ) -> tuple[EntryDraft, FundState, list[Fill]]:
     """Return the `orders` entry of a batch, the state after it and each order's fill.
 
-    `held` gives the share units of every holder in the batch and of the treasury.
+    `held` gives the share units of every holder in the batch and of the treasury. An order
+    that is refused refuses the whole batch, unless `refused` is given: then the refused
+    orders are left out (their indices appended to it) and the entry names only the others.
     """
     if not orders:
         raise Rejected(Reason.BAD_INPUT, "a batch needs at least one order")
@@ -80,6 +85,9 @@ def batch(
         try:
             draft, running, filled = _alone(terms, running, order, holdings, at)
         except Rejected as exc:
+            if refused is not None:
+                refused.append(index)
+                continue
             raise Rejected(
                 exc.reason, f"order {index} ({order.side} {order.holder}): {exc.message}"
             ) from None
@@ -88,6 +96,8 @@ def batch(
         quoted.append((order, shares, cash, fee, trade, trade_fee))
         for p in draft.postings:
             lines[(p.account, p.asset)] = lines.get((p.account, p.asset), 0) + p.amount
+    if not quoted:
+        raise Rejected(Reason.BAD_INPUT, "every order of the batch was refused")
     net = running.position - state.position
     net_fee = trading_fee(terms, net, state.price) if state.price else 0
     quoted_fees = sum(q[5] for q in quoted)
@@ -104,26 +114,7 @@ def batch(
     _bump(lines, (acc.CONTRIBUTED, qa), rebates)  # refunded to minters, paid to redeemers
     _bump(lines, (acc.COLLATERAL, qa), kept)
     postings = tuple(Posting(a, s, u) for (a, s), u in lines.items() if u)
-    meta: dict[str, str] = {
-        "orders": str(len(orders)),
-        "net_trade": format_units(net, terms.position_asset.scale),
-        "trading_fee": format_units(net_fee, terms.quote_asset.scale),
-        "trading_fee_saved": format_units(saved, terms.quote_asset.scale),
-        "priced_at_nav": format_units(nav_per_share_units(terms, state), terms.quote_asset.scale),
-    }
-    if state.price:
-        meta["price"] = entries.price_text(terms, state.price)
-    qs = terms.quote_asset.scale
-    for i, f in enumerate(fills):
-        paid = f.cash - f.rebate if f.order.side == "mint" else f.cash + f.rebate
-        meta[f"{i}.side"] = f.order.side
-        meta[f"{i}.holder"] = f.order.holder
-        meta[f"{i}.amount"] = _amount_text(terms, f.order)
-        meta[f"{i}.shares"] = format_units(f.shares, terms.share_asset.scale)
-        meta[f"{i}.cash"] = format_units(paid, qs)
-        meta[f"{i}.fee"] = format_units(f.fee, qs)
-        meta[f"{i}.trade"] = format_units(f.trade, terms.position_asset.scale)
-        meta[f"{i}.rebate"] = format_units(f.rebate, qs)
+    meta = _metadata(terms, state, fills, net, net_fee, saved)
     # The batch carries its price (the mark basis moves to it, as any order that trades);
     # a batch into a fund without a position sizes it (the ad-hoc move is measured from it).
     sized = state.position == 0 and running.position != 0
@@ -134,6 +125,72 @@ def batch(
         rebalance_price=state.price if sized else state.rebalance_price,
     )
     return entries.fund_draft(terms, "orders", at, list(postings), meta, key), after, fills
+
+
+def _metadata(
+    terms: Terms, state: FundState, fills: list[Fill], net: int, net_fee: int, saved: int
+) -> dict[str, str]:
+    """Return a batch entry's metadata: its totals, price and NAV, then every fill."""
+    meta: dict[str, str] = {
+        "orders": str(len(fills)),
+        "net_trade": format_units(net, terms.position_asset.scale),
+        "trading_fee": format_units(net_fee, terms.quote_asset.scale),
+        "trading_fee_saved": format_units(saved, terms.quote_asset.scale),
+        "priced_at_nav": format_units(nav_per_share_units(terms, state), terms.quote_asset.scale),
+    }
+    if state.price:
+        meta["price"] = entries.price_text(terms, state.price)
+    qs, ss, ps = terms.quote_asset.scale, terms.share_asset.scale, terms.position_asset.scale
+    records = []
+    for f in fills:
+        paid = f.cash - f.rebate if f.order.side == "mint" else f.cash + f.rebate
+        fields = (
+            f.order.side,
+            f.order.holder,
+            _amount_text(terms, f.order),
+            format_units(f.shares, ss),
+            format_units(paid, qs),
+            format_units(f.fee, qs),
+            format_units(f.trade, ps),
+            format_units(f.rebate, qs),
+        )
+        records.append(" ".join(fields))
+    chunks = _chunks(records, RECORD_TEXT)
+    if len(meta) + len(chunks) > MAX_METADATA_ITEMS:
+        raise Rejected(Reason.BAD_INPUT, "the batch is too large to record in one entry: split it")
+    for i, chunk in enumerate(chunks):
+        meta[f"fills.{i:03d}"] = chunk
+    return meta
+
+
+def _chunks(records: list[str], limit: int) -> list[str]:
+    """Join records with ";" into texts of at most `limit` characters each."""
+    chunks: list[str] = []
+    current = ""
+    for record in records:
+        joined = f"{current};{record}" if current else record
+        if current and len(joined) > limit:
+            chunks.append(current)
+            joined = record
+        current = joined
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+FILL_FIELDS = ("side", "holder", "amount", "shares", "cash", "fee", "trade", "rebate")
+"""The fields of one fill in an `orders` entry's `fills.NNN` metadata (space-separated;
+fills separated by ";"), in this order: cash is what the order paid in (a mint, after its
+rebate) or was paid (a redemption, rebate included)."""
+
+
+def fills_of(meta: dict[str, str]) -> list[dict[str, str]]:
+    """Return the fills an `orders` entry's metadata records, in the batch's order."""
+    text = ";".join(v for k, v in sorted(meta.items()) if k.startswith("fills."))
+    found = [dict(zip(FILL_FIELDS, r.split(" "), strict=True)) for r in text.split(";") if r]
+    if len(found) != int(meta["orders"]):
+        raise ValueError(f"the entry names {meta['orders']} orders but records {len(found)}")
+    return found
 
 
 def _alone(
@@ -176,9 +233,10 @@ def _amount_text(terms: Terms, order: Order) -> str:
 def orders_of(terms: Terms, meta: dict[str, str]) -> list[Order]:
     """Return the orders an `orders` entry's metadata names, in the batch's order."""
     found: list[Order] = []
-    for i in range(int(meta["orders"])):
-        side = meta[f"{i}.side"]
+    for fill in fills_of(meta):
+        side = fill["side"]
         asset = terms.quote_asset if side == "mint" else terms.share_asset
-        amount = parse_units(meta[f"{i}.amount"], asset.scale, "amount")
-        found.append(Order(side, meta[f"{i}.holder"], amount))
+        found.append(
+            Order(side, fill["holder"], parse_units(fill["amount"], asset.scale, "amount"))
+        )
     return found
