@@ -285,3 +285,33 @@ def test_the_orders_command_reads_a_file_and_refuses_in_one_line(tmp_path: Path)
         assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
     assert json.loads(run("nav", "BTC3L", "--json").stdout) == head
     assert json.loads(run("nav", "BTC3L", "--json").stdout)["supply"] == payload["nav"]["supply"]
+
+
+def test_the_audit_checks_every_fill_of_a_batch(funds: Funds) -> None:
+    """The postings of a batch add its orders up, so the audit also checks the fills its
+    metadata records: a batch whose recorded cash for one holder was changed is found."""
+    from dataclasses import replace as dc_replace
+
+    from ledger.domain.fund import fold as fold_module
+    from ledger.domain.fund.orders import fills_of
+
+    items = [
+        {"side": "mint", "holder": "bob", "cash": "900"},
+        {"side": "redeem", "holder": "alice", "shares": "2"},
+    ]
+    result = funds.orders("BTC3L", items)
+    terms = funds.terms("BTC3L")
+    book = list(funds.lg.entries("BTC3L"))
+    assert fold_module.fold_entries(terms, book)[1] is None
+    batch_entry = book[-1]
+    meta = dict(batch_entry.draft.metadata)
+    assert [f["cash"] for f in fills_of(meta)] == [str(f.cash) for f in result.fills]
+    forged = {
+        k: (v.replace(str(result.fills[1].cash), "999.000000") if k.startswith("fills.") else v)
+        for k, v in meta.items()
+    }
+    tampered = dc_replace(
+        batch_entry, draft=dc_replace(batch_entry.draft, metadata=tuple(sorted(forged.items())))
+    )
+    finding = fold_module.fold_entries(terms, [*book[:-1], tampered])[1]
+    assert finding is not None and finding.rule == "orders_price"

@@ -122,6 +122,10 @@ class FundFold:
             return self._finding(entry, _RULES.get(draft.kind, "kind"), str(exc))
         if expected is None or not _same_postings(expected.postings, draft.postings):
             return self._finding(entry, rule, self._mismatch(expected, draft))
+        if draft.kind == "orders" and expected.metadata != draft.metadata:
+            # A batch's postings add its orders up: its fills (what each holder paid, got and
+            # was rebated) are checked in its metadata.
+            return self._finding(entry, rule, "the batch's recorded fills are not its orders'")
         return None
 
     def absorb(self, entry: JournalEntry, meta: dict[str, str] | None = None) -> None:

@@ -19,7 +19,7 @@ from datetime import datetime
 
 from ledger.domain.fund import accounts as acc
 from ledger.domain.fund import entries
-from ledger.domain.fund.navmath import trading_fee
+from ledger.domain.fund.navmath import quote_mint, quote_redeem, trading_fee
 from ledger.domain.fund.state import FundState, nav_per_share_units
 from ledger.domain.fund.terms import Terms
 from ledger.domain.journal import MAX_METADATA_ITEMS, EntryDraft, Posting
@@ -83,7 +83,7 @@ def batch(
     quoted: list[tuple[Order, int, int, int, int, int]] = []
     for index, order in enumerate(orders):
         try:
-            draft, running, filled = _alone(terms, running, order, holdings, at)
+            lines_of, running, filled = _alone(terms, running, order, holdings, at)
         except Rejected as exc:
             if refused is not None:
                 refused.append(index)
@@ -94,8 +94,8 @@ def batch(
         shares, cash, fee, trade, trade_fee = filled
         holdings[order.holder] = holdings.get(order.holder, 0) + shares
         quoted.append((order, shares, cash, fee, trade, trade_fee))
-        for p in draft.postings:
-            lines[(p.account, p.asset)] = lines.get((p.account, p.asset), 0) + p.amount
+        for account, asset, amount in lines_of:
+            lines[(account, asset)] = lines.get((account, asset), 0) + amount
     if not quoted:
         raise Rejected(Reason.BAD_INPUT, "every order of the batch was refused")
     net = running.position - state.position
@@ -195,23 +195,27 @@ def fills_of(meta: dict[str, str]) -> list[dict[str, str]]:
 
 def _alone(
     terms: Terms, state: FundState, order: Order, holdings: dict[str, int], at: datetime
-) -> tuple[EntryDraft, FundState, tuple[int, int, int, int, int]]:
-    """Price one order as if it came alone: its entry, the state after it, and (shares,
+) -> tuple[list[entries.Line], FundState, tuple[int, int, int, int, int]]:
+    """Price one order as if it came alone: its postings, the state after it, and (shares,
     cash, fee, trade, trade fee)."""
     if order.side == "mint":
-        draft, after, mq = entries.mint(terms, state, holder=order.holder, cash=order.amount, at=at)
-        return draft, after, (mq.shares, mq.cash, mq.fee, mq.trade, mq.trade_fee)
-    if order.side == "redeem":
-        draft, after, rq = entries.redeem(
-            terms,
-            state,
-            holder=order.holder,
-            shares=order.amount,
-            held=holdings.get(order.holder, 0),
-            at=at,
-            treasury=holdings.get("treasury", 0),
+        mq = quote_mint(terms, state, order.amount)
+        filled = (mq.shares, mq.cash, mq.fee, mq.trade, mq.trade_fee)
+        return (
+            entries.mint_lines(terms, mq, order.holder),
+            entries.after_mint(state, mq, at),
+            filled,
         )
-        return draft, after, (-order.amount, rq.paid, rq.fee, rq.trade, rq.trade_fee)
+    if order.side == "redeem":
+        treasury = holdings.get("treasury", 0) if order.holder != "treasury" else 0
+        held = holdings.get(order.holder, 0)
+        rq = quote_redeem(terms, state, order.amount, held, treasury)
+        filled = (-order.amount, rq.paid, rq.fee, rq.trade, rq.trade_fee)
+        return (
+            entries.redeem_lines(terms, rq, order.holder),
+            entries.after_redeem(state, rq),
+            filled,
+        )
     raise Rejected(Reason.BAD_INPUT, f"an order is a mint or a redeem, not {order.side!r}")
 
 
