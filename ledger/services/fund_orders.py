@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ledger.domain.fund.orders import FILL_FIELDS, MAX_ORDERS, Order, fills_of
+from ledger.domain.fund.orders import MAX_ORDERS, Order, fills_of
 from ledger.domain.fund.product import check_holder_id
 from ledger.domain.fund.terms import Terms
 from ledger.domain.journal import JournalEntry
@@ -58,32 +58,30 @@ def _order(terms: Terms, index: int, item: object) -> Order:
     return Order(side, holder, units)
 
 
-def request_of(terms: Terms, orders: Sequence[Order]) -> tuple[str, ...]:
+def request_of(orders: Sequence[Order]) -> tuple[str, ...]:
     """Return what identifies a batch for its idempotency key (as `FundOperation.replay`
-    reads it back from a posted `orders` entry)."""
-    return (
-        "orders",
-        *(
-            f"{o.side}:{o.holder}:"
-            + format_units(
-                o.amount, (terms.quote_asset if o.side == "mint" else terms.share_asset).scale
-            )
-            for o in orders
-        ),
-    )
+    reads it back from a posted `orders` entry): each order's side, holder and base units."""
+    return ("orders", *(f"{o.side}:{o.holder}:{o.amount}" for o in orders))
 
 
 def batch_payload(terms: Terms, entry: JournalEntry) -> dict[str, Any]:
     """Return the JSON-ready result of a posted batch, read from its entry alone (so a retry
     under the same key returns exactly the original)."""
     meta = dict(entry.draft.metadata)
+    qs, ss = terms.quote_asset.scale, terms.share_asset.scale
+    ps = terms.position_asset.scale
     fills = [
-        {name: fill[name] for name in FILL_FIELDS if name != "amount"}
-        | {"shares_delta": fill["shares"]}
-        for fill in fills_of(meta)
+        {
+            "side": f["side"],
+            "holder": f["holder"],
+            "shares_delta": format_units(int(f["shares"]), ss),
+            "cash": format_units(int(f["cash"]), qs),
+            "fee": format_units(int(f["fee"]), qs),
+            "trade": format_units(int(f["trade"]), ps),
+            "rebate": format_units(int(f["rebate"]), qs),
+        }
+        for f in fills_of(meta)
     ]
-    for fill in fills:
-        del fill["shares"]
     return {
         "product": terms.book,
         "seq": entry.seq,

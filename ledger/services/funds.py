@@ -349,7 +349,7 @@ class Funds:
         """
         terms = self.terms(product)
         batch_orders = parse_orders(terms, items)
-        request = request_of(terms, batch_orders)
+        request = request_of(batch_orders)
         with self._operation(product) as op:
             moment = self._now(at)
             done = op.replay(key, request)

@@ -292,7 +292,7 @@ class FundFold:
         if kind == "orders":
             self.order_navs[entry.seq] = nav_per_share_units(terms, state)
             made, after, _ = orders.batch(
-                terms, state, orders.orders_of(terms, meta), dict(self.holders), at=at, key=key
+                terms, state, orders.orders_of(meta), dict(self.holders), at=at, key=key
             )
             return made, after, "orders_price"
         raise ValueError(f"{kind!r} is not an order")

@@ -23,7 +23,7 @@ from ledger.domain.fund.navmath import quote_mint, quote_redeem, trading_fee
 from ledger.domain.fund.state import FundState, nav_per_share_units
 from ledger.domain.fund.terms import Terms
 from ledger.domain.journal import MAX_METADATA_ITEMS, EntryDraft, Posting
-from ledger.domain.money import format_units, parse_units
+from ledger.domain.money import format_units
 from ledger.errors import Reason, Rejected, invariant
 
 MAX_ORDERS = 500
@@ -140,21 +140,14 @@ def _metadata(
     }
     if state.price:
         meta["price"] = entries.price_text(terms, state.price)
-    qs, ss, ps = terms.quote_asset.scale, terms.share_asset.scale, terms.position_asset.scale
-    records = []
-    for f in fills:
-        paid = f.cash - f.rebate if f.order.side == "mint" else f.cash + f.rebate
-        fields = (
-            f.order.side,
-            f.order.holder,
-            _amount_text(terms, f.order),
-            format_units(f.shares, ss),
-            format_units(paid, qs),
-            format_units(f.fee, qs),
-            format_units(f.trade, ps),
-            format_units(f.rebate, qs),
-        )
-        records.append(" ".join(fields))
+    # Base units as integers (each field's asset: the quote, shares or the position), so a
+    # batch of hundreds of orders records and re-reads quickly.
+    records = [
+        f"{f.order.side} {f.order.holder} {f.order.amount} {f.shares}"
+        f" {f.cash - f.rebate if f.order.side == 'mint' else f.cash + f.rebate}"
+        f" {f.fee} {f.trade} {f.rebate}"
+        for f in fills
+    ]
     chunks = _chunks(records, RECORD_TEXT)
     if len(meta) + len(chunks) > MAX_METADATA_ITEMS:
         raise Rejected(Reason.BAD_INPUT, "the batch is too large to record in one entry: split it")
@@ -180,8 +173,10 @@ def _chunks(records: list[str], limit: int) -> list[str]:
 
 FILL_FIELDS = ("side", "holder", "amount", "shares", "cash", "fee", "trade", "rebate")
 """The fields of one fill in an `orders` entry's `fills.NNN` metadata (space-separated;
-fills separated by ";"), in this order: cash is what the order paid in (a mint, after its
-rebate) or was paid (a redemption, rebate included)."""
+fills separated by ";"), in this order, amounts as integers of base units: amount is the
+cash asked (a mint, quote units) or the shares redeemed (share units); shares issued (> 0)
+or cancelled (< 0); cash is what the order paid in (a mint, after its rebate) or was paid
+(a redemption, rebate included); fee (quote); trade (position units); rebate (quote)."""
 
 
 def fills_of(meta: dict[str, str]) -> list[dict[str, str]]:
@@ -234,13 +229,6 @@ def _amount_text(terms: Terms, order: Order) -> str:
     return format_units(order.amount, terms.share_asset.scale)
 
 
-def orders_of(terms: Terms, meta: dict[str, str]) -> list[Order]:
+def orders_of(meta: dict[str, str]) -> list[Order]:
     """Return the orders an `orders` entry's metadata names, in the batch's order."""
-    found: list[Order] = []
-    for fill in fills_of(meta):
-        side = fill["side"]
-        asset = terms.quote_asset if side == "mint" else terms.share_asset
-        found.append(
-            Order(side, fill["holder"], parse_units(fill["amount"], asset.scale, "amount"))
-        )
-    return found
+    return [Order(f["side"], f["holder"], int(f["amount"])) for f in fills_of(meta)]
