@@ -80,6 +80,12 @@ def product_group() -> None:
 @click.option("--management-fee", default=None, help="Rate per day. Default 0.0003.")
 @click.option("--trading-fee", default=None, help="Rate of rebalance notional. Default 0.0005.")
 @click.option("--funding-rate", default=None, help="Per day, longs pay if > 0. Default 0.0003.")
+@click.option(
+    "--funding-interval",
+    type=int,
+    default=None,
+    help="Seconds a published rate (`funding SYMBOL RATE`) is quoted for. Default 28800 (8 h).",
+)
 @click.option("--min-subscription", default=None, help="Minimum cash per mint. Default 10.")
 @click.option("--rebalance-time", default=None, help="Daily rebalance, HH:MM UTC. Default 00:02.")
 @click.option("--adhoc-move", default=None, help="Ad-hoc trigger move, rate or 'off'.")

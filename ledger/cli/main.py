@@ -25,6 +25,7 @@ COMMAND_HOMES = {
     **dict.fromkeys(_KERNEL_COMMANDS.split(), KERNEL),
     **dict.fromkeys(_FUND_COMMANDS.split(), FUND),
     "orders": BATCH,
+    "funding": BATCH,
     "chain": CHAIN,
 }
 
