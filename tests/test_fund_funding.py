@@ -139,3 +139,20 @@ def test_the_funding_command(tmp_path: Path) -> None:
         assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
     bad_interval = run("product", "create", "BTC2L", "--funding-interval", "10")
     assert bad_interval.returncode == 2 and "funding_interval" in bad_interval.stderr
+
+
+def test_the_audit_checks_each_accrual_against_the_feed(funds: Funds) -> None:
+    """An accrual at a rate the feed never published (or the product's rate where the feed
+    had one in force) is found by `verify`, naming the entry (rule funding_feed)."""
+    from ledger.storage import fund_store
+
+    funds.set_funding_rate("BTC", "0.0002", at=T0 + timedelta(hours=8))
+    funds.set_price("BTC", "100", at=T0 + timedelta(days=1))
+    assert verify_book(funds.lg, "BTC3L").ok
+    # The feed loses its row (a database edited behind the engine's back).
+    with funds.lg.engine.begin() as connection:
+        connection.execute(fund_store.FUNDING_RATES.delete())
+    report = verify_book(funds.lg, "BTC3L")
+    assert not report.ok and "funding_feed" in (report.problem or "")
+    last = [e for e in funds.lg.entries("BTC3L") if e.draft.kind == "accrual"][-1]
+    assert report.first_bad_seq == last.seq

@@ -148,6 +148,18 @@ def funding_rate(
     return None if row is None else (from_micros(int(row[0])), str(row[1]))
 
 
+def funding_rates(target: Engine | Connection, symbol: str) -> list[tuple[datetime, str]]:
+    """Return `symbol`'s whole funding feed, (time, rate) in the order it was published."""
+    table = FUNDING_RATES
+    query = (
+        select(table.c.at_us, table.c.rate)
+        .where(table.c.symbol == symbol)
+        .order_by(table.c.at_us, table.c.id)
+    )
+    with _using(target) as connection:
+        return [(from_micros(int(at)), str(rate)) for at, rate in connection.execute(query)]
+
+
 def mark_daily(target: Engine | Connection, book: str, day: date) -> None:
     """Record that `book`'s scheduled rebalance of `day` ran (even if it traded nothing)."""
     with _using(target, write=True) as connection:
