@@ -80,6 +80,8 @@ def product_summary(run: ProductRun, outcome: SimOutcome) -> dict[str, Any]:
         "trading_fees_rebalances": format_units(
             balances.get((acc.TRADING_FEES, qa), 0) - counts.get("order_trading_fees", 0), quote
         ),
+        "trading_fees_saved_by_netting": format_units(counts.get("order_fees_saved", 0), quote),
+        "order_batches": counts.get("order_batches", 0),
         "funding_paid": format_units(balances.get((acc.FUNDING, qa), 0), quote),
         "splits": counts.get("splits", 0),
         "merges": counts.get("merges", 0),
@@ -124,6 +126,8 @@ ROWS = (
     ("management fees", "fees_management"),
     ("trading fees borne by orders", "trading_fees_orders"),
     ("trading fees of rebalancing", "trading_fees_rebalances"),
+    ("trading fees saved by netting", "trading_fees_saved_by_netting"),
+    ("order batches (one per day)", "order_batches"),
     ("funding paid (< 0: received)", "funding_paid"),
     ("splits / merges", ("splits", "merges")),
     ("mints / redeems / refused", ("mints", "redeems", "refused")),
