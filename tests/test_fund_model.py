@@ -335,3 +335,13 @@ def test_fund_economics_match_an_independent_model(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     run_machine(FundEconomics, sqlite_urls(tmp_path_factory, "eco"), examples=200, steps=30)
+
+
+@pytest.mark.postgres
+def test_fund_economics_match_an_independent_model_postgres(pg_url: str) -> None:
+    """The same machine on PostgreSQL (fewer examples: each opens a schema on the server)."""
+    from tests.conftest import PG_URL
+    from tests.fund.machines import postgres_schemas
+
+    with postgres_schemas(PG_URL) as new_url:
+        run_machine(FundEconomics, new_url, examples=12, steps=30)
