@@ -88,8 +88,9 @@ def _operator(w3: Web3, url: str) -> Operator:
     from ledger.chain.rpc import is_loopback_url
 
     # Anvil's public test key is acceptable only on a local Anvil chain.
-    dev_ok = w3.eth.chain_id == ANVIL_CHAIN_ID and is_loopback_url(url)
-    return load_operator(allow_dev_key=dev_ok)
+    chain_id = int(w3.eth.chain_id)
+    dev_ok = chain_id == ANVIL_CHAIN_ID and is_loopback_url(url)
+    return load_operator(allow_dev_key=dev_ok, chain_id=chain_id)
 
 
 def _ledger(*books: str) -> Ledger:
