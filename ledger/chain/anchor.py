@@ -5,9 +5,11 @@ the deployment it went to (chain id, address, deployment tx, owner). `verify_anc
 every anchor the database recorded for the book, on every deployment it ever had, and every
 anchor the live contract holds:
 
-- the chain under the anchor's deployment is the connected one (chain id, genesis block), the
-  contract is still there, was created by the recorded deployment transaction, and is still
-  owned by the recorded owner; the deployment row still says what the anchor copied from it;
+- the anchor's deployment was not retired (a chain reset retires it: the contract the anchor
+  went to is gone, even if a redeploy lands at the same address); the chain under it is the
+  connected one (chain id, genesis block), the contract is still there, was created by the
+  recorded deployment transaction, and is still owned by the recorded owner; the deployment
+  row still says what the anchor copied from it;
 - the contract still holds the anchored hash at that seq;
 - the database's entry at that seq still has that hash.
 
@@ -245,6 +247,13 @@ class _Checker:
                 anchor,
                 f"swapped deployment: the anchor was written to {anchor.address} (chain id"
                 f" {anchor.chain_id}); the deployment record now says {dep.address}",
+            )
+        if dep.retired:
+            # Whatever lives at that address now, the contract the anchor went to is gone.
+            return self._mismatch(
+                anchor,
+                f"missing on chain: its mirror {dep.address} was retired"
+                f" ({dep.retired_reason or 'no reason recorded'})",
             )
         problem = self.deployment_problem(dep)
         if problem is not None:

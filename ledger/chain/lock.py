@@ -5,7 +5,9 @@ is refused at once (Reason.BUSY, one line), never queued. The lock dies with the
 holds it, so a run killed with SIGKILL never leaves a stale lock behind:
 
 - PostgreSQL: a session-level advisory lock (`pg_try_advisory_lock`) on a connection of its
-  own, keyed by the first 8 bytes of sha256("token-ledger/chain-sync/v1:" + book);
+  own, keyed by the first 8 bytes of sha256("token-ledger/chain-sync/v1:" + schema + ":" +
+  book), the schema being the ledger's (`current_schema()`: two ledgers in one database
+  do not share locks);
 - SQLite: an exclusive `flock` on the file `<database>.chain-<book>.lock` beside the database
   (SQLite has no lock that outlives a transaction, and holding a write transaction for the
   whole sync would stop every other writer of the ledger).
@@ -29,9 +31,9 @@ LOCK_TAG = b"token-ledger/chain-sync/v1:"
 _MEMORY_LOCKS: dict[tuple[str, str], threading.Lock] = {}
 
 
-def lock_key(book: str) -> int:
-    """Return the advisory lock key of `book`: a signed 64-bit integer."""
-    digest = hashlib.sha256(LOCK_TAG + book.encode("utf-8")).digest()
+def lock_key(book: str, schema: str = "") -> int:
+    """Return the advisory lock key of `book` in `schema`: a signed 64-bit integer."""
+    digest = hashlib.sha256(LOCK_TAG + f"{schema}:{book}".encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
@@ -60,8 +62,9 @@ def book_lock(engine: Engine, book: str) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _advisory_lock(engine: Engine, book: str) -> Iterator[None]:
-    key = lock_key(book)
     with engine.connect() as connection:
+        schema = str(connection.execute(text("SELECT current_schema()")).scalar() or "")
+        key = lock_key(book, schema)
         got = connection.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
         connection.commit()
         if not got:

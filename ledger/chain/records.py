@@ -98,6 +98,7 @@ class Deployment:
     deploy_tx: bytes = b""
     owner: str | None = None  # None: recorded before revision 0006
     retired: bool = False
+    retired_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +127,7 @@ def _deployment(row: ChainDeploymentRow) -> Deployment:
         deploy_tx=bytes(row.deploy_tx),
         owner=row.owner,
         retired=row.retired_us is not None,
+        retired_reason=row.retired_reason,
     )
 
 
