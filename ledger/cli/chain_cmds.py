@@ -412,6 +412,8 @@ def _sync_text(r: SyncReport) -> str:
         f"{r.book} mirrored to seq {r.synced_seq} at {r.address}: {r.txs} txs "
         f"({r.holders_written} holder writes, {r.rebases} split/merge), gas {r.gas_used}"
     ]
+    if r.catch_ups:
+        lines.append(f"{r.catch_ups} catchUp txs moved holders far behind on splits forward")
     if r.redeployed:
         lines.append(f"redeployed: {r.reset_reason}")
     if r.failed_txs:
