@@ -411,3 +411,40 @@ def test_anvil_runs_without_the_operator_key_in_its_environment(
             assert b"hunter2" not in raw and b"PATH=" in raw
     finally:
         stop_anvil(node)
+
+
+def test_migration_0006_copies_each_older_anchors_deployment(tmp_path: Path) -> None:
+    """Anchors written before revision 0006 get their deployment's chain id, address and
+    deployment tx; their owner stays unknown (NULL)."""
+    from alembic import command
+
+    from ledger.chain import records
+    from ledger.storage import migrate
+
+    lg = open_ledger(f"sqlite:///{tmp_path / 'old.db'}", clock=FixedClock(T0))
+    lg.init()
+    try:
+        with lg.engine.begin() as conn:
+            command.downgrade(migrate._config(conn), "0005")
+            conn.exec_driver_sql(
+                "INSERT INTO tl_chain_deployments (id, book, chain_id, genesis_hash, address,"
+                " deploy_tx, deploy_block, deployed_us) VALUES (7, ?, 31337, ?, ?, ?, 1, 0)",
+                (BOOK, b"\x01" * 32, "0x" + "ab" * 20, b"\x02" * 32),
+            )
+            conn.exec_driver_sql(
+                "INSERT INTO tl_chain_anchors (deployment_id, seq, entry_hash, tx_hash,"
+                " recorded_us) VALUES (7, 3, ?, ?, 0)",
+                (b"\x03" * 32, b"\x04" * 32),
+            )
+        assert migrate.upgrade(lg.engine) == migrate.head_revision()
+        (anchor,) = records.book_anchors(lg.engine, BOOK)
+        assert (anchor.seq, anchor.chain_id, anchor.address, anchor.deploy_tx, anchor.owner) == (
+            3,
+            31337,
+            "0x" + "ab" * 20,
+            b"\x02" * 32,
+            None,
+        )
+        assert anchor.deployment.owner is None
+    finally:
+        lg.close()
