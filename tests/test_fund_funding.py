@@ -16,6 +16,7 @@ from ledger.errors import Reason, Rejected
 from ledger.services.audit import verify_book
 from ledger.services.funds import Funds
 from ledger.services.ledger import open_ledger
+from tests.fund.helpers import cli
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 CARRY = {  # funding only: no fee of any kind, no ad-hoc trade, no price age
@@ -117,16 +118,8 @@ def test_a_rate_cannot_be_published_before_the_last_one(funds: Funds) -> None:
 
 def test_the_funding_command(tmp_path: Path) -> None:
     import json
-    import subprocess
-    import sys
 
-    db = f"sqlite:///{tmp_path / 'cli.db'}"
-    binary = Path(sys.executable).parent / "token-ledger"
-
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(binary), "--db", db, *args], check=False, capture_output=True, text=True
-        )
+    run = cli(f"sqlite:///{tmp_path / 'cli.db'}")
 
     assert run("init").returncode == 0
     assert run("product", "create", "BTC3L", "--funding-interval", "3600").returncode == 0

@@ -18,9 +18,11 @@ NAV per share after every step. After every step:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from fractions import Fraction
+from typing import Any
 
 import pytest
 from hypothesis import strategies as st
@@ -180,16 +182,9 @@ class FundEconomics(FreshDatabaseMachine):
 
     @rule(holder=st.sampled_from(HOLDERS), cash=st.integers(10, 50_000))
     def mint(self, holder: str, cash: int) -> None:
-        stale = self._stale()
-        try:
-            out = self.funds.mint(BOOK, holder, cash=str(cash))
-        except Rejected as exc:
-            if self.model.wiped_out:
-                assert exc.reason is Reason.FUND_WIPED_OUT, exc
-                return
-            assert stale and exc.reason in (Reason.STALE_PRICE, Reason.NO_PRICE), exc
+        out = self._order(lambda: self.funds.mint(BOOK, holder, cash=str(cash)))
+        if out is None:
             return
-        assert not stale and not self.model.wiped_out
         self._check_order(out)
         # The order is priced at the engine's NAV, which carries the equity's rounding so far.
         relative = self.relative if self.model.supply else Fraction(0)
@@ -236,18 +231,9 @@ class FundEconomics(FreshDatabaseMachine):
         items = [{"side": "mint", "holder": minter, "cash": str(cash)}]
         if units:
             items.append({"side": "redeem", "holder": redeemer, "shares": format_units(units, 18)})
-        stale = self._stale()
-        try:
-            out = self.funds.orders(BOOK, items)
-        except Rejected as exc:
-            if exc.reason is Reason.BELOW_MINIMUM:
-                return
-            if self.model.wiped_out:
-                assert exc.reason is Reason.FUND_WIPED_OUT, exc
-                return
-            assert stale and exc.reason in (Reason.STALE_PRICE, Reason.NO_PRICE), exc
+        out = self._order(lambda: self.funds.orders(BOOK, items), small=Reason.BELOW_MINIMUM)
+        if out is None:
             return
-        assert not stale and not self.model.wiped_out
         self._check_order(out)
         assert out.trading_fee_saved >= 0 and all(f.rebate >= 0 for f in out.fills)
         relative = self.relative if self.model.supply else Fraction(0)
@@ -274,6 +260,23 @@ class FundEconomics(FreshDatabaseMachine):
         self.model.rescale(factor)
         self.share_error *= factor
         self._step()
+
+    def _order(self, call: Callable[[], Any], small: Reason | None = None) -> Any:
+        """Return the result of an order, or None when the engine refused it exactly as the
+        model predicts (a stale or missing price, a wiped-out fund; `small`: too small)."""
+        stale = self._stale()
+        try:
+            out = call()
+        except Rejected as exc:
+            if exc.reason is small:
+                return None
+            if self.model.wiped_out:
+                assert exc.reason is Reason.FUND_WIPED_OUT, exc
+                return None
+            assert stale and exc.reason in (Reason.STALE_PRICE, Reason.NO_PRICE), exc
+            return None
+        assert not stale and not self.model.wiped_out
+        return out
 
     def _check_order(self, out: object) -> None:
         """The order left the other holders' NAV per share unchanged (fund's favour only)."""

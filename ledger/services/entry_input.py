@@ -129,7 +129,7 @@ def draft_from_json(text: str) -> EntryDraft:
     check_json_shape(text, max_bytes=MAX_ENTRY_BYTES, max_depth=MAX_JSON_DEPTH)
     try:
         raw: Any = json.loads(
-            text, parse_float=_no_float, parse_int=_short_int, object_pairs_hook=_no_repeats
+            text, parse_float=no_float, parse_int=_short_int, object_pairs_hook=no_repeats
         )
     except json.JSONDecodeError as exc:
         raise Rejected(Reason.BAD_INPUT, f"not valid JSON: {exc.msg} at line {exc.lineno}") from exc
@@ -167,7 +167,7 @@ def _amount(text: str, what: str) -> int:
     return parse_int(text, what)
 
 
-def _no_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+def no_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     """Build a JSON object, refusing a key given twice (json would keep the last silently)."""
     result: dict[str, Any] = {}
     for key, value in pairs:
@@ -186,5 +186,5 @@ def _short_int(text: str) -> int:
     return int(text)
 
 
-def _no_float(text: str) -> Any:
+def no_float(text: str) -> Any:
     raise Rejected(Reason.BAD_INPUT, f"number {text} is a float: amounts are decimal strings")

@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import gc
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
+
+from sqlalchemy import Connection
 
 from ledger.clock import Clock
 from ledger.domain.fund import accounts as acc
@@ -193,6 +195,35 @@ class Funds:
         with self.lg.unit_of_work(owner=FUND_OWNER) as uow:
             yield self._open(uow, terms)
 
+    def _on_symbol(
+        self,
+        uow: UnitOfWork,
+        symbol: str,
+        at: datetime | None,
+        latest: Callable[[Connection, str], tuple[datetime, str] | None],
+        what: str,
+    ) -> tuple[list[FundOperation], datetime]:
+        """Lock every product on `symbol` (by name: books are locked in one order) and return
+        their operations and the time, read under the locks ("now" follows the last writer),
+        refused before any book's last entry or the symbol's last `what` (`latest`)."""
+        products = [p for p in fund_store.load_products(uow.connection) if p.underlying == symbol]
+        if not products:
+            raise Rejected(
+                Reason.UNKNOWN_SYMBOL, f"no product has the underlying {symbol!r}: create one first"
+            )
+        ops = [self._open(uow, self._terms.setdefault(p.name, terms_of(p))) for p in products]
+        moment = self._now(at)
+        for op in ops:
+            op.moment(moment)
+        feed = latest(uow.connection, symbol)
+        if feed is not None and moment < feed[0]:
+            raise Rejected(
+                Reason.BAD_INPUT,
+                f"time {utc_text(moment)} is before the last {symbol} {what} at"
+                f" {utc_text(feed[0])}",
+            )
+        return ops, moment
+
     # --- prices -------------------------------------------------------------------------------
     def set_price(self, symbol: str, price: str, *, at: datetime | None = None) -> PriceUpdate:
         """Apply a price of `symbol` to every product on it: mark, daily events, ad hoc.
@@ -205,28 +236,7 @@ class Funds:
             self._now(at)  # a time without a zone is refused before anything is locked
         reports: list[dict[str, Any]] = []
         with self.lg.unit_of_work(owner=FUND_OWNER) as uow:
-            products = [
-                p for p in fund_store.load_products(uow.connection) if p.underlying == symbol
-            ]
-            if not products:
-                raise Rejected(
-                    Reason.UNKNOWN_SYMBOL,
-                    f"no product has the underlying {symbol!r}: create one first",
-                )
-            ops = []
-            for params in products:  # by name: books are locked in one order
-                terms = self._terms.setdefault(params.name, terms_of(params))
-                ops.append(self._open(uow, terms))
-            moment = self._now(at)  # read under the locks: "now" follows the last writer
-            for op in ops:
-                op.moment(moment)
-            feed = fund_store.latest_price(uow.connection, symbol)
-            if feed is not None and moment < feed[0]:
-                raise Rejected(
-                    Reason.BAD_INPUT,
-                    f"time {utc_text(moment)} is before the last {symbol} price at "
-                    f"{utc_text(feed[0])}",
-                )
+            ops, moment = self._on_symbol(uow, symbol, at, fund_store.latest_price, "price")
             for op in ops:
                 terms = op.terms
                 if op.state.closed:  # a sealed book takes no price
@@ -285,25 +295,7 @@ class Funds:
             self._now(at)
         reports: list[dict[str, Any]] = []
         with self.lg.unit_of_work(owner=FUND_OWNER) as uow:
-            products = [
-                p for p in fund_store.load_products(uow.connection) if p.underlying == symbol
-            ]
-            if not products:
-                raise Rejected(
-                    Reason.UNKNOWN_SYMBOL,
-                    f"no product has the underlying {symbol!r}: create one first",
-                )
-            ops = [self._open(uow, self._terms.setdefault(p.name, terms_of(p))) for p in products]
-            moment = self._now(at)  # read under the locks
-            for op in ops:
-                op.moment(moment)
-            feed = fund_store.funding_rate(uow.connection, symbol)
-            if feed is not None and moment < feed[0]:
-                raise Rejected(
-                    Reason.BAD_INPUT,
-                    f"time {utc_text(moment)} is before the last {symbol} funding rate at "
-                    f"{utc_text(feed[0])}",
-                )
+            ops, moment = self._on_symbol(uow, symbol, at, fund_store.funding_rate, "funding rate")
             for op in ops:
                 entries.feed_rate_per_day(op.terms, text)  # each product's interval takes it
             for op in ops:

@@ -118,13 +118,7 @@ def latest_price(
     target: Engine | Connection, symbol: str, *, at: datetime | None = None
 ) -> tuple[datetime, str] | None:
     """Return the latest (time, price) of `symbol` at or before `at`, or None."""
-    query = select(PRICES.c.at_us, PRICES.c.price).where(PRICES.c.symbol == symbol)
-    if at is not None:
-        query = query.where(PRICES.c.at_us <= to_micros(at))
-    query = query.order_by(PRICES.c.at_us.desc(), PRICES.c.id.desc()).limit(1)
-    with _using(target) as connection:
-        row = connection.execute(query).first()
-    return None if row is None else (from_micros(int(row[0])), str(row[1]))
+    return _latest(target, PRICES, "price", symbol, at)
 
 
 def save_funding_rate(connection: Connection, symbol: str, at: datetime, rate: str) -> None:
@@ -138,14 +132,7 @@ def funding_rate(
     target: Engine | Connection, symbol: str, *, at: datetime | None = None
 ) -> tuple[datetime, str] | None:
     """Return the latest (time, rate) of `symbol`'s funding feed at or before `at`, or None."""
-    table = FUNDING_RATES
-    query = select(table.c.at_us, table.c.rate).where(table.c.symbol == symbol)
-    if at is not None:
-        query = query.where(table.c.at_us <= to_micros(at))
-    query = query.order_by(table.c.at_us.desc(), table.c.id.desc()).limit(1)
-    with _using(target) as connection:
-        row = connection.execute(query).first()
-    return None if row is None else (from_micros(int(row[0])), str(row[1]))
+    return _latest(target, FUNDING_RATES, "rate", symbol, at)
 
 
 def funding_rates(target: Engine | Connection, symbol: str) -> list[tuple[datetime, str]]:
@@ -158,6 +145,19 @@ def funding_rates(target: Engine | Connection, symbol: str) -> list[tuple[dateti
     )
     with _using(target) as connection:
         return [(from_micros(int(at)), str(rate)) for at, rate in connection.execute(query)]
+
+
+def _latest(
+    target: Engine | Connection, table: Table, column: str, symbol: str, at: datetime | None
+) -> tuple[datetime, str] | None:
+    """Return the latest (time, `column`) of a per-symbol feed at or before `at`, or None."""
+    query = select(table.c.at_us, table.c[column]).where(table.c.symbol == symbol)
+    if at is not None:
+        query = query.where(table.c.at_us <= to_micros(at))
+    query = query.order_by(table.c.at_us.desc(), table.c.id.desc()).limit(1)
+    with _using(target) as connection:
+        row = connection.execute(query).first()
+    return None if row is None else (from_micros(int(row[0])), str(row[1]))
 
 
 def mark_daily(target: Engine | Connection, book: str, day: date) -> None:
