@@ -56,6 +56,7 @@ PG_URL = os.environ.get("TOKEN_LEDGER_TEST_PG", "postgresql://postgres@127.0.0.1
 TARGETS = ("post", "export", "replay", "simulate", "chain-sync")
 BACKENDS = ("sqlite", "postgres")
 T0 = datetime(2020, 3, 12, tzinfo=UTC)
+BOOK_ENTRIES = 3000  # entries in the book that export and replay work on
 POST_BATCH = 3  # keyed `post` commands per trial, one process each
 SIM_BATCH = 400  # simulate posts in batches of this many entries (default 20,000) so kills land between them
 SIM_ARGS = ["--synthetic", "12", "--holders", "40", "--orders-per-day", "25", "--no-chart"]
@@ -374,7 +375,7 @@ def truncated_export_accepted(url: str, whole: Path, workdir: Path) -> bool:
 
 def target_export(tally: Tally, backend: Backend, kills: int, rng: random.Random) -> None:
     url = backend.fresh()
-    _filled_book(url, 3000)
+    _filled_book(url, BOOK_ENTRIES)
     out = backend.workdir / "export.jsonl"
     whole = backend.workdir / "whole.jsonl"
     argv = cli_argv("--db", url, "export", "--book", "main", "--format", "jsonl", "-o", str(out))
@@ -430,7 +431,7 @@ def target_export(tally: Tally, backend: Backend, kills: int, rng: random.Random
 
 def target_replay(tally: Tally, backend: Backend, kills: int, rng: random.Random) -> None:
     source = backend.fresh()
-    _filled_book(source, 3000)
+    _filled_book(source, BOOK_ENTRIES)
     export = backend.workdir / "replay-source.jsonl"
     run_ok(cli_argv("--db", source, "export", "--book", "main", "-o", str(export)))
     with opened(source) as lg:
