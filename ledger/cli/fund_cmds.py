@@ -12,11 +12,19 @@ from typing import Any
 
 import click
 
-from ledger.cli.common import AuditFailed, Progress, emit, handle_errors, json_option, state
+from ledger.cli.common import (
+    AuditFailed,
+    Progress,
+    emit,
+    handle_errors,
+    json_option,
+    latest_time,
+    open_cli_ledger,
+    state,
+)
 from ledger.errors import Reason, Rejected
 from ledger.services.entry_input import parse_time
 from ledger.services.funds import Funds
-from ledger.services.ledger import open_ledger
 
 at_option = click.option(
     "--at",
@@ -31,13 +39,11 @@ key_option = click.option(
 
 
 def _funds() -> Funds:
-    lg = open_ledger(state().db_url)
-    lg.init()
-    return Funds(lg)
+    return Funds(open_cli_ledger())  # refuses a database without the schema, never creates one
 
 
 def _time(text: str | None) -> datetime | None:
-    return None if text is None else parse_time(text)
+    return None if text is None else parse_time(text, not_after=latest_time())
 
 
 def _off(text: str | None) -> Any:
@@ -490,9 +496,9 @@ def simulate_cmd(
       token-ledger --db sqlite:///sim.db simulate --replace --days 365 --chart out/year.png
       token-ledger simulate --synthetic 200 --products ETH5L,ETH5S --json
     """
-    from ledger.sim.chart import write_chart
+    from ledger.sim.chart import series_path, write_chart
     from ledger.sim.options import build_config, check_chart_path, replace_database
-    from ledger.sim.run import simulate
+    from ledger.sim.run import price_source, simulate
     from ledger.sim.summary import summary, summary_text
 
     config = build_config(
@@ -514,8 +520,11 @@ def simulate_cmd(
         replace_database(url)  # only now: every option above was valid
     with _progress_bars() as progress:
         outcome = simulate(url, config, progress=progress)
-    result = summary(outcome)
-    result["chart"] = None if no_chart else str(write_chart(outcome, chart))
+    result = summary(outcome, source=price_source(config))
+    result["chart"] = (
+        None if no_chart else str(write_chart(outcome, chart, source=result["prices"]))
+    )
+    result["series"] = None if no_chart else str(series_path(chart))
     if not result["verify_ok"]:
         raise AuditFailed("verify found a problem after the simulation", result)
     emit(result, lambda: summary_text(result))

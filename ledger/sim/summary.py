@@ -97,10 +97,12 @@ def product_summary(run: ProductRun, outcome: SimOutcome) -> dict[str, Any]:
     }
 
 
-def summary(outcome: SimOutcome) -> dict[str, Any]:
-    """Return the whole run's summary."""
+def summary(outcome: SimOutcome, *, source: str | None = None) -> dict[str, Any]:
+    """Return the whole run's summary; `source` names the prices (see run.price_source)."""
     bars = outcome.bars
     return {
+        "prices": source,
+        "synthetic": source is not None and source.startswith("synthetic"),
         "days": len(bars),
         "from": bars[0].day.isoformat(),
         "to": bars[-1].day.isoformat(),
@@ -164,6 +166,7 @@ def summary_text(result: dict[str, Any]) -> str:
     lines = [
         f"{result['days']} days {result['from']} .. {result['to']}: {result['entries']} entries"
         f" posted in {result['seconds_posting']} s, verified in {result['seconds_verify']} s",
+        f"prices: {result.get('prices') or '-'}",
         f"{'':<34}" + "".join(f"{n:>26}" for n in names),
     ]
     lines += [
@@ -171,4 +174,6 @@ def summary_text(result: dict[str, Any]) -> str:
     ]
     if result.get("chart"):
         lines.append(f"chart: {result['chart']}")
+    if result.get("series"):
+        lines.append(f"daily series: {result['series']}")
     return "\n".join(lines)
