@@ -425,3 +425,30 @@ def test_a_live_fund_cannot_be_closed(funds: Funds) -> None:
     with pytest.raises(Rejected) as caught:
         funds.close("BTC3L")
     assert caught.value.reason is Reason.BAD_INPUT and "redeem at NAV" in str(caught.value)
+
+
+def test_the_api_refuses_a_time_far_ahead_of_the_clock(funds: Funds) -> None:
+    """A price dated years ahead would charge years of fees at the next order and refuse
+    every order at the current time (its time would be behind the book's last): the API
+    refuses it as the CLI does (time_out_of_range), beyond its max_skew (7 days)."""
+    funds.mint("BTC3L", "alice", cash="1000")
+    head = funds.lg.head("BTC3L")
+    for at in (T0 + timedelta(days=8), datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)):
+        with pytest.raises(Rejected) as caught:
+            funds.set_price("BTC", "100", at=at)
+        assert caught.value.reason is Reason.TIME_OUT_OF_RANGE
+        with pytest.raises(Rejected) as caught:
+            funds.mint("BTC3L", "bob", cash="100", at=at)
+        assert caught.value.reason is Reason.TIME_OUT_OF_RANGE
+    assert funds.lg.head("BTC3L") == head
+    funds.set_price("BTC", "100", at=T0 + timedelta(days=6))  # inside the bound
+
+
+def test_a_fund_whose_carrying_costs_took_all_equity_refuses_mints() -> None:
+    """Equity exhausted by fees with the position still open: no NAV to price a mint at
+    (refused as wiped out, not a division by zero)."""
+    terms = zero_fee_terms("BTC3L")
+    state = FundState(collateral=0, position=30 * BTC, supply=10 * SHARE, price=100 * USDT)
+    with pytest.raises(Rejected) as caught:
+        entries.mint(terms, state, holder="bob", cash=1000 * USDT, at=AT)
+    assert caught.value.reason is Reason.FUND_WIPED_OUT

@@ -133,6 +133,7 @@ def test_policy_split_runs_at_the_daily_event(tmp_path: Path) -> None:
     for day in range(2, 12):
         price = price * 11 // 10  # +10% a day: NAV x 1.3 a day
         at = datetime(2020, 1, day, 0, 5, tzinfo=UTC)
+        lg.clock.moment = at  # type: ignore[attr-defined]  # the clock follows business time
         report = funds.set_price("BTC", str(price), at=at)["products"][0]
         kinds.append(report["entries"])
         if "split" in report["entries"]:

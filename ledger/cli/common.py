@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -63,15 +63,21 @@ def db_url_from(value: str | None) -> str:
     return value or os.environ.get(ENV_DB) or DEFAULT_DB
 
 
-def latest_time() -> datetime | None:
-    """The latest effective or price time a command accepts: now plus --max-skew
-    ($TOKEN_LEDGER_MAX_SKEW; default 604800 seconds, 7 days; "off" for none)."""
-    from ledger.services.entry_input import DEFAULT_MAX_SKEW, latest_time, parse_skew
+def max_skew() -> timedelta | None:
+    """How far ahead of the clock a time may be: --max-skew ($TOKEN_LEDGER_MAX_SKEW; default
+    604800 seconds, 7 days; "off": None, no bound)."""
+    from ledger.services.entry_input import DEFAULT_MAX_SKEW, parse_skew
 
     st = click.get_current_context().find_object(CliState)
     text = (st.max_skew if st is not None else None) or os.environ.get(ENV_MAX_SKEW)
-    skew = DEFAULT_MAX_SKEW if text is None else parse_skew(text)
-    return latest_time(datetime.now(UTC), skew)
+    return DEFAULT_MAX_SKEW if text is None else parse_skew(text)
+
+
+def latest_time() -> datetime | None:
+    """The latest effective or price time a command accepts: now plus `max_skew()`."""
+    from ledger.services.entry_input import latest_time
+
+    return latest_time(datetime.now(UTC), max_skew())
 
 
 def open_cli_ledger(*, create: bool = False) -> Ledger:

@@ -19,6 +19,7 @@ from ledger.cli.common import (
     handle_errors,
     json_option,
     latest_time,
+    max_skew,
     open_cli_ledger,
     state,
 )
@@ -39,7 +40,8 @@ key_option = click.option(
 
 
 def _funds() -> Funds:
-    return Funds(open_cli_ledger())  # refuses a database without the schema, never creates one
+    # Refuses a database without the schema (never creates one); --max-skew bounds `at`.
+    return Funds(open_cli_ledger(), max_skew=max_skew())
 
 
 def _time(text: str | None) -> datetime | None:

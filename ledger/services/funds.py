@@ -25,7 +25,7 @@ import gc
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -51,9 +51,10 @@ from ledger.domain.fund.state import (
     nav_per_share_units,
 )
 from ledger.domain.fund.terms import Terms, quantise_units, terms_of
-from ledger.domain.journal import JournalEntry
+from ledger.domain.journal import JournalEntry, to_micros
 from ledger.domain.money import format_units, parse_units
 from ledger.errors import Reason, Rejected
+from ledger.services.entry_input import DEFAULT_MAX_SKEW, latest_time
 from ledger.services.fund_models import (
     HoldersReport,
     MintResult,
@@ -127,9 +128,16 @@ def parse_price(text: str) -> Decimal:
 class Funds:
     """The fund engine's use cases over one `Ledger` (one DB transaction per write)."""
 
-    def __init__(self, lg: Ledger, *, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        lg: Ledger,
+        *,
+        clock: Clock | None = None,
+        max_skew: timedelta | None = DEFAULT_MAX_SKEW,
+    ) -> None:
         self.lg = lg
         self.clock = clock or lg.clock
+        self.max_skew = max_skew  # how far ahead of the clock an `at` may be (None: any)
         self._terms: dict[str, Terms] = {}  # a product's parameters never change
 
     # --- products -----------------------------------------------------------------------------
@@ -170,9 +178,21 @@ class Funds:
         return found
 
     def _now(self, at: datetime | None) -> datetime:
+        """Return `at` (or the clock's now): aware, inside the journal's time window, and no
+        further ahead of the clock than `max_skew` (a price or order dated years ahead would
+        charge years of fees and stop every order at the current time)."""
         moment = at or self.clock.now()
         if moment.tzinfo is None:
             raise Rejected(Reason.BAD_INPUT, f"time {moment.isoformat()} has no time zone")
+        to_micros(moment)  # refuses a time outside the window (time_out_of_range)
+        skew = self.max_skew
+        latest = None if at is None or skew is None else latest_time(self.clock.now(), skew)
+        if skew is not None and latest is not None and moment > latest:
+            raise Rejected(
+                Reason.TIME_OUT_OF_RANGE,
+                f"time {utc_text(moment)} is more than {int(skew.total_seconds())} s"
+                f" ahead of the clock ({utc_text(self.clock.now())})",
+            )
         return moment
 
     def _open(self, uow: UnitOfWork, terms: Terms) -> FundOperation:

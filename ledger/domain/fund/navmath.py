@@ -122,8 +122,10 @@ def quote_mint(terms: Terms, state: FundState, cash: int) -> MintQuote:
     """
     if cash <= 0:
         raise Rejected(Reason.BAD_INPUT, "cash must be positive")
-    if state.wiped_out:
-        raise Rejected(Reason.FUND_WIPED_OUT, f"{terms.book} is wiped out; minting is closed")
+    if state.wiped_out or (state.supply > 0 and state.collateral <= 0):
+        # No equity behind the shares (a wipe-out, or carrying costs that took all of it):
+        # no NAV to price at.
+        raise Rejected(Reason.FUND_WIPED_OUT, f"{terms.book} has no equity; minting is closed")
     if cash < terms.min_subscription_units:
         raise Rejected(
             Reason.BELOW_MINIMUM, f"cash is below the minimum subscription of {terms.book}"
