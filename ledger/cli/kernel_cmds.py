@@ -369,7 +369,7 @@ def verify_cmd(
             if not anchors.ok:
                 item["ok"] = False
                 if item["problem"] is None:
-                    item["problem"] = f"rewritten history: {anchors.problem}"
+                    item["problem"] = f"chain anchors: {anchors.problem}"
                     item["first_bad_seq"] = anchors.mismatches[0].seq
     bad = [item for item in payload if not item["ok"]]
     text = "\n".join(_report_text(item) for item in payload) or "no books"
