@@ -118,6 +118,17 @@ def build_tree(*, key: bytes, seq: int, register: Mapping[str, int]) -> Liabilit
     Holders with zero units are left out; negative units or a total of 2**256 or more are
     refused (`amount_out_of_range`).
     """
+    records = leaf_records(key=key, seq=seq, register=register)
+    records.sort()
+    return build_sorted(seq, records)
+
+
+def leaf_records(*, key: bytes, seq: int, register: Mapping[str, int]) -> list[bytes]:
+    """Return `commitment || u256(units)` of every holder with units, in register order.
+
+    The hot loop of the build: the holder secret is HMAC-SHA256 computed from the key's
+    precomputed inner and outer states (RFC 2104, the same bytes as `holder_secret`).
+    """
     sha = hashlib.sha256
     block = check_key(key) + bytes(32)  # HMAC: a 32-byte key padded to SHA-256's 64-byte block
     inner = sha(bytes(a ^ b for a, b in zip(block, _IPAD, strict=True)))
@@ -137,8 +148,7 @@ def build_tree(*, key: bytes, seq: int, register: Mapping[str, int]) -> Liabilit
             append(sha(TAG_COMMITMENT + s.digest() + name).digest() + units.to_bytes(32, "big"))
     except OverflowError:
         raise _refusal(register) from None
-    records.sort()
-    return _build_sorted(seq, records)
+    return records
 
 
 def build_tree_from_leaves(seq: int, leaves: Iterable[tuple[bytes, int]]) -> LiabilityTree:
@@ -149,7 +159,7 @@ def build_tree_from_leaves(seq: int, leaves: Iterable[tuple[bytes, int]]) -> Lia
         if units:
             records.append(commitment + u256(units))
     records.sort()
-    return _build_sorted(seq, records)
+    return build_sorted(seq, records)
 
 
 def _refusal(register: Mapping[str, int]) -> Rejected:
@@ -162,8 +172,8 @@ def _refusal(register: Mapping[str, int]) -> Rejected:
     return Rejected(Reason.AMOUNT_OUT_OF_RANGE, "the register's total is 2**256 or more")
 
 
-def _build_sorted(seq: int, records: list[bytes]) -> LiabilityTree:
-    """Hash the sorted leaf records level by level up to the root."""
+def build_sorted(seq: int, records: list[bytes]) -> LiabilityTree:
+    """Hash leaf records sorted by commitment level by level up to the root."""
     sha = hashlib.sha256
     count = len(records)
     depth = max(count - 1, 0).bit_length()
