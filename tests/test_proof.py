@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -337,7 +337,7 @@ def test_ten_thousand_holders_tampered_proofs_fail_against_the_ledger(
 def test_refusals_of_the_service(big_fund: tuple[Ledger, dict[str, int]]) -> None:
     """Unknown product or holder, a zero holding, a seq beyond the head: refused."""
     lg, seqs = big_fund
-    cases = [
+    cases: list[tuple[Callable[[], object], Reason]] = [
         (lambda: liability_proof(lg, "ETH3L", "h1"), Reason.UNKNOWN_PRODUCT),
         (lambda: liability_proof(lg, "BTC3L", "nobody"), Reason.UNKNOWN_ACCOUNT),
         (lambda: liability_proof(lg, "BTC3L", "h3"), Reason.INSUFFICIENT_SHARES),

@@ -78,6 +78,8 @@ def test_proof_file_round_trip_and_root(db: str, tmp_path: Path) -> None:
     assert json.loads(verified.stdout)["ok"] is True
     with_root = run(db, "proof", "verify", str(out), "--root", document["root"]["hash"])
     assert with_root.exit_code == 0 and with_root.stdout.startswith("ok: alice's ")
+    piped = CliRunner().invoke(cli, ["proof", "verify", "-"], input=out.read_text())
+    assert piped.exit_code == 0 and piped.stdout.startswith("ok: alice's "), piped.output
     printed = run(db, "proof", "BTC3L", "alice")
     assert json.loads(printed.stdout) == document  # the same key: the same secret and root
 

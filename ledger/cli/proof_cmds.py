@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -186,7 +187,7 @@ def read_proof_file(file: Path) -> LiabilityProof:
     """Return the proof in a proof file (`-`: stdin); refuse one that is not (`bad_input`)."""
     from ledger.domain.proof.proof_file import read_proof
 
-    raw = click.get_binary_stream("stdin").read() if str(file) == "-" else file.read_bytes()
+    raw = sys.stdin.buffer.read() if str(file) == "-" else file.read_bytes()
     try:
         value = json.loads(raw.decode("utf-8"))
     except json.JSONDecodeError as exc:
