@@ -116,7 +116,8 @@ def test_without_adhoc_or_with_four_points_the_books_record_the_wipeout(
     assert Fraction(nav["shortfall"]) > 0
     balances = funds.lg.balances("BTC3L")
     assert (acc.COLLATERAL, "USDT") not in balances  # zero: written off
-    assert balances[(acc.SHORTFALL, "USDT")] < 0  # the loss beyond the collateral, owed
+    assert balances[(acc.INSURANCE_COVER, "USDT")] < 0  # the loss the insurance fund bore
+    assert (acc.SHORTFALL, "USDT") not in balances  # the fund owes nothing
     assert (acc.POSITION, "BTC-PERP") not in balances  # the position was closed
     [wipe] = [e for e in funds.lg.entries("BTC3L") if e.draft.kind == "wipeout"]
     meta = dict(wipe.draft.metadata)

@@ -373,6 +373,12 @@ def test_a_wiped_out_fund_has_zero_equity_and_can_be_closed(funds: Funds, tmp_pa
     state = funds.state("BTC3L")
     assert (state.collateral, state.position) == (0, 0) and state.shortfall > 0
     assert funds.nav("BTC3L")["equity"] == "0.000000"
+    # The balance sheet: nothing left as an asset or owed as a liability; the venue's
+    # insurance fund bore the loss beyond the collateral, as income of the fund's book.
+    usdt = funds.lg.balances("BTC3L", asset="USDT")
+    assert usdt.get(("fund:collateral", "USDT"), 0) == 0
+    assert ("liability:shortfall", "USDT") not in usdt
+    assert usdt[("income:insurance-cover", "USDT")] == -state.shortfall
     closed = funds.close("BTC3L")
     assert closed["holders"] == 2 and closed["closed"] is True
     after = funds.state("BTC3L")
@@ -391,6 +397,26 @@ def test_a_wiped_out_fund_has_zero_equity_and_can_be_closed(funds: Funds, tmp_pa
         assert caught.value.reason is Reason.FUND_CLOSED
     assert funds.set_price("BTC", "70")["products"][0]["entries"] == []
     assert funds.lg.head("BTC3L") == head
+    assert verify_book(funds.lg, "BTC3L").ok
+
+
+def test_a_book_from_before_the_insurance_cover_still_verifies(funds: Funds) -> None:
+    """Books written before the insurance cover booked a wipe-out's excess loss as
+    `liability:shortfall`: the fund audit still accepts that form, and only for a wipe-out."""
+    from ledger.domain.fund import entries
+    from ledger.services.fund_operation import FUND_OWNER
+
+    funds.mint("BTC3L", "alice", cash="1000")
+    terms, state = funds.terms("BTC3L"), funds.state("BTC3L")
+    at = T0 + timedelta(seconds=20)
+    price = 60 * 10**6
+    draft, after = entries.mark(terms, state, price=price, at=at, cover="liability:shortfall")
+    assert draft is not None and draft.kind == "wipeout"
+    assert any(p.account == "liability:shortfall" for p in draft.postings)
+    with funds.lg.unit_of_work(owner=FUND_OWNER) as uow:
+        uow.post([draft])
+    state = funds.record("BTC3L").state  # rebuilt from the journal: the old form folds too
+    assert (state.collateral, state.shortfall) == (0, after.shortfall) and after.shortfall > 0
     assert verify_book(funds.lg, "BTC3L").ok
 
 

@@ -221,6 +221,45 @@ class FundEconomics(FreshDatabaseMachine):
         self.model.redeem(holder, part, self.clock.now())
         self._step()
 
+    @rule(
+        minter=st.sampled_from(HOLDERS),
+        cash=st.integers(10, 50_000),
+        redeemer=st.sampled_from(HOLDERS),
+        percent=st.sampled_from([10, 50, 100]),
+    )
+    def batch(self, minter: str, cash: int, redeemer: str, percent: int) -> None:
+        """A mint and a redemption that arrive together: one netted `orders` entry. The
+        model prices them one after the other at full trading fee (the netting's saving goes
+        back to the two orders, not to the fund), so its prediction is the two orders'."""
+        held = self.lg.balance(BOOK, f"holder:{redeemer}", BOOK)
+        units = held * percent // 100
+        items = [{"side": "mint", "holder": minter, "cash": str(cash)}]
+        if units:
+            items.append({"side": "redeem", "holder": redeemer, "shares": format_units(units, 18)})
+        stale = self._stale()
+        try:
+            out = self.funds.orders(BOOK, items)
+        except Rejected as exc:
+            if exc.reason is Reason.BELOW_MINIMUM:
+                return
+            if self.model.wiped_out:
+                assert exc.reason is Reason.FUND_WIPED_OUT, exc
+                return
+            assert stale and exc.reason in (Reason.STALE_PRICE, Reason.NO_PRICE), exc
+            return
+        assert not stale and not self.model.wiped_out
+        self._check_order(out)
+        assert out.trading_fee_saved >= 0 and all(f.rebate >= 0 for f in out.fills)
+        relative = self.relative if self.model.supply else Fraction(0)
+        now = self.clock.now()
+        exact = self.model.holders.get(redeemer, Fraction(0))
+        minted = self.model.mint(minter, Fraction(cash), now)
+        self.share_error += minted * relative + 2 * USDT / self.model.nav
+        if units:
+            part = exact * percent / 100 if units < held or percent == 100 else Fraction(0)
+            self.model.redeem(redeemer, part, now)
+        self._step()
+
     @rule(ratio=st.sampled_from(["1:10", "10:1"]))
     def split(self, ratio: str) -> None:
         kind = "split" if ratio == "1:10" else "merge"

@@ -13,8 +13,9 @@ from ledger import __version__
 from ledger.cli.common import ENV_DB, CliState, db_url_from
 
 KERNEL, FUND, CHAIN = "ledger.cli.kernel_cmds", "ledger.cli.fund_cmds", "ledger.cli.chain_cmds"
+BATCH = "ledger.cli.batch_cmds"
 PROOF = "ledger.cli.proof_cmds"
-COMMAND_MODULES = (KERNEL, FUND, CHAIN, PROOF)
+COMMAND_MODULES = (KERNEL, FUND, BATCH, CHAIN, PROOF)
 # Where each command lives, so that running one imports only its module (start-up time). Only
 # a hint: a name missing here loads every module, and `--help` loads them all.
 _KERNEL_COMMANDS = "init asset account post reverse balances history verify export replay"
@@ -24,6 +25,7 @@ _FUND_COMMANDS = (
 COMMAND_HOMES = {
     **dict.fromkeys(_KERNEL_COMMANDS.split(), KERNEL),
     **dict.fromkeys(_FUND_COMMANDS.split(), FUND),
+    "orders": BATCH,
     "chain": CHAIN,
     "proof": PROOF,
 }

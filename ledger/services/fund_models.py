@@ -97,6 +97,37 @@ class RedeemResult(OrderResult):
     """`Funds.redeem`: shares cancelled (`shares_delta` < 0) and cash `paid`, fee and NAVs."""
 
 
+class OrderFill(FundModel):
+    """One order of a batch: shares issued (> 0) or cancelled (< 0), the cash it paid in
+    (a mint, after its refund) or was paid (a redemption), its fee, the position its own
+    order would have traded, and its share of the trading fee the netting saved."""
+
+    side: str
+    holder: str
+    shares_delta: Amount
+    cash: Amount
+    fee: Amount
+    trade: Amount
+    rebate: Amount
+
+
+class OrdersResult(FundModel):
+    """`Funds.orders`: a batch of mints and redemptions posted as one `orders` entry,
+    only the net of their trades traded."""
+
+    product: str
+    seq: int
+    key: str | None
+    hash: str
+    effective_at: str
+    net_trade: Amount
+    trading_fee: Amount
+    trading_fee_saved: Amount
+    priced_at_nav: Amount
+    fills: list[OrderFill]
+    nav: NavReport
+
+
 class ProductPriceReport(NavReport):
     """One product's outcome of a price update."""
 

@@ -10,6 +10,7 @@ from datetime import datetime
 
 from ledger.domain.fund import accounts as acc
 from ledger.domain.fund import entries
+from ledger.domain.fund.orders import fills_of
 from ledger.domain.fund.state import FundRecord, FundState, check_price_fresh
 from ledger.domain.fund.terms import Terms
 from ledger.domain.journal import Account, EntryDraft, JournalEntry
@@ -132,4 +133,6 @@ def _request_of(entry: JournalEntry) -> tuple[str, ...]:
     moved = sum(p.amount for p in draft.postings if p.account == code)
     if draft.kind == "redeem":
         return ("redeem", holder, "", str(moved))
+    if draft.kind == "orders":
+        return ("orders", *(f"{f['side']}:{f['holder']}:{f['amount']}" for f in fills_of(meta)))
     return (draft.kind, holder, meta.get("cash", ""), "")

@@ -55,6 +55,7 @@ def state_at(lg: Ledger, terms: Terms, at: datetime) -> FundState:
         collateral=lg.balance(book, acc.COLLATERAL, quote, as_of_time=at),
         position=lg.balance(book, acc.POSITION, pos, as_of_time=at),
         supply=-lg.balance(book, acc.SHARES_OUTSTANDING, share, as_of_time=at),
-        shortfall=-lg.balance(book, acc.SHORTFALL, quote, as_of_time=at),
+        shortfall=-lg.balance(book, acc.INSURANCE_COVER, quote, as_of_time=at)
+        - lg.balance(book, acc.SHORTFALL, quote, as_of_time=at),
         price=0 if feed is None else _decimal_units(feed[1], terms.quote_asset.scale),
     )

@@ -33,6 +33,7 @@ from ledger.clock import Clock
 from ledger.domain.fund import accounts as acc
 from ledger.domain.fund import entries
 from ledger.domain.fund.navmath import toward_zero
+from ledger.domain.fund.orders import batch
 from ledger.domain.fund.product import (
     RESERVED_HOLDER_IDS,
     ProductParams,
@@ -55,6 +56,7 @@ from ledger.services.fund_models import (
     HoldersReport,
     MintResult,
     NavReport,
+    OrdersResult,
     PriceUpdate,
     RebalanceResult,
     RedeemResult,
@@ -62,6 +64,7 @@ from ledger.services.fund_models import (
     Statement,
 )
 from ledger.services.fund_operation import FUND_OWNER, FundOperation
+from ledger.services.fund_orders import batch_payload, parse_orders, request_of
 from ledger.services.fund_report import (
     entry_summary,
     holder_rows,
@@ -230,7 +233,9 @@ class Funds:
                         )
                         made.append(draft)
                     fund_store.mark_daily(uow.connection, terms.book, moment.astimezone(UTC).date())
-                op.commit(made, state, moment, priced=True)
+                # A book from before the insurance cover opens its account with its wipe-out.
+                cover = [acc.insurance_cover_account(terms.book)] if step.wiped_out else []
+                op.commit(made, state, moment, priced=True, accounts=cover)
                 reports.append(
                     {
                         **nav_payload(terms, state),
@@ -325,6 +330,53 @@ class Funds:
             op.moment(moment)  # after the quote: the order's own refusal comes first
             made = op.commit([draft], after, moment)
         return RedeemResult.model_validate(self._order(terms, made[-1], after, nav_before))
+
+    def orders(
+        self,
+        product: str,
+        items: object,
+        *,
+        key: str | None = None,
+        at: datetime | None = None,
+    ) -> OrdersResult:
+        """Post a batch of mints and redemptions that arrive together as one `orders` entry.
+
+        `items`: [{"side": "mint", "holder": ..., "cash": "1000"}, {"side": "redeem",
+        "holder": ..., "shares": "2.5"}, ...]. Every order is priced as if alone, in turn, at
+        the same price; only the net of their trades is traded, and the trading fee saved
+        goes back to the orders pro rata (`ledger/domain/fund/orders.py`). The whole batch
+        is refused if any order is. A retry under the same key returns the original.
+        """
+        terms = self.terms(product)
+        batch_orders = parse_orders(terms, items)
+        request = request_of(batch_orders)
+        with self._operation(product) as op:
+            moment = self._now(at)
+            done = op.replay(key, request)
+            if done is not None:
+                return self._batch(terms, done, op.state)
+            held = op.uow.balances_of(
+                terms.book,
+                [acc.TREASURY, *sorted({acc.HOLDER_PREFIX + o.holder for o in batch_orders})],
+            )
+            share = terms.share_asset.code
+            holdings = {
+                code[len(acc.HOLDER_PREFIX) :]: units
+                for (code, asset), units in held.items()
+                if asset == share
+            }
+            accrued = op.order_state(moment)
+            draft, after, _ = batch(terms, accrued, batch_orders, holdings, at=moment, key=key)
+            op.moment(moment)
+            opened = sorted({o.holder for o in batch_orders if o.side == "mint"})
+            made = op.commit(
+                [draft], after, moment, accounts=[acc.holder_account(terms.book, h) for h in opened]
+            )
+        return self._batch(terms, made[-1], after)
+
+    def _batch(self, terms: Terms, entry: JournalEntry, state: FundState) -> OrdersResult:
+        nav = {**nav_payload(terms, state), "at": None}
+        return OrdersResult.model_validate({**batch_payload(terms, entry), "nav": nav})
 
     def _order(
         self, terms: Terms, entry: JournalEntry, state: FundState, nav_before: int | None

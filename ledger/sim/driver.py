@@ -13,12 +13,13 @@ from typing import Any
 
 from ledger.clock import FixedClock
 from ledger.domain.fund import accounts as acc
-from ledger.domain.fund import entries
+from ledger.domain.fund import orders
 from ledger.domain.fund.rebalance import on_price
 from ledger.domain.fund.split import policy_ratio, split_shares
 from ledger.domain.fund.state import FundRecord, FundState, nav_per_share_units
 from ledger.domain.fund.terms import Terms
 from ledger.domain.journal import EntryDraft
+from ledger.domain.money import parse_units
 from ledger.errors import Reason, Rejected
 from ledger.services.funds import FUND_OWNER, Funds
 from ledger.services.ledger import Ledger
@@ -75,40 +76,44 @@ def _policy(run: ProductRun, at: datetime, drafts: list[EntryDraft]) -> None:
     run.count(kind + "s")
 
 
-def _on_order(run: ProductRun, order: Order, drafts: list[EntryDraft]) -> None:
+def _on_orders(run: ProductRun, day: list[Order], at: datetime, drafts: list[EntryDraft]) -> None:
+    """Post a day's orders as one netted batch at `at` (the last order's time): each priced
+    alone in turn, only the net traded. A redemption asks for a percentage of the shares its
+    holder has when the batch reaches it; refused orders are left out and counted."""
     if run.state.wiped_out:
-        run.count("refused")
+        run.count("refused", len(day))
         return
-    held = run.holders.get(order.holder, 0)
-    try:
+    holdings = dict(run.holders)
+    batch_orders: list[orders.Order] = []
+    for order in day:
+        held = holdings.get(order.holder, 0)
         if order.redeem:
             shares = held * order.amount // 100
             if shares <= 0:
-                return
-            made, run.state, sold = entries.redeem(
-                run.terms,
-                run.state,
-                holder=order.holder,
-                shares=shares,
-                held=held,
-                at=order.at,
-                treasury=run.holders.get("treasury", 0),
-            )
-            run.holders[order.holder] = held - shares
-            run.count("redeems")
-            run.count("order_trading_fees", sold.trade_fee)
-            drafts.append(made)
-            return
+                continue
+            holdings[order.holder] = held - shares
+            batch_orders.append(orders.Order("redeem", order.holder, shares))
         else:
-            draft, run.state, quote = entries.mint(
-                run.terms, run.state, holder=order.holder, cash=order.amount, at=order.at
-            )
-            run.holders[order.holder] = held + quote.shares
-            run.count("mints")
-            run.count("order_trading_fees", quote.trade_fee)
-    except Rejected:
-        run.count("refused")
+            batch_orders.append(orders.Order("mint", order.holder, order.amount))
+    if not batch_orders:
         return
+    refused: list[int] = []
+    try:
+        draft, run.state, fills = orders.batch(
+            run.terms, run.state, batch_orders, run.holders, at=at, refused=refused
+        )
+    except Rejected:  # every order of the day refused
+        run.count("refused", len(batch_orders))
+        return
+    run.count("refused", len(refused))
+    for fill in fills:
+        run.holders[fill.order.holder] = run.holders.get(fill.order.holder, 0) + fill.shares
+        run.count("mints" if fill.order.side == "mint" else "redeems")
+    meta = dict(draft.metadata)
+    scale = run.terms.quote_asset.scale
+    run.count("order_trading_fees", parse_units(meta["trading_fee"], scale, "fee"))
+    run.count("order_fees_saved", parse_units(meta["trading_fee_saved"], scale, "fee"))
+    run.count("order_batches")
     drafts.append(draft)
 
 
@@ -131,17 +136,18 @@ def simulate_day(
         quote_one=10**run.terms.quote_asset.scale,
         has_shares=run.holders,
     )
-    i = 0
+    # The day's orders arrive through the day and net in one batch at the last one's time.
+    batch_at = orders[-1].at if orders else None
     last = ticks[0].price
     for tick in ticks:
-        while i < len(orders) and orders[i].at < tick.at:
-            _on_order(run, orders[i], drafts)
-            i += 1
+        if batch_at is not None and batch_at < tick.at:
+            _on_orders(run, orders, batch_at, drafts)
+            batch_at = None
         price = tick.price or last
         last = price
         _on_tick(run, Tick(tick.at, price), drafts)
-    for order in orders[i:]:
-        _on_order(run, order, drafts)
+    if batch_at is not None:
+        _on_orders(run, orders, batch_at, drafts)
     run.closes.append((bar.day, nav_per_share_units(run.terms, run.state), run.split_factor))
     return drafts
 

@@ -27,6 +27,9 @@ TRADING_FEES = "expense:trading-fees"
 FUNDING = "expense:funding"
 MANAGEMENT_EXPENSE = "expense:management-fees"
 SHORTFALL = "liability:shortfall"
+"""Where books written before the insurance cover booked a wipe-out's excess (still verified)."""
+INSURANCE_COVER = "income:insurance-cover"
+"""The loss beyond the collateral at a wipe-out: borne by the venue's insurance fund."""
 MANAGER_FEES = "manager:fees"
 FEE_SUBSCRIPTION = "income:fees:subscription"
 FEE_REDEMPTION = "income:fees:redemption"
@@ -46,6 +49,7 @@ _FIXED: tuple[tuple[str, AccountType, BalanceRule], ...] = (
     (FUNDING, AccountType.EXPENSE, BalanceRule.NONE),
     (MANAGEMENT_EXPENSE, AccountType.EXPENSE, BalanceRule.NON_NEGATIVE),
     (SHORTFALL, AccountType.LIABILITY, BalanceRule.NON_POSITIVE),
+    (INSURANCE_COVER, AccountType.INCOME, BalanceRule.NON_POSITIVE),
     (MANAGER_FEES, AccountType.ASSET, BalanceRule.NON_NEGATIVE),
     (FEE_SUBSCRIPTION, AccountType.INCOME, BalanceRule.NON_POSITIVE),
     (FEE_REDEMPTION, AccountType.INCOME, BalanceRule.NON_POSITIVE),
@@ -61,6 +65,11 @@ def holder_account_code(holder: str) -> str:
 def holder_account(book: str, holder: str) -> Account:
     """Return the share account of `holder` in `book` (equity units, never negative)."""
     return Account(book, holder_account_code(holder), AccountType.EQUITY, BalanceRule.NON_NEGATIVE)
+
+
+def insurance_cover_account(book: str) -> Account:
+    """Return the account of the venue's insurance cover (opened on demand in older books)."""
+    return Account(book, INSURANCE_COVER, AccountType.INCOME, BalanceRule.NON_POSITIVE)
 
 
 def chart_of_accounts(terms: Terms) -> tuple[Account, ...]:

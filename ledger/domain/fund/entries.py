@@ -62,7 +62,12 @@ def price_text(terms: Terms, price: int) -> str:
 
 
 def mark(
-    terms: Terms, state: FundState, *, price: int, at: datetime
+    terms: Terms,
+    state: FundState,
+    *,
+    price: int,
+    at: datetime,
+    cover: str = acc.INSURANCE_COVER,
 ) -> tuple[EntryDraft | None, FundState]:
     """Realise the variation margin of a move to `price` into collateral (rounded down).
 
@@ -74,7 +79,7 @@ def mark(
     basis = state.mark_price or state.price
     pnl = mark_pnl(terms, state.position, basis, price) if basis else 0
     if pnl and state.collateral + pnl <= 0:
-        return wipeout(terms, state, price=price, pnl=pnl, at=at)
+        return wipeout(terms, state, price=price, pnl=pnl, at=at, cover=cover)
     if pnl == 0:
         # Nothing to post: the basis stays, so a sub-unit move carries over to the next mark.
         return None, replace(state, price=price)
@@ -97,11 +102,18 @@ def mark(
 
 
 def wipeout(
-    terms: Terms, state: FundState, *, price: int, pnl: int, at: datetime
+    terms: Terms,
+    state: FundState,
+    *,
+    price: int,
+    pnl: int,
+    at: datetime,
+    cover: str = acc.INSURANCE_COVER,
 ) -> tuple[EntryDraft, FundState]:
     """Book a loss larger than the equity: the whole loss, the collateral written off, the
-    excess as `liability:shortfall` (the exchange's insurance fund bore it), the position
-    closed. NAV is then quoted as 0 and mint/redeem are refused.
+    excess to `income:insurance-cover` (the venue's insurance fund bore it, so the fund's
+    equity is exactly zero), the position closed. NAV is then quoted as 0 and mint/redeem
+    are refused. `cover` is `liability:shortfall` only to re-check books written before.
     """
     loss = -pnl
     invariant(loss >= state.collateral, "a wipe-out needs a loss at least the equity")
@@ -110,7 +122,7 @@ def wipeout(
     postings: Postings = []
     _add(postings, acc.TRADING_PNL, quote, loss)
     _add(postings, acc.COLLATERAL, quote, -state.collateral)
-    _add(postings, acc.SHORTFALL, quote, -shortfall)
+    _add(postings, cover, quote, -shortfall)
     _add(postings, acc.POSITION, pos, -state.position)
     _add(postings, acc.POSITION_CONTRA, pos, state.position)
     meta = {
@@ -130,6 +142,48 @@ def wipeout(
     return fund_draft(terms, "wipeout", at, postings, meta), after
 
 
+Line = tuple[str, str, int]
+"""One posting as (account, asset, amount): what a batch adds up before it posts."""
+
+
+def mint_lines(terms: Terms, quote: MintQuote, holder: str) -> list[Line]:
+    """Return the postings of a mint priced by `quote` (zero amounts left out)."""
+    qa, sa, pa = terms.quote_asset.code, terms.share_asset.code, terms.position_asset.code
+    lines: list[Line] = [(acc.COLLATERAL, qa, quote.used + quote.dust)]
+    if quote.trade_fee:
+        lines.append((acc.TRADING_FEES, qa, quote.trade_fee))
+    if quote.fee:
+        lines.append((acc.MANAGER_FEES, qa, quote.fee))
+    lines.append((acc.CONTRIBUTED, qa, -(quote.used + quote.trade_fee)))
+    if quote.dust:
+        lines.append((acc.ROUNDING, qa, -quote.dust))
+    if quote.fee:
+        lines.append((acc.FEE_SUBSCRIPTION, qa, -quote.fee))
+    if quote.trade:
+        lines.append((acc.POSITION, pa, quote.trade))
+        lines.append((acc.POSITION_CONTRA, pa, -quote.trade))
+    lines.append((acc.holder_account_code(holder), sa, quote.shares))
+    lines.append((acc.SHARES_OUTSTANDING, sa, -quote.shares))
+    return lines
+
+
+def after_mint(state: FundState, quote: MintQuote, at: datetime) -> FundState:
+    """Return the state after a mint priced by `quote` at `at`."""
+    # A mint into a fund without a position sizes it: the ad-hoc move is measured from it.
+    sized = state.position == 0 and quote.trade != 0
+    return FundState(
+        state.collateral + quote.used + quote.dust,
+        state.position + quote.trade,
+        state.supply + quote.shares,
+        state.shortfall,
+        state.price,
+        state.price if sized else state.rebalance_price,
+        state.daily_on,
+        state.price if quote.trade else state.mark_price,
+        at if state.supply == 0 else state.accrued_at,  # the first shares start the clock
+    )
+
+
 def mint(
     terms: Terms,
     state: FundState,
@@ -145,44 +199,48 @@ def mint(
     bought in the same entry with its trading fee paid out of the order's cash.
     """
     quote = quote_mint(terms, state, cash)
-    qa, sa, pa = terms.quote_asset.code, terms.share_asset.code, terms.position_asset.code
-    kept = quote.used + quote.dust
-    postings = [Posting(acc.COLLATERAL, qa, kept)]
-    if quote.trade_fee:
-        postings.append(Posting(acc.TRADING_FEES, qa, quote.trade_fee))
-    if quote.fee:
-        postings.append(Posting(acc.MANAGER_FEES, qa, quote.fee))
-    postings.append(Posting(acc.CONTRIBUTED, qa, -(quote.used + quote.trade_fee)))
-    if quote.dust:
-        postings.append(Posting(acc.ROUNDING, qa, -quote.dust))
-    if quote.fee:
-        postings.append(Posting(acc.FEE_SUBSCRIPTION, qa, -quote.fee))
-    if quote.trade:
-        postings.append(Posting(acc.POSITION, pa, quote.trade))
-        postings.append(Posting(acc.POSITION_CONTRA, pa, -quote.trade))
-    postings.append(Posting(acc.holder_account_code(holder), sa, quote.shares))
-    postings.append(Posting(acc.SHARES_OUTSTANDING, sa, -quote.shares))
+    postings = tuple(Posting(a, s, u) for a, s, u in mint_lines(terms, quote, holder))
     meta: tuple[tuple[str, str], ...] = (
         ("cash", format_units(cash, terms.quote_asset.scale)),
         ("holder", holder),
     )
     if quote.trade:
         meta = (*meta, ("price", price_text(terms, state.price)))
-    # The first mint sizes the position to the multiple: the ad-hoc move is measured from it.
-    sized = state.supply == 0 and quote.trade != 0
-    after = FundState(
-        state.collateral + kept,
+    draft = EntryDraft(terms.book, "mint", at, postings, meta, key)
+    return draft, after_mint(state, quote, at), quote
+
+
+def redeem_lines(terms: Terms, quote: RedeemQuote, holder: str) -> list[Line]:
+    """Return the postings of a redemption priced by `quote` (zero amounts left out)."""
+    qa, sa, pa = terms.quote_asset.code, terms.share_asset.code, terms.position_asset.code
+    lines: list[Line] = [(acc.COLLATERAL, qa, -(quote.gross + quote.trade_fee))]
+    if quote.trade_fee:
+        lines.append((acc.TRADING_FEES, qa, quote.trade_fee))
+    lines.append((acc.CONTRIBUTED, qa, quote.gross))
+    if quote.fee:
+        lines.append((acc.MANAGER_FEES, qa, quote.fee))
+        lines.append((acc.FEE_REDEMPTION, qa, -quote.fee))
+    if quote.trade:
+        lines.append((acc.POSITION, pa, quote.trade))
+        lines.append((acc.POSITION_CONTRA, pa, -quote.trade))
+    lines.append((acc.holder_account_code(holder), sa, -quote.shares))
+    lines.append((acc.SHARES_OUTSTANDING, sa, quote.shares))
+    return lines
+
+
+def after_redeem(state: FundState, quote: RedeemQuote) -> FundState:
+    """Return the state after a redemption priced by `quote`."""
+    return FundState(
+        state.collateral - quote.gross - quote.trade_fee,
         state.position + quote.trade,
-        state.supply + quote.shares,
+        state.supply - quote.shares,
         state.shortfall,
         state.price,
-        state.price if sized else state.rebalance_price,
+        state.rebalance_price,
         state.daily_on,
         state.price if quote.trade else state.mark_price,
-        at if state.supply == 0 else state.accrued_at,  # the first shares start the clock
+        None if quote.shares == state.supply else state.accrued_at,  # no shares, no fees
     )
-    draft = EntryDraft(terms.book, "mint", at, tuple(postings), meta, key)
-    return draft, after, quote
 
 
 def redeem(
@@ -201,39 +259,15 @@ def redeem(
     only the treasury's `treasury` units would be left).
     """
     quote = quote_redeem(terms, state, shares, held, treasury if holder != "treasury" else 0)
-    qa, sa, pa = terms.quote_asset.code, terms.share_asset.code, terms.position_asset.code
-    taken = quote.gross + quote.trade_fee
-    postings = [Posting(acc.COLLATERAL, qa, -taken)]
-    if quote.trade_fee:
-        postings.append(Posting(acc.TRADING_FEES, qa, quote.trade_fee))
-    postings.append(Posting(acc.CONTRIBUTED, qa, quote.gross))
-    if quote.fee:
-        postings.append(Posting(acc.MANAGER_FEES, qa, quote.fee))
-        postings.append(Posting(acc.FEE_REDEMPTION, qa, -quote.fee))
-    if quote.trade:
-        postings.append(Posting(acc.POSITION, pa, quote.trade))
-        postings.append(Posting(acc.POSITION_CONTRA, pa, -quote.trade))
-    postings.append(Posting(acc.holder_account_code(holder), sa, -shares))
-    postings.append(Posting(acc.SHARES_OUTSTANDING, sa, shares))
+    postings = tuple(Posting(a, s, u) for a, s, u in redeem_lines(terms, quote, holder))
     meta: tuple[tuple[str, str], ...] = (
         ("holder", holder),
         ("paid", format_units(quote.paid, terms.quote_asset.scale)),
     )
     if quote.trade:
         meta = (*meta, ("price", price_text(terms, state.price)))
-    after = FundState(
-        state.collateral - taken,
-        state.position + quote.trade,
-        state.supply - shares,
-        state.shortfall,
-        state.price,
-        state.rebalance_price,
-        state.daily_on,
-        state.price if quote.trade else state.mark_price,
-        None if shares == state.supply else state.accrued_at,  # no shares, no fees
-    )
-    draft = EntryDraft(terms.book, "redeem", at, tuple(postings), meta, key)
-    return draft, after, quote
+    draft = EntryDraft(terms.book, "redeem", at, postings, meta, key)
+    return draft, after_redeem(state, quote), quote
 
 
 def close_position(

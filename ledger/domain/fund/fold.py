@@ -11,6 +11,8 @@ product's terms, the entry the fund engine must have posted, and compares postin
   (`wipeout_not_due`);
 - `mint`: its `holder` and `cash`, priced at the fold's NAV with the product's fees
   (`mint_price`); `redeem`: its holder's share posting, likewise (`redeem_price`);
+- `orders`: the batch its metadata names, each order priced alone in turn and only the net
+  traded, the fee saved shared back pro rata (`orders_price`, see `orders.py`);
 - `rebalance`: its `price` and `trigger`, the trade to L x E / P, or to zero for `close`
   (`rebalance_target`);
 - `accrual`: the management fee and funding for the time from the end of the previous accrual
@@ -33,7 +35,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 
 from ledger.domain.fund import accounts as acc
-from ledger.domain.fund import entries
+from ledger.domain.fund import entries, orders
 from ledger.domain.fund.split import split_shares
 from ledger.domain.fund.state import FundState, nav_per_share_units
 from ledger.domain.fund.terms import Terms
@@ -42,8 +44,8 @@ from ledger.domain.money import parse_units
 from ledger.errors import LedgerError
 
 FUND_KINDS = frozenset(
-    {"mark", "wipeout", "mint", "redeem", "rebalance", "accrual", "fee.management", "funding"}
-    | {"split", "merge", "close"}
+    {"mark", "wipeout", "mint", "redeem", "orders", "rebalance", "accrual"}
+    | {"fee.management", "funding", "split", "merge", "close"}
 )
 
 
@@ -120,6 +122,10 @@ class FundFold:
             return self._finding(entry, _RULES.get(draft.kind, "kind"), str(exc))
         if expected is None or not _same_postings(expected.postings, draft.postings):
             return self._finding(entry, rule, self._mismatch(expected, draft))
+        if draft.kind == "orders" and expected.metadata != draft.metadata:
+            # A batch's postings add its orders up: its fills (what each holder paid, got and
+            # was rebated) are checked in its metadata.
+            return self._finding(entry, rule, "the batch's recorded fills are not its orders'")
         return None
 
     def absorb(self, entry: JournalEntry, meta: dict[str, str] | None = None) -> None:
@@ -140,7 +146,7 @@ class FundFold:
             if asset == quote:
                 if account == acc.COLLATERAL:
                     collateral += amount
-                elif account == acc.SHORTFALL:
+                elif account in (acc.INSURANCE_COVER, acc.SHORTFALL):
                     shortfall -= amount
             elif asset == share:
                 if account == acc.SHARES_OUTSTANDING:
@@ -158,10 +164,12 @@ class FundFold:
                 price = self._price(meta)
             except (LedgerError, ValueError):
                 price = state.price
-            if draft.kind in ("mark", "wipeout", "rebalance", "mint", "redeem"):
+            if draft.kind in ("mark", "wipeout", "rebalance", "mint", "redeem", "orders"):
                 mark_price = price  # an order that trades carries its price
-            if draft.kind == "rebalance" or (draft.kind == "mint" and state.supply == 0):
-                rebalance_price = price  # a rebalance, or the first mint, sized the position
+            if draft.kind == "rebalance" or (
+                draft.kind in ("mint", "orders") and state.position == 0 and position != 0
+            ):
+                rebalance_price = price  # a rebalance, or an order into no position, sized it
         daily_on = state.daily_on
         if "daily" in meta:
             try:
@@ -195,37 +203,15 @@ class FundFold:
         at, key, kind = draft.effective_at, draft.idempotency_key, draft.kind
         if kind in ("mark", "wipeout"):
             price = self._price(meta)
-            made, after = entries.mark(terms, state, price=price, at=at)
+            # A book from before the insurance cover booked the excess loss as a liability.
+            legacy = any(p.account == acc.SHORTFALL for p in draft.postings)
+            cover = acc.SHORTFALL if legacy else acc.INSURANCE_COVER
+            made, after = entries.mark(terms, state, price=price, at=at, cover=cover)
             if made is not None and made.kind != kind:
                 return None, after, "wipeout_due" if made.kind == "wipeout" else "wipeout_not_due"
             return made, after, "mark_pnl" if kind == "mark" else "wipeout_not_due"
-        if kind in ("mint", "redeem") and "price" in meta:
-            # An order that trades records the price it traded at (the feed's, which the
-            # journal may not have seen yet: a price that moved nothing posts nothing).
-            state = replace(state, price=self._price(meta))
-        if kind == "mint":
-            cash = parse_units(meta["cash"], terms.quote_asset.scale, "cash")
-            self.order_navs[entry.seq] = nav_per_share_units(terms, state)
-            made, after, _ = entries.mint(
-                terms, state, holder=meta["holder"], cash=cash, at=at, key=key
-            )
-            return made, after, "mint_price"
-        if kind == "redeem":
-            holder = meta["holder"]
-            code = acc.holder_account_code(holder)
-            shares = -sum(p.amount for p in draft.postings if p.account == code)
-            self.order_navs[entry.seq] = nav_per_share_units(terms, state)
-            made, after, _ = entries.redeem(
-                terms,
-                state,
-                holder=holder,
-                shares=shares,
-                held=self.holders.get(holder, 0),
-                at=at,
-                key=key,
-                treasury=self.holders.get("treasury", 0),
-            )
-            return made, after, "redeem_price"
+        if kind in ("mint", "redeem", "orders"):
+            return self._expected_order(entry, meta)
         if kind == "rebalance":
             priced = replace(state, price=self._price(meta))
             trigger = meta["trigger"]
@@ -268,6 +254,48 @@ class FundFold:
             terms, state, self.holders, num=num, den=den, at=at, kind=kind, key=key
         )
         return made, after, "split"
+
+    def _expected_order(
+        self, entry: JournalEntry, meta: dict[str, str]
+    ) -> tuple[EntryDraft | None, FundState, str]:
+        """The mint, redemption or batch the engine must have posted, at the fold's NAV."""
+        draft = entry.draft
+        terms, state = self.terms, self.state
+        at, key, kind = draft.effective_at, draft.idempotency_key, draft.kind
+        if "price" in meta:
+            # An order that trades records the price it traded at (the feed's, which the
+            # journal may not have seen yet: a price that moved nothing posts nothing).
+            state = replace(state, price=self._price(meta))
+        if kind == "mint":
+            cash = parse_units(meta["cash"], terms.quote_asset.scale, "cash")
+            self.order_navs[entry.seq] = nav_per_share_units(terms, state)
+            made, after, _ = entries.mint(
+                terms, state, holder=meta["holder"], cash=cash, at=at, key=key
+            )
+            return made, after, "mint_price"
+        if kind == "redeem":
+            holder = meta["holder"]
+            code = acc.holder_account_code(holder)
+            shares = -sum(p.amount for p in draft.postings if p.account == code)
+            self.order_navs[entry.seq] = nav_per_share_units(terms, state)
+            made, after, _ = entries.redeem(
+                terms,
+                state,
+                holder=holder,
+                shares=shares,
+                held=self.holders.get(holder, 0),
+                at=at,
+                key=key,
+                treasury=self.holders.get("treasury", 0),
+            )
+            return made, after, "redeem_price"
+        if kind == "orders":
+            self.order_navs[entry.seq] = nav_per_share_units(terms, state)
+            made, after, _ = orders.batch(
+                terms, state, orders.orders_of(meta), dict(self.holders), at=at, key=key
+            )
+            return made, after, "orders_price"
+        raise ValueError(f"{kind!r} is not an order")
 
     def _price(self, meta: dict[str, str]) -> int:
         text = meta["price"]
@@ -322,6 +350,7 @@ _RULES = {
     "wipeout": "wipeout_not_due",
     "mint": "mint_price",
     "redeem": "redeem_price",
+    "orders": "orders_price",
     "rebalance": "rebalance_target",
     "accrual": "accrual",
     "fee.management": "management_fee",

@@ -76,12 +76,14 @@ def toward_zero(numerator: int, denominator: int) -> int:
 def _order_trade(terms: Terms, state: FundState, equity: int) -> int:
     """Return the position that `equity` quote units of new equity carry: the fund's
     position x equity / E (the multiple unchanged), or L x equity / P for a fund without
-    shares; rounded toward zero (the multiple never rises above what it was).
+    shares or without a position; rounded toward zero (the multiple never rises).
     """
     if state.price == 0 or equity == 0:
         return 0
-    if state.supply > 0:
+    if state.position != 0 and state.collateral > 0:
         return toward_zero(state.position * equity, state.collateral)
+    # No position (no shares, or only the treasury's dust after the last customer left):
+    # the order's equity is sized to the multiple, as a first mint is.
     return target_position(terms, equity, state.price)
 
 
@@ -94,7 +96,7 @@ def _net_of_trading(terms: Terms, state: FundState, available: int) -> tuple[int
         trade = _order_trade(terms, state, available)
         return available, trade, trading_fee(terms, trade, state.price)
     # |trade| x P = |M| x equity, M the effective multiple (or L for an empty fund).
-    if state.supply > 0:
+    if state.position != 0 and state.collateral > 0:
         notional_num, notional_den = (
             abs(state.position) * state.price,
             (state.collateral * terms.position_one),
