@@ -389,3 +389,26 @@ def test_worked_fund_example_exact(tmp_path: Path) -> None:
     assert proof.path == (Node(proof.path[0].hash, 2_493_759_705_000_047_729),)
     assert check_proof(proof, published=root) is None
     lg.close()
+
+
+def test_an_orders_batch_is_in_the_tree(tmp_path: Path) -> None:
+    """One `orders` entry minting for two holders and redeeming for a third: all in the tree."""
+    lg = open_ledger(f"sqlite:///{tmp_path / 'o.db'}", clock=FixedClock(T0))
+    lg.init()
+    funds = Funds(lg, clock=FixedClock(T0))
+    funds.create_product("BTC3L", max_price_age=None)
+    funds.set_price("BTC", "100", at=T0)
+    funds.mint("BTC3L", "alice", cash="1000", at=T0 + timedelta(seconds=1))
+    items = [
+        {"side": "mint", "holder": "bob", "cash": "300"},
+        {"side": "mint", "holder": "carol", "cash": "200"},
+        {"side": "redeem", "holder": "alice", "shares": "2.5"},
+    ]
+    funds.orders("BTC3L", items, at=T0 + timedelta(seconds=2))
+    head = lg.head("BTC3L")[0]
+    root = _every_proof_verifies(lg, head)
+    register = liabilities_at(lg, "BTC3L").register
+    assert {"alice", "bob", "carol"} <= set(register.units)
+    assert register.units["alice"] == 9_975_037_440_000_000_000 - 2_500_000_000_000_000_000
+    assert root.sum == Funds(lg).state("BTC3L").supply
+    lg.close()
