@@ -158,7 +158,7 @@ def main() -> None:
             f" runs {', '.join(f'{c:.2f}' for c in cpu)} |",
             f"| load average (1 min) before / after the builds | {t['load_before']:.1f} /"
             f" {t['load_after']:.1f} on {os.cpu_count()} cores |",
-            f"| of which: HMAC secrets + commitments + leaf records | {t['records']:.2f} s |",
+            f"| of which (wall clock, one run): HMAC secrets + commitments + leaf records | {t['records']:.2f} s |",
             f"| of which: sort by commitment | {t['sort']:.2f} s |",
             f"| of which: leaf hashes + {t['depth']} levels of inner nodes | {t['levels']:.2f} s |",
             f"| proof size | {t['size']:,} bytes as written by `proof -o` ({t['compact']:,} compact"
