@@ -125,6 +125,14 @@ def test_worked_example_three_holders_exact() -> None:
     assert proofs["treasury"].path[0] == Node(bytes(32), 0)
     assert proofs["alice"].path[0].sum == 25 * 10**17
     assert proofs["alice"].path[1].sum == 17
+    assert proofs["alice"].contract_args() == (
+        7,
+        proofs["alice"].commitment,
+        10**18,
+        1,
+        [proofs["alice"].path[0].hash, proofs["alice"].path[1].hash],
+        [25 * 10**17, 17],
+    )
     for proof in proofs.values():
         assert check_proof(proof, published=root) is None
     with pytest.raises(Rejected) as refused:

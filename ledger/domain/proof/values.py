@@ -58,3 +58,12 @@ class LiabilityProof:
     def published_root(self) -> LiabilitiesRoot:
         """Return the root this proof claims, with its depth and seq."""
         return LiabilitiesRoot(self.root.hash, self.root.sum, self.depth, self.seq)
+
+    def contract_args(self) -> tuple[int, bytes, int, int, list[bytes], list[int]]:
+        """Return the arguments of the share token's `verifyLiability` view for this proof:
+        (seq, commitment, units, index, sibling hashes, sibling sums). The commitment check
+        (step 1, which needs the secret) stays off chain: run `check_proof` for it.
+        """
+        hashes = [n.hash for n in self.path]
+        sums = [n.sum for n in self.path]
+        return self.seq, self.commitment, self.units, self.index, hashes, sums
