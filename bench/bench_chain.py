@@ -19,6 +19,7 @@ import json
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,7 @@ from ledger.chain.keys import anvil_dev_operator  # noqa: E402
 from ledger.chain.reconcile import reconcile_book  # noqa: E402
 from ledger.chain.rpc import connect  # noqa: E402
 from ledger.chain.sync import sync_book  # noqa: E402
-from ledger.chain.token import TokenClient  # noqa: E402
+from ledger.chain.token import TokenClient, holder_gas  # noqa: E402
 from ledger.clock import FixedClock  # noqa: E402
 from ledger.services.ledger import open_ledger  # noqa: E402
 from tests.chain_support import mint_draft, open_holders, open_share_book, split_draft  # noqa: E402
@@ -85,9 +86,11 @@ def naive_mint(client: TokenClient, ids: list[str], *, idiomatic: bool) -> tuple
     for i, holder in enumerate(ids):
         address = address_of(holder)
         if idiomatic:
-            gas += send_idiomatic(client, client.contract.functions.batchMint([address], [E18 + i]))
+            fn = client.contract.functions.batchAdjust(0, 0, [address], [0], [E18 + i])
+            gas += send_idiomatic(client, fn)
         else:
-            sent = client.send_one(client.mint_call([(address, E18 + i)]))
+            call = client.adjust_call(expected_seq=0, seq=0, rows=[(address, 0, E18 + i)])
+            sent = client.send_one(replace(call, gas=holder_gas(1)))
             assert sent.succeeded
             gas += sent.gas_used
     return time.perf_counter() - start, gas
@@ -100,7 +103,7 @@ def naive_split(client: TokenClient, ids: list[str], num: int, den: int) -> tupl
     for holder in ids:
         address = address_of(holder)
         before = int(client.view("balanceOf", address))
-        fn = client.contract.functions.batchAdjust(0, [address], [before], [before * num // den])
+        fn = client.contract.functions.batchAdjust(0, 0, [address], [before], [before * num // den])
         gas += send_idiomatic(client, fn)
     return time.perf_counter() - start, gas
 

@@ -10,7 +10,9 @@ Issue 7 asks for, with 1,000 holders, via `Funds.mint` / `Funds.redeem`:
     the last price update, on SQLite and on PostgreSQL;
   - beside the kernel's single durable entry (`Ledger.post`, as bench/bench_kernel.py measures
     it) on the same database in the same run;
-  - the orders per second of 8 processes minting and redeeming into one fund on PostgreSQL.
+  - the orders per second of 8 processes minting and redeeming into one fund on PostgreSQL;
+  - and (issue 8) `Funds.orders`: a netted batch of 10, 100 and 500 orders, per batch and
+    per order (diagnostic, no target).
 Targets: a mint or redeem within 2x of one durable kernel entry (about <= 1 ms median on SQLite,
 <= 3 ms on PostgreSQL); the latency after 10,000 orders within 1.2x of the latency after 10;
 >= 400 orders/s from 8 processes into one fund on PostgreSQL.
@@ -305,6 +307,50 @@ def bench_latency(book: Book, since: int, samples: int) -> dict[str, Any]:
     }
 
 
+BATCH_SIZES = (10, 100, 500)
+BATCH_ROUNDS = 20  # batches timed per size, each after a fresh price
+
+
+def bench_batches(book: Book) -> dict[str, Any]:
+    """`Funds.orders`: batches of 10, 100 and 500 orders (half mints, half redeems of the next
+    holders), each right after a fresh price; the milliseconds per batch and per order."""
+    figures: dict[str, Any] = {}
+    for size in BATCH_SIZES:
+        per_batch: list[float] = []
+        for _ in range(BATCH_ROUNDS):
+            book.fresh_price(PRICES[len(per_batch) % len(PRICES)])
+            items: list[dict[str, str]] = []
+            redeemed: list[tuple[str, int]] = []
+            for j in range(size):
+                book.order_no += 1
+                n = book.order_no
+                if j % 2 == 0:
+                    holder = book.ids[(n * 7) % len(book.ids)]
+                    items.append({"side": "mint", "holder": holder, "cash": ORDER_CASH})
+                else:
+                    holder = book.ids[(n * 13) % len(book.ids)]
+                    units = book.held[holder] // REDEEM_PART
+                    book.held[holder] -= units
+                    redeemed.append((holder, units))
+                    shares = format_units(units, book.scale)
+                    items.append({"side": "redeem", "holder": holder, "shares": shares})
+            key = f"b-{book.run}-{book.order_no}"
+            at = book.clock.tick()
+            began = time.perf_counter()
+            result = book.funds.orders(PRODUCT, items, key=key, at=at)
+            per_batch.append((time.perf_counter() - began) * 1000)
+            for fill in result.fills:
+                if fill.side == "mint":
+                    units = share_units(fill.shares_delta, book.scale) or 0
+                    book.held[fill.holder] += units
+        stats = summary(per_batch)
+        figures[str(size)] = {
+            **stats,
+            "per_order_median_ms": stats["median_ms"] / size,
+        }
+    return figures
+
+
 def bench_kernel_entry(book: Book) -> dict[str, float]:
     """One durable single-entry `Ledger.post`, as bench/bench_kernel.py measures it, on the
     same database (its own book with 1,000 holder accounts)."""
@@ -483,6 +529,9 @@ def run_database(kind: str, url: str, args: argparse.Namespace) -> dict[str, Any
         if args.only in (None, "latency"):
             progress(f"{kind}: latency, up to {args.orders_since_price:,} orders since the price")
             figures["latency"] = bench_latency(book, args.orders_since_price, args.samples)
+        if args.only in (None, "batch"):
+            progress(f"{kind}: batches of {', '.join(map(str, BATCH_SIZES))} orders")
+            figures["batches"] = bench_batches(book)
         if args.only in (None, "concurrent") and kind == "postgresql":
             progress(f"{kind}: 8 processes x {args.per_process:,} orders into one fund")
             figures["concurrent"] = bench_concurrent(book, args.per_process)
@@ -559,6 +608,22 @@ def rows_for(fig: dict[str, Any], since: int) -> list[tuple[str, str, str, str]]
                     verdict(Decimal(str(growth)) <= TARGET_RATIO_GROWTH),
                 )
             )
+    batches = fig.get("batches")
+    if batches:
+        single = lat["after_10"]["mint"]["median_ms"] if lat else None
+        for size, s in batches.items():
+            figure = (
+                f"median {s['median_ms']:.2f} ms per batch (p99 {s['p99_ms']:.2f} ms),"
+                f" {s['per_order_median_ms']:.3f} ms per order"
+            )
+            target = "diagnostic"
+            if single:
+                figure += (
+                    f"; {single / s['per_order_median_ms']:.1f}x fewer ms per order than one mint"
+                )
+            rows.append(
+                (f"{name} `Funds.orders`, batches of {size} (half mints)", figure, target, "")
+            )
     conc = fig.get("concurrent")
     if conc:
         extra = (
@@ -611,7 +676,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--only",
-        choices=["latency", "kernel", "concurrent"],
+        choices=["latency", "kernel", "concurrent", "batch"],
         default=None,
         help="latency (with the kernel reference), kernel alone, or the 8 processes (PostgreSQL)",
     )

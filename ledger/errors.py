@@ -41,6 +41,8 @@ class Reason(StrEnum):
     STALE_PRICE = "stale_price"
     UNKNOWN_SYMBOL = "unknown_symbol"
     FUND_CLOSED = "fund_closed"
+    TIME_OUT_OF_RANGE = "time_out_of_range"
+    BAD_ENCODING = "bad_encoding"
 
 
 class LedgerError(Exception):

@@ -87,3 +87,12 @@ def holder_balances(lg: Ledger, book: str) -> dict[str, int]:
         if (h := holder_of(account)) is not None:
             result[h] = result.get(h, 0) + units
     return result
+
+
+def cli_env(db_url: str, rpc_url: str, **extra: str) -> dict[str, str]:
+    """Return the environment for a `token-ledger` process: no inherited TOKEN_LEDGER_*."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOKEN_LEDGER_")}
+    env.update(TOKEN_LEDGER_DB=db_url, TOKEN_LEDGER_RPC_URL=rpc_url, **extra)
+    return env

@@ -100,12 +100,12 @@ def _posting_entry(amount: str, **changes: Any) -> str:
 HOSTILE_POSTS: dict[str, tuple[bytes, str]] = {
     "after-window-once-offset": (
         entry_text(key="t", effective_at="9999-12-31T23:59:59-12:00").encode(),
-        "token-ledger: bad_input: effective_at: time 9999-12-31T23:59:59-12:00 is outside "
+        "token-ledger: time_out_of_range: effective_at: time 9999-12-31T23:59:59-12:00 is outside "
         + WINDOW,
     ),
     "before-window-once-offset": (
         entry_text(key="t", effective_at="0001-01-01T00:00:00+00:01").encode(),
-        "token-ledger: bad_input: effective_at: time 0001-01-01T00:00:00+00:01 is outside "
+        "token-ledger: time_out_of_range: effective_at: time 0001-01-01T00:00:00+00:01 is outside "
         + WINDOW,
     ),
     "5000-digit-amount": (
@@ -123,7 +123,7 @@ HOSTILE_POSTS: dict[str, tuple[bytes, str]] = {
     ),
     "non-utf8": (
         b'{"book": "main\xff"}',
-        "token-ledger: bad_input: entry is not UTF-8 text (byte 14 is invalid)",
+        "token-ledger: bad_encoding: entry is not UTF-8 text (byte 14 is invalid)",
     ),
     "deep-arrays": (
         b'{"book": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
@@ -165,7 +165,7 @@ def test_post_file_that_is_not_utf8_is_one_line(db: str, tmp_path: Path) -> None
     path = tmp_path / "entry.json"
     path.write_bytes(entry_text().encode().replace(b"first mint", b"first \xe9 mint"))
     assert_refused(
-        run_bin(db, "post", str(path)), "token-ledger: bad_input: entry is not UTF-8 text (byte"
+        run_bin(db, "post", str(path)), "token-ledger: bad_encoding: entry is not UTF-8 text (byte"
     )
     assert state(db)[0] == (0, 0)
 
@@ -196,11 +196,14 @@ def test_a_deeply_nested_entry_does_not_crash_the_api() -> None:
 def test_the_edges_of_the_window_post_show_export_and_replay(
     cli_db: str, effective_at: str, shown: str, tmp_path: Path
 ) -> None:
-    """What is accepted can be shown, reversed, exported and replayed: no stuck book."""
-    entry = ok(cli_db, "post", "-", stdin=entry_text(effective_at=effective_at))
+    """What is accepted can be shown, reversed, exported and replayed: no stuck book (the
+    far edge is ahead of the clock: accepted only with the skew bound off)."""
+    entry = ok(
+        cli_db, "--max-skew", "off", "post", "-", stdin=entry_text(effective_at=effective_at)
+    )
     assert entry["effective_at"] == shown
     assert [e["effective_at"] for e in ok(cli_db, "history", "cash")] == [shown]
-    reversal = ok(cli_db, "reverse", "1", "--at", effective_at)
+    reversal = ok(cli_db, "--max-skew", "off", "reverse", "1", "--at", effective_at)
     assert reversal["effective_at"] == shown
     out = tmp_path / "main.jsonl"
     assert ok(cli_db, "export", "--book", "main", "-o", str(out))["entries"] == 2
@@ -222,7 +225,9 @@ def test_times_outside_the_window_are_refused_by_every_time_option(db: str) -> N
         ["reverse", "1", "--at", "9999-12-31T23:59:59-00:01"],
         ["balances", "--at", "0001-01-01T00:00:00+00:01"],
     ):
-        assert_one_line_refusal(run(db, *args), f"bad_input: time {args[-1]} is outside {WINDOW}")
+        assert_one_line_refusal(
+            run(db, *args), f"time_out_of_range: time {args[-1]} is outside {WINDOW}"
+        )
     assert state(db) == before
 
 
@@ -231,7 +236,7 @@ def test_the_api_refuses_a_time_outside_the_window_before_writing(ledger: Ledger
     late = datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone(-timedelta(hours=12)))
     with pytest.raises(Rejected) as caught:
         ledger.post(mint("holder:alice", 1, at=late))
-    assert caught.value.reason is Reason.BAD_INPUT
+    assert caught.value.reason is Reason.TIME_OUT_OF_RANGE
     assert caught.value.message == f"time 9999-12-31T23:59:59-12:00 is outside {WINDOW}"
     assert row_counts(ledger) == (0, 0)
     assert [e.seq for e in ledger.entries("B")] == []

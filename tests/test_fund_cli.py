@@ -17,7 +17,10 @@ from ledger.storage import fund_store
 
 @pytest.fixture
 def db(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'cli.db'}"
+    """An initialised database: fund commands refuse one without the schema (issue 9)."""
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    assert CliRunner().invoke(cli, ["--db", url, "init"]).exit_code == 0
+    return url
 
 
 def run(db: str, *args: str) -> Result:

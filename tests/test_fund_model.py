@@ -18,9 +18,11 @@ NAV per share after every step. After every step:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from fractions import Fraction
+from typing import Any
 
 import pytest
 from hypothesis import strategies as st
@@ -180,16 +182,9 @@ class FundEconomics(FreshDatabaseMachine):
 
     @rule(holder=st.sampled_from(HOLDERS), cash=st.integers(10, 50_000))
     def mint(self, holder: str, cash: int) -> None:
-        stale = self._stale()
-        try:
-            out = self.funds.mint(BOOK, holder, cash=str(cash))
-        except Rejected as exc:
-            if self.model.wiped_out:
-                assert exc.reason is Reason.FUND_WIPED_OUT, exc
-                return
-            assert stale and exc.reason in (Reason.STALE_PRICE, Reason.NO_PRICE), exc
+        out = self._order(lambda: self.funds.mint(BOOK, holder, cash=str(cash)))
+        if out is None:
             return
-        assert not stale and not self.model.wiped_out
         self._check_order(out)
         # The order is priced at the engine's NAV, which carries the equity's rounding so far.
         relative = self.relative if self.model.supply else Fraction(0)
@@ -236,18 +231,9 @@ class FundEconomics(FreshDatabaseMachine):
         items = [{"side": "mint", "holder": minter, "cash": str(cash)}]
         if units:
             items.append({"side": "redeem", "holder": redeemer, "shares": format_units(units, 18)})
-        stale = self._stale()
-        try:
-            out = self.funds.orders(BOOK, items)
-        except Rejected as exc:
-            if exc.reason is Reason.BELOW_MINIMUM:
-                return
-            if self.model.wiped_out:
-                assert exc.reason is Reason.FUND_WIPED_OUT, exc
-                return
-            assert stale and exc.reason in (Reason.STALE_PRICE, Reason.NO_PRICE), exc
+        out = self._order(lambda: self.funds.orders(BOOK, items), small=Reason.BELOW_MINIMUM)
+        if out is None:
             return
-        assert not stale and not self.model.wiped_out
         self._check_order(out)
         assert out.trading_fee_saved >= 0 and all(f.rebate >= 0 for f in out.fills)
         relative = self.relative if self.model.supply else Fraction(0)
@@ -274,6 +260,23 @@ class FundEconomics(FreshDatabaseMachine):
         self.model.rescale(factor)
         self.share_error *= factor
         self._step()
+
+    def _order(self, call: Callable[[], Any], small: Reason | None = None) -> Any:
+        """Return the result of an order, or None when the engine refused it exactly as the
+        model predicts (a stale or missing price, a wiped-out fund; `small`: too small)."""
+        stale = self._stale()
+        try:
+            out = call()
+        except Rejected as exc:
+            if exc.reason is small:
+                return None
+            if self.model.wiped_out:
+                assert exc.reason is Reason.FUND_WIPED_OUT, exc
+                return None
+            assert stale and exc.reason in (Reason.STALE_PRICE, Reason.NO_PRICE), exc
+            return None
+        assert not stale and not self.model.wiped_out
+        return out
 
     def _check_order(self, out: object) -> None:
         """The order left the other holders' NAV per share unchanged (fund's favour only)."""
@@ -335,3 +338,13 @@ def test_fund_economics_match_an_independent_model(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     run_machine(FundEconomics, sqlite_urls(tmp_path_factory, "eco"), examples=200, steps=30)
+
+
+@pytest.mark.postgres
+def test_fund_economics_match_an_independent_model_postgres(pg_url: str) -> None:
+    """The same machine on PostgreSQL (fewer examples: each opens a schema on the server)."""
+    from tests.conftest import PG_URL
+    from tests.fund.machines import postgres_schemas
+
+    with postgres_schemas(PG_URL) as new_url:
+        run_machine(FundEconomics, new_url, examples=12, steps=30)

@@ -5,8 +5,6 @@ saved shared back. Expectations in exact fractions computed here, not by the eng
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
@@ -23,7 +21,7 @@ from ledger.errors import Reason, Rejected
 from ledger.services.audit import verify_book
 from ledger.services.funds import Funds
 from ledger.services.ledger import open_ledger
-from tests.fund.helpers import USDT, zero_fee_terms
+from tests.fund.helpers import USDT, cli, zero_fee_terms
 
 T0 = datetime(2026, 1, 5, 0, 5, tzinfo=UTC)
 AT = datetime(2024, 1, 1, tzinfo=UTC)
@@ -246,13 +244,7 @@ def test_a_stale_price_refuses_the_batch(funds: Funds) -> None:
 
 
 def test_the_orders_command_reads_a_file_and_refuses_in_one_line(tmp_path: Path) -> None:
-    db = f"sqlite:///{tmp_path / 'cli.db'}"
-    binary = Path(sys.executable).parent / "token-ledger"
-
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(binary), "--db", db, *args], check=False, capture_output=True, text=True
-        )
+    run = cli(f"sqlite:///{tmp_path / 'cli.db'}")
 
     assert run("init").returncode == 0
     assert run("product", "create", "BTC3L").returncode == 0

@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -107,6 +108,7 @@ def start_anvil(
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            env=node_env(),
         )
     port = _wait_listening(proc, log_path, timeout_s)
     return AnvilNode(
@@ -117,6 +119,16 @@ def start_anvil(
         state_path=str(state_path) if state_path else None,
         log_path=str(log_path),
     )
+
+
+def node_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Return the environment Anvil runs with: ours without any TOKEN_LEDGER_* variable.
+
+    The node never needs the operator key or its keystore password, so it never sees them
+    (a node's environment is readable by its user through /proc).
+    """
+    source = os.environ if env is None else env
+    return {k: v for k, v in source.items() if not k.startswith("TOKEN_LEDGER_")}
 
 
 def _wait_listening(

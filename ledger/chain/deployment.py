@@ -72,7 +72,21 @@ def attach(lg: Ledger, book: str, w3: Web3, operator: Operator | None = None) ->
     reason = reset_reason(w3, deployment)
     if reason is not None:
         raise Rejected(Reason.CHAIN, f"{reason}: run `token-ledger chain sync {book}` to redeploy")
-    return Attached(TokenClient(w3, deployment.address, operator), deployment)
+    client = TokenClient(w3, deployment.address, operator)
+    if operator is not None:
+        require_owner(client, operator)
+    return Attached(client, deployment)
+
+
+def require_owner(client: TokenClient, operator: Operator) -> None:
+    """Refuse to write through `operator` when the mirror is owned by another key."""
+    owner = client.owner()
+    if owner != operator.address:
+        raise Rejected(
+            Reason.CHAIN,
+            f"the mirror at {client.address} is owned by {owner}, not by the operator"
+            f" {operator.address}",
+        )
 
 
 def ensure_deployed(
@@ -86,7 +100,9 @@ def ensure_deployed(
     if deployment is not None:
         reason = reset_reason(w3, deployment)
         if reason is None:
-            return Attached(TokenClient(w3, deployment.address, operator), deployment)
+            client = TokenClient(w3, deployment.address, operator)
+            require_owner(client, operator)
+            return Attached(client, deployment)
         records.retire_deployment(
             lg.engine, deployment.id, reason=reason, at_us=to_micros(clock.now())
         )
@@ -113,5 +129,6 @@ def deploy(
         deploy_tx=bytes(receipt["transactionHash"]),
         deploy_block=int(receipt["blockNumber"]),
         deployed_us=to_micros(clock.now()),
+        owner=operator.address,
     )
     return client, records.record_deployment(lg.engine, row)

@@ -9,12 +9,17 @@ Sources, first match wins:
 - only when the caller allows it (a local Anvil started by `token-ledger chain up`, chain id
   31337): account 0 of Anvil's public test mnemonic, which guards nothing of value.
 
+A key of Anvil's public mnemonic is refused on any chain id but 31337, however it was given
+(`require_key_fits_chain`; every transaction the mirror signs goes through it): its private
+key is published, so on any other chain whoever reads Anvil's docs owns the mirror.
+
 The key never leaves this module as text: `Operator` has no attribute holding it in hex and its
 repr shows the address only.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Mapping
@@ -34,6 +39,7 @@ ENV_PASSWORD_FILE = "TOKEN_LEDGER_OPERATOR_PASSWORD_FILE"
 ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
 """Anvil's public test mnemonic: its keys are published, so it may be committed."""
 ANVIL_CHAIN_ID = 31337
+ANVIL_PUBLIC_ACCOUNTS = 20  # accounts of the mnemonic refused off chain id 31337
 
 
 class Operator:
@@ -66,9 +72,52 @@ def anvil_dev_operator(index: int = 0) -> Operator:
     return Operator(account, source="anvil-test-mnemonic")
 
 
-def load_operator(env: Mapping[str, str] | None = None, *, allow_dev_key: bool = False) -> Operator:
-    """Return the operator from the environment (see the module docstring), else refuse."""
+@functools.cache
+def anvil_public_addresses() -> frozenset[str]:
+    """Return the addresses of the first ANVIL_PUBLIC_ACCOUNTS accounts of Anvil's mnemonic."""
+    Account.enable_unaudited_hdwallet_features()
+    return frozenset(
+        str(Account.from_mnemonic(ANVIL_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}").address)
+        for i in range(ANVIL_PUBLIC_ACCOUNTS)
+    )
+
+
+def require_key_fits_chain(operator: Operator, chain_id: int) -> None:
+    """Refuse an operator holding one of Anvil's published keys on a chain other than 31337."""
+    if chain_id != ANVIL_CHAIN_ID and operator.address in anvil_public_addresses():
+        raise Rejected(
+            Reason.CHAIN,
+            f"the operator key ({operator.source}, {operator.address}) is one of Anvil's public"
+            f" test keys: refused on chain id {chain_id} (only on {ANVIL_CHAIN_ID})",
+        )
+
+
+def load_operator(
+    env: Mapping[str, str] | None = None,
+    *,
+    allow_dev_key: bool = False,
+    chain_id: int | None = None,
+) -> Operator:
+    """Return the operator from the environment (see the module docstring), else refuse.
+
+    With `chain_id`, also refuse one of Anvil's public keys unless it is 31337.
+    """
     env = os.environ if env is None else env
+    operator = _from_env(env)
+    if operator is not None:
+        if chain_id is not None:
+            require_key_fits_chain(operator, chain_id)
+        return operator
+    if allow_dev_key:
+        return anvil_dev_operator()
+    raise Rejected(
+        Reason.CHAIN,
+        f"no operator key: set {ENV_KEY}, or {ENV_KEYSTORE} with {ENV_PASSWORD}"
+        f" or {ENV_PASSWORD_FILE}",
+    )
+
+
+def _from_env(env: Mapping[str, str]) -> Operator | None:
     if env.get(ENV_KEY):
         try:
             return Operator(Account.from_key(env[ENV_KEY].strip()), source=ENV_KEY)
@@ -77,13 +126,7 @@ def load_operator(env: Mapping[str, str] | None = None, *, allow_dev_key: bool =
             raise Rejected(Reason.BAD_INPUT, f"{ENV_KEY} is not a valid private key") from exc
     if env.get(ENV_KEYSTORE):
         return _from_keystore(Path(env[ENV_KEYSTORE]), env)
-    if allow_dev_key:
-        return anvil_dev_operator()
-    raise Rejected(
-        Reason.CHAIN,
-        f"no operator key: set {ENV_KEY}, or {ENV_KEYSTORE} with {ENV_PASSWORD}"
-        f" or {ENV_PASSWORD_FILE}",
-    )
+    return None
 
 
 def _from_keystore(path: Path, env: Mapping[str, str]) -> Operator:

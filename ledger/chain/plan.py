@@ -17,12 +17,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ledger.chain.holders import HolderId, holder_of
+from ledger.domain.fund.split import MAX_RATIO
 from ledger.domain.journal import JournalEntry
 from ledger.domain.money import Rounding, mul_div
 from ledger.errors import Reason, Rejected
 
 SPLIT_KINDS = frozenset({"split", "merge"})
-UINT128_MAX = 2**128 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,9 +91,22 @@ def split_ratio(entry: JournalEntry) -> tuple[int, int]:
         raise Rejected(
             Reason.BAD_INPUT, f"entry {entry.seq} ({entry.draft.kind}) has no integer ratio"
         ) from exc
-    if not (0 < num <= UINT128_MAX and 0 < den <= UINT128_MAX):
-        raise Rejected(Reason.BAD_INPUT, f"entry {entry.seq} ratio {num}/{den} out of range")
+    # The contract takes the ledger's own bounds (LedgerShareToken.MAX_RATIO).
+    if not (0 < num <= MAX_RATIO and 0 < den <= MAX_RATIO) or num == den:
+        raise Rejected(
+            Reason.BAD_INPUT,
+            f"entry {entry.seq} ratio {num}/{den} is outside 1..{MAX_RATIO} (or is 1:1)",
+        )
     return num, den
+
+
+def caught_up(units: int, epoch: int, ratios: Sequence[tuple[int, int]]) -> int:
+    """Return a stored balance at `epoch` with every later ratio applied, as `balanceOf` does."""
+    for num, den in ratios[epoch:]:
+        if units == 0:
+            break
+        units = units * num // den
+    return units
 
 
 def next_step(snapshot: LedgerSnapshot, chain_seq: int) -> Adjust | Rebase:

@@ -1,8 +1,9 @@
 """The mirror's own sync records: deployments, chain transactions sent, anchors written.
 
 These tables are the only thing the chain mirror writes to the database (the journal stays
-untouched). They are created by the Alembic revision 0002_chain_sync. Amounts use the kernel's
-`Amount` column type, exact over the whole uint256 range on SQLite and PostgreSQL.
+untouched). They are created by the Alembic revisions 0002_chain_sync and
+0006_chain_anchor_deployment (owners; each anchor's own copy of its deployment). Amounts use the
+kernel's `Amount` column type, exact over the whole uint256 range on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -19,11 +20,13 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    func,
     select,
     update,
 )
 from sqlmodel import Field, Session, SQLModel
 
+from ledger.errors import Reason, Rejected
 from ledger.storage.amount import Amount
 
 
@@ -41,6 +44,7 @@ class ChainDeploymentRow(SQLModel, table=True):
     deployed_us: int = Field(sa_column=Column(BigInteger, nullable=False))
     retired_us: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     retired_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    owner: str | None = Field(default=None, sa_column=Column(String(42), nullable=True))
 
 
 class ChainTxRow(SQLModel, table=True):
@@ -74,6 +78,11 @@ class ChainAnchorRow(SQLModel, table=True):
     entry_hash: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
     tx_hash: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
     recorded_us: int = Field(sa_column=Column(BigInteger, nullable=False))
+    # The deployment the anchor was written to (revision 0006; NULL owner: not recorded then).
+    chain_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    address: str | None = Field(default=None, sa_column=Column(String(42), nullable=True))
+    deploy_tx: bytes | None = Field(default=None, sa_column=Column(LargeBinary(32), nullable=True))
+    owner: str | None = Field(default=None, sa_column=Column(String(42), nullable=True))
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +95,24 @@ class Deployment:
     genesis_hash: bytes
     address: str
     deploy_block: int
+    deploy_tx: bytes = b""
+    owner: str | None = None  # None: recorded before revision 0006
+    retired: bool = False
+    retired_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AnchorRecord:
+    """An anchor as the database recorded it, with the deployment it was written to."""
+
+    seq: int
+    entry_hash: bytes
+    tx_hash: bytes
+    deployment: Deployment  # the deployment row as it is now
+    chain_id: int | None  # the anchor's own copy of the deployment, taken when written
+    address: str | None
+    deploy_tx: bytes | None
+    owner: str | None
 
 
 def _deployment(row: ChainDeploymentRow) -> Deployment:
@@ -97,6 +124,10 @@ def _deployment(row: ChainDeploymentRow) -> Deployment:
         genesis_hash=bytes(row.genesis_hash),
         address=row.address,
         deploy_block=row.deploy_block,
+        deploy_tx=bytes(row.deploy_tx),
+        owner=row.owner,
+        retired=row.retired_us is not None,
+        retired_reason=row.retired_reason,
     )
 
 
@@ -148,11 +179,55 @@ def record_txs(engine: Engine, rows: list[ChainTxRow]) -> None:
 
 
 def record_anchor(engine: Engine, row: ChainAnchorRow) -> None:
-    """Store an anchor written to the chain (idempotent per deployment and seq)."""
+    """Store an anchor written to the chain: write-once per deployment and seq, seqs increasing.
+
+    Recording the same (seq, hash) again is a no-op; another hash, or a seq at or below the
+    deployment's last anchor, is refused (Reason.CHAIN).
+    """
     with Session(engine) as session:
-        if session.get(ChainAnchorRow, (row.deployment_id, row.seq)) is None:
-            session.add(row)
-            session.commit()
+        existing = session.get(ChainAnchorRow, (row.deployment_id, row.seq))
+        if existing is not None:
+            if bytes(existing.entry_hash) != row.entry_hash:
+                raise Rejected(Reason.CHAIN, f"seq {row.seq} is already anchored with another hash")
+            return
+        last = session.execute(
+            select(func.max(ChainAnchorRow.seq)).where(
+                ChainAnchorRow.deployment_id == row.deployment_id  # type: ignore[arg-type]
+            )
+        ).scalar()
+        if last is not None and row.seq <= last:
+            raise Rejected(
+                Reason.CHAIN, f"anchors must increase: seq {row.seq} is not after seq {last}"
+            )
+        session.add(row)
+        session.commit()
+
+
+def book_anchors(engine: Engine, book: str) -> list[AnchorRecord]:
+    """Return every anchor recorded for `book`, on every deployment (retired ones too)."""
+    with Session(engine) as session:
+        rows = session.execute(
+            select(ChainAnchorRow, ChainDeploymentRow)
+            .join(
+                ChainDeploymentRow,
+                ChainDeploymentRow.id == ChainAnchorRow.deployment_id,  # type: ignore[arg-type]
+            )
+            .where(ChainDeploymentRow.book == book)  # type: ignore[arg-type]
+            .order_by(ChainAnchorRow.deployment_id, ChainAnchorRow.seq)  # type: ignore[arg-type]
+        ).all()
+    return [
+        AnchorRecord(
+            seq=a.seq,
+            entry_hash=bytes(a.entry_hash),
+            tx_hash=bytes(a.tx_hash),
+            deployment=_deployment(d),
+            chain_id=a.chain_id,
+            address=a.address,
+            deploy_tx=None if a.deploy_tx is None else bytes(a.deploy_tx),
+            owner=a.owner,
+        )
+        for a, d in rows
+    ]
 
 
 def count_txs(engine: Engine, deployment_id: int) -> int:

@@ -1,17 +1,26 @@
 """Move the chain toward the ledger: idempotent, resumable, batched; splits as one transaction.
 
-Each round reads the ledger (a consistent snapshot) and the chain (every holder's balance in
-one batched read), asks `plan.next_step` what to do, and sends the transactions. Every write
-is keyed: `batchAdjust` moves a holder from the balance read to the target and reverts if the
-holder is elsewhere; `rebase` applies split entry `seq` only if the chain has not passed it.
-So a run killed at any point, or a transaction mined late, can never mint twice: the next run
-reads the chain again and sends only what is still missing. A second run sends nothing.
+One sync per book at a time (`lock.book_lock`: a second run is refused, Reason.BUSY). Each
+round reads the chain's (lastSyncedSeq, writeCount, epoch), the ledger (a consistent snapshot)
+and every holder's stored (units, epoch) in one batched read, applies the later ratios in
+Python (so the read costs the same whatever the number of splits), asks `plan.next_step` what
+to do, and sends the transactions. Every write is keyed: `batchAdjust` moves a holder from the
+balance read to the target, and only while `lastSyncedSeq` is the one the round read;
+`rebase` and `markSynced` also need the `writeCount` the round expects, so a write of anybody
+else in between makes them revert. A run killed at any point, or a transaction mined late, can
+never mint twice or claim a state it did not write: the next round reads the chain again.
+
+Gas: batches are cut from measured per-holder costs (token.holder_gas), then each is sized by
+eth_estimateGas (all in one JSON-RPC batch) with a margin; a batch the node says needs more
+than a transaction may use (9/10 of the block gas limit) is halved. A holder so far behind on
+splits that writing it alone would not fit is first caught up in steps (`catchUp`, which moves
+no balance).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from web3 import Web3
@@ -20,12 +29,13 @@ from ledger.chain import records
 from ledger.chain.deployment import Attached, ensure_deployed
 from ledger.chain.holders import HolderId, address_map, address_of, holder_of
 from ledger.chain.keys import Operator
+from ledger.chain.lock import book_lock
 from ledger.chain.plan import (
     SPLIT_KINDS,
     Adjust,
     LedgerSnapshot,
     Rebase,
-    batched,
+    caught_up,
     differences,
     next_step,
     rebase_corrections,
@@ -37,7 +47,10 @@ from ledger.chain.token import (
     GAS_PER_HOLDER_EPOCH,
     Call,
     Sent,
+    SyncState,
     TokenClient,
+    holder_gas,
+    sized,
 )
 from ledger.clock import Clock, SystemClock
 from ledger.domain.journal import JournalEntry, to_micros
@@ -46,6 +59,7 @@ from ledger.services.ledger import Ledger
 
 MAX_BATCH = 500
 MAX_FAILING_ROUNDS = 3
+TX_GAS_SHARE = (9, 10)  # of the block gas limit, what one transaction may use
 
 
 @dataclass
@@ -62,6 +76,7 @@ class SyncReport:
     gas_used: int = 0
     holders_written: int = 0
     rebases: int = 0
+    catch_ups: int = 0
     rounds: int = 0
     redeployed: bool = False
     reset_reason: str | None = None
@@ -80,6 +95,7 @@ class SyncReport:
             "gas_used": self.gas_used,
             "holders_written": self.holders_written,
             "rebases": self.rebases,
+            "catch_ups": self.catch_ups,
             "rounds": self.rounds,
             "redeployed": self.redeployed,
             "reset_reason": self.reset_reason,
@@ -140,13 +156,10 @@ def holder_balances(book: str, balances: Mapping[tuple[str, str], int]) -> dict[
     return result
 
 
-def batch_size(w3: Web3, epoch: int, requested: int | None = None) -> int:
-    """Return holders per transaction: as asked, else what fits 90% of the block gas limit."""
-    if requested is not None:
-        return max(1, requested)
-    gas_limit = int(w3.eth.get_block("latest")["gasLimit"])
-    per_holder = GAS_PER_HOLDER + GAS_PER_HOLDER_EPOCH * (epoch + 1)
-    return max(1, min(MAX_BATCH, (gas_limit * 9 // 10 - GAS_BASE) // per_holder))
+def tx_gas_budget(w3: Web3) -> int:
+    """Return the most gas one transaction may use: 9/10 of the latest block's gas limit."""
+    num, den = TX_GAS_SHARE
+    return int(w3.eth.get_block("latest")["gasLimit"]) * num // den
 
 
 def sync_book(
@@ -159,8 +172,24 @@ def sync_book(
     batch: int | None = None,
     max_rounds: int | None = None,
 ) -> SyncReport:
-    """Bring the book's mirror to the ledger's head; deploy or redeploy it when needed."""
-    clock = clock or SystemClock()
+    """Bring the book's mirror to the ledger's head; deploy or redeploy it when needed.
+
+    Holds the book's chain lock for the whole run: refuses at once (Reason.BUSY) while another
+    sync or anchor of the book runs on this database. `batch` caps holders per transaction.
+    """
+    with book_lock(lg.engine, book):
+        return _sync(lg, book, w3, operator, clock or SystemClock(), batch, max_rounds)
+
+
+def _sync(
+    lg: Ledger,
+    book: str,
+    w3: Web3,
+    operator: Operator,
+    clock: Clock,
+    batch: int | None,
+    max_rounds: int | None,
+) -> SyncReport:
     attached = ensure_deployed(lg, book, w3, operator, clock=clock)
     client = attached.client
     report = SyncReport(
@@ -172,13 +201,14 @@ def sync_book(
         reset_reason=attached.reset_reason,
     )
     client.wait_idle()
+    ratios: list[tuple[int, int]] = []
     failing_rounds = 0
     while True:
         report.rounds += 1
         if max_rounds is not None and report.rounds > max_rounds:
             raise Rejected(Reason.CHAIN, f"sync of {book} did not converge in {max_rounds} rounds")
         failed_before = report.failed_txs
-        if _round(lg, book, attached, report, clock=clock, batch=batch):
+        if _round(lg, book, attached, report, clock=clock, batch=batch, ratios=ratios):
             return report
         # A reverted batch is normal once (the chain moved under us); again and again means the
         # chain refuses the writes (e.g. a balance beyond uint192), so stop rather than spin.
@@ -200,12 +230,19 @@ class _Round:
     report: SyncReport
     clock: Clock
     addresses: dict[HolderId, str]
-    size: int
-    epoch: int
+    size: int  # most holders per transaction
+    budget: int  # most gas per transaction
+    state: SyncState  # the chain as the round read it
+    behind: dict[HolderId, int]  # splits each holder is behind (stored epoch to current)
+    writes: int = 0  # balance writes landed this round
 
     @property
     def client(self) -> TokenClient:
         return self.attached.client
+
+    @property
+    def expected_writes(self) -> int:
+        return self.state.write_count + self.writes
 
 
 def _round(
@@ -216,10 +253,12 @@ def _round(
     *,
     clock: Clock,
     batch: int | None,
+    ratios: list[tuple[int, int]],
 ) -> bool:
     """Do one read-plan-send round; return True when the chain mirrors the snapshot's head."""
     client = attached.client
-    chain_seq = client.last_synced_seq()
+    state = client.sync_state()
+    chain_seq = state.last_synced_seq
     snapshot = read_snapshot(lg, book, from_seq=chain_seq)
     if snapshot.head_seq < chain_seq:
         raise Rejected(
@@ -229,32 +268,36 @@ def _round(
         )
     report.head_seq = snapshot.head_seq
     addresses = address_map(snapshot.holders)
-    epoch = client.epoch()
-    ctx = _Round(lg, attached, report, clock, addresses, batch_size(client.w3, epoch, batch), epoch)
-    balances = client.balances([addresses[h] for h in snapshot.holders])
-    chain = dict(zip(snapshot.holders, balances, strict=True))
+    if len(ratios) < state.epoch:
+        ratios.extend(client.ratios(len(ratios)))
+    holdings = client.holdings([addresses[h] for h in snapshot.holders])
+    chain = {
+        h: caught_up(units, epoch, ratios)
+        for h, (units, epoch) in zip(snapshot.holders, holdings, strict=True)
+    }
+    behind = {
+        h: state.epoch - epoch for h, (_, epoch) in zip(snapshot.holders, holdings, strict=True)
+    }
+    size = max(1, batch) if batch is not None else MAX_BATCH
+    ctx = _Round(
+        lg, attached, report, clock, addresses, size, tx_gas_budget(client.w3), state, behind
+    )
     step = next_step(snapshot, chain_seq)
     if isinstance(step, Adjust):
-        return _adjust_to_head(ctx, step, chain, chain_seq)
+        return _adjust_to_head(ctx, step, chain)
     return _mirror_split(ctx, step, chain, head_seq=snapshot.head_seq)
 
 
-def _adjust_calls(ctx: _Round, seq: int, diffs: list[tuple[HolderId, int, int]]) -> list[Call]:
-    return [
-        ctx.client.adjust_call(
-            seq=seq,
-            rows=[(ctx.addresses[h], before, after) for h, before, after in part],
-            epoch=ctx.epoch,
-        )
-        for part in batched(diffs, ctx.size)
-    ]
-
-
-def _adjust_to_head(ctx: _Round, step: Adjust, chain: dict[HolderId, int], chain_seq: int) -> bool:
-    if not _send(ctx, _adjust_calls(ctx, step.seq, differences(step.targets, chain))):
+def _adjust_to_head(ctx: _Round, step: Adjust, chain: dict[HolderId, int]) -> bool:
+    if not _write_rows(ctx, step.seq, differences(step.targets, chain)):
         return False
+    chain_seq = ctx.state.last_synced_seq
     if chain_seq < step.seq:
-        _send(ctx, [ctx.client.mark_call(step.seq)])
+        mark = ctx.client.mark_call(
+            expected_seq=chain_seq, expected_writes=ctx.expected_writes, seq=step.seq
+        )
+        if not _send(ctx, [mark]):
+            return False
     ctx.report.synced_seq = ctx.client.last_synced_seq()
     return ctx.report.synced_seq == step.seq
 
@@ -263,26 +306,155 @@ def _mirror_split(ctx: _Round, step: Rebase, chain: dict[HolderId, int], *, head
     diffs = differences(step.targets_before, chain)
     if diffs:
         # First bring the chain to the ledger's state just before the split entry.
-        _send(ctx, _adjust_calls(ctx, step.seq - 1, diffs))
+        _write_rows(ctx, step.seq - 1, diffs)
         return False
-    supply_after_ratio, corrections = rebase_corrections(step)
-    # Dust corrections ride in the rebase tx; any beyond one batch are fixed by later rounds.
+    _, corrections = rebase_corrections(step)
+    # The corrections are written one epoch later than now (after the rebase's ratio).
+    behind = {h: ctx.behind.get(h, 0) + 1 for h, _, _ in corrections}
+    far = [h for h in behind if _too_far_behind(ctx, behind[h])]
+    if far:
+        _catch_up(ctx, far)
+        return False
+    # Every dust correction rides in the rebase transaction: the split is marked synced only
+    # when all of them have landed, atomically.
+    if len(corrections) > ctx.size:
+        raise Rejected(
+            Reason.CHAIN,
+            f"the {step.num}:{step.den} split/merge at seq {step.seq} needs"
+            f" {len(corrections)} dust corrections; one transaction holds {ctx.size} (--batch)",
+        )
     call = ctx.client.rebase_call(
+        expected_seq=ctx.state.last_synced_seq,
+        expected_writes=ctx.expected_writes,
         seq=step.seq,
         num=step.num,
         den=step.den,
-        supply_after_ratio=supply_after_ratio,
-        rows=[(ctx.addresses[h], b, a) for h, b, a in corrections[: ctx.size]],
-        epoch=ctx.epoch,
+        rows=[(ctx.addresses[h], b, a) for h, b, a in corrections],
+    )
+    fallback = holder_gas(len(corrections), max(behind.values(), default=0)) + 60_000
+    (estimate,) = ctx.client.estimate([call])
+    if estimate.gas is None and not estimate.reverted:
+        raise Rejected(
+            Reason.CHAIN,
+            f"the split/merge at seq {step.seq} with {len(corrections)} dust corrections does"
+            f" not fit one transaction ({ctx.budget} gas)",
+        )
+    call = (
+        replace(call, gas=min(ctx.budget, fallback))
+        if estimate.gas is None
+        else sized(call, estimate.gas, cap=ctx.budget)
     )
     if not _send(ctx, [call]):
         return False
     ctx.report.rebases += 1
-    # The rebase marks its seq synced; when it is the head and carried every correction, done.
-    if step.seq == head_seq and len(corrections) <= ctx.size:
+    if step.seq == head_seq:
         ctx.report.synced_seq = step.seq
         return True
     return False
+
+
+def _too_far_behind(ctx: _Round, behind: int) -> bool:
+    """Whether writing one holder this many splits behind would take over half a transaction."""
+    return holder_gas(1, behind) > ctx.budget // 2
+
+
+def _catch_up_step(ctx: _Round) -> int:
+    """Splits one `catchUp` moves a holder forward: what fits half a transaction."""
+    return max(1, (ctx.budget // 2 - GAS_BASE - GAS_PER_HOLDER) // GAS_PER_HOLDER_EPOCH)
+
+
+def _catch_up(ctx: _Round, holders: Sequence[HolderId]) -> None:
+    """Move far-behind holders forward by one step each (no balance changes; re-read after)."""
+    step = _catch_up_step(ctx)
+    calls: list[Call] = []
+    group: list[str] = []
+    gas = GAS_BASE
+    for holder in sorted(holders):
+        cost = GAS_PER_HOLDER + GAS_PER_HOLDER_EPOCH * min(step, ctx.behind.get(holder, 0))
+        if group and (gas + cost > ctx.budget or len(group) >= ctx.size):
+            calls.append(ctx.client.catch_up_call(group, step, gas=min(ctx.budget, gas)))
+            group, gas = [], GAS_BASE
+        group.append(ctx.addresses[holder])
+        gas += cost
+    calls.append(ctx.client.catch_up_call(group, step, gas=min(ctx.budget, gas)))
+    ctx.report.catch_ups += len(calls)
+    _send(ctx, calls)
+
+
+def _write_rows(ctx: _Round, seq: int, diffs: list[tuple[HolderId, int, int]]) -> bool:
+    """Send `batchAdjust` batches moving every (holder, before, after); True if all landed.
+
+    Holders too far behind on splits are caught up first (and the round ends: re-read).
+    """
+    if not diffs:
+        return True
+    far = [h for h, _, _ in diffs if _too_far_behind(ctx, ctx.behind.get(h, 0))]
+    if far:
+        _catch_up(ctx, far)
+        return False
+    calls = _sized_adjusts(ctx, seq, _cut(ctx, diffs))
+    return _send(ctx, calls)
+
+
+def _cut(
+    ctx: _Round, diffs: list[tuple[HolderId, int, int]]
+) -> list[list[tuple[HolderId, int, int]]]:
+    """Cut rows into batches of at most `size` rows and (by measured costs) 3/4 of a tx."""
+    target = ctx.budget * 3 // 4
+    parts: list[list[tuple[HolderId, int, int]]] = []
+    part: list[tuple[HolderId, int, int]] = []
+    gas = GAS_BASE
+    for row in diffs:
+        cost = holder_gas(1, ctx.behind.get(row[0], 0)) - GAS_BASE
+        if part and (len(part) >= ctx.size or gas + cost > target):
+            parts.append(part)
+            part, gas = [], GAS_BASE
+        part.append(row)
+        gas += cost
+    if part:
+        parts.append(part)
+    return parts
+
+
+def _sized_adjusts(
+    ctx: _Round, seq: int, parts: list[list[tuple[HolderId, int, int]]]
+) -> list[Call]:
+    """Return the batches as calls with gas from eth_estimateGas; halve those that do not fit.
+
+    A batch the node says would revert (the chain moved, or a balance beyond uint192) is sent
+    anyway with its measured-cost gas: it reverts on chain, is recorded, and the next round
+    reads the chain again (MAX_FAILING_ROUNDS stops a write the chain always refuses).
+    """
+    out: list[Call] = []
+    pending = parts
+    while pending:
+        calls = [_adjust_call(ctx, seq, part) for part in pending]
+        halves: list[list[tuple[HolderId, int, int]]] = []
+        for part, call, estimate in zip(pending, calls, ctx.client.estimate(calls), strict=True):
+            if estimate.gas is not None and sized(call, estimate.gas, cap=2**63).gas <= ctx.budget:
+                out.append(sized(call, estimate.gas, cap=ctx.budget))
+            elif estimate.gas is None and estimate.reverted:
+                behind = max(ctx.behind.get(h, 0) for h, _, _ in part)
+                out.append(replace(call, gas=min(ctx.budget, holder_gas(len(part), behind))))
+            elif len(part) > 1:
+                middle = len(part) // 2
+                halves += [part[:middle], part[middle:]]
+            else:
+                raise Rejected(
+                    Reason.CHAIN,
+                    f"writing holder {part[0][0]} needs more gas than one transaction may use"
+                    f" ({ctx.budget})",
+                )
+        pending = halves
+    return out
+
+
+def _adjust_call(ctx: _Round, seq: int, part: list[tuple[HolderId, int, int]]) -> Call:
+    return ctx.client.adjust_call(
+        expected_seq=ctx.state.last_synced_seq,
+        seq=seq,
+        rows=[(ctx.addresses[h], before, after) for h, before, after in part],
+    )
 
 
 def _send(ctx: _Round, calls: list[Call]) -> bool:
@@ -298,7 +470,9 @@ def _send(ctx: _Round, calls: list[Call]) -> bool:
         report.gas_used += s.gas_used
         report.tx_hashes.append("0x" + s.tx_hash.hex())
         if s.succeeded:
-            report.holders_written += s.call.holders
+            report.holders_written += s.call.holders if s.call.kind != "catchup" else 0
+            if s.call.kind in {"adjust", "rebase"}:
+                ctx.writes += 1
         else:
             report.failed_txs += 1
     return all(s.succeeded for s in sent)

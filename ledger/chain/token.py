@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from eth_abi import decode, encode
@@ -19,14 +19,18 @@ from web3 import Web3
 from web3.exceptions import Web3Exception
 
 from ledger.chain.artifacts import load_artifact
-from ledger.chain.keys import Operator
-from ledger.errors import Reason, Rejected
+from ledger.chain.keys import Operator, require_key_fits_chain
+from ledger.errors import Reason, Rejected, invariant
 
-READ_CHUNK = 1_000  # holders per balancesOf call; ~2.6M gas of the node's eth_call budget
-GAS_BASE = 80_000
-GAS_PER_HOLDER = 40_000  # measured ~26,700 for a new holder; the rest is headroom
-GAS_PER_HOLDER_EPOCH = 1_000  # catching up one split/merge in balanceOf
-DEPLOY_GAS = 3_000_000
+READ_CHUNK = 1_000  # holders per balancesOf/holdingsOf call
+# Measured on Anvil 1.7.1 (tests/test_chain_contract.py checks them against real receipts):
+GAS_BASE = 60_000  # a batchAdjust with no rows, plus calldata headroom
+GAS_PER_HOLDER = 32_000  # measured ~26,700 for a new holder (a new slot and a Transfer event)
+GAS_PER_HOLDER_EPOCH = 3_500  # measured ~2,800 per split a holder is behind (a cold SLOAD)
+GAS_MARGIN_NUM, GAS_MARGIN_DEN = 5, 4  # gas limit = 5/4 of eth_estimateGas, plus GAS_SLACK
+GAS_SLACK = 20_000
+READ_GAS = 20_000_000  # what one eth_call of balancesOf may use (the node caps eth_call gas)
+DEPLOY_GAS = 4_000_000
 RECEIPT_TIMEOUT_S = 120
 
 
@@ -41,6 +45,23 @@ class Call:
     holders: int = 0
     units_minted: int = 0
     units_burned: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    """eth_estimateGas of one call: the gas, or None with whether it would revert."""
+
+    gas: int | None
+    reverted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SyncState:
+    """What a sync round starts from, read in one call."""
+
+    last_synced_seq: int
+    write_count: int
+    epoch: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,12 +108,14 @@ def _selector(signature: str) -> bytes:
     return function_signature_to_4byte_selector(signature)
 
 
-SEL_ADJUST = _selector("batchAdjust(uint64,address[],uint256[],uint256[])")
-SEL_REBASE = _selector("rebase(uint64,uint128,uint128,uint256,address[],uint256[],uint256[])")
-SEL_MARK = _selector("markSynced(uint64)")
+SEL_ADJUST = _selector("batchAdjust(uint64,uint64,address[],uint256[],uint256[])")
+SEL_REBASE = _selector("rebase(uint64,uint64,uint64,uint128,uint128,address[],uint256[],uint256[])")
+SEL_MARK = _selector("markSynced(uint64,uint64,uint64)")
+SEL_CATCH_UP = _selector("catchUp(address[],uint64)")
 SEL_ANCHOR = _selector("anchor(uint64,bytes32)")
-SEL_MINT = _selector("batchMint(address[],uint256[])")
+SEL_ANCHOR_LIABILITIES = _selector("anchorLiabilities(uint64,bytes32,uint256,uint8)")
 SEL_BALANCES = _selector("balancesOf(address[])")
+SEL_HOLDINGS = _selector("holdingsOf(address[])")
 
 
 def _encode_rows(statics: Sequence[int], rows: Sequence[tuple[str, int, int]]) -> bytes:
@@ -114,6 +137,7 @@ class TokenClient:
         self.w3 = w3
         self.address = to_checksum_address(address)
         self.operator = operator
+        self._operator_checked = False
         self.contract = w3.eth.contract(address=self.address, abi=list(load_artifact().abi))
 
     # ----- deployment -------------------------------------------------------------------
@@ -123,6 +147,7 @@ class TokenClient:
         w3: Web3, operator: Operator, *, name: str, symbol: str, decimals: int
     ) -> tuple[TokenClient, dict[str, Any]]:
         """Deploy a new mirror owned by `operator`; return the client and the receipt."""
+        require_key_fits_chain(operator, int(w3.eth.chain_id))
         artifact = load_artifact()
         factory = w3.eth.contract(abi=list(artifact.abi), bytecode=artifact.bytecode)
         data = factory.constructor(name, symbol, decimals, operator.address).data_in_transaction
@@ -152,11 +177,56 @@ class TokenClient:
     def total_supply(self) -> int:
         return int(self.view("totalSupply"))
 
-    def balances(self, addresses: Sequence[str], *, chunk: int = READ_CHUNK) -> list[int]:
-        """Return the balance of every address, in order, in one JSON-RPC batch of eth_calls."""
+    def owner(self) -> str:
+        return str(self.view("owner"))
+
+    def sync_state(self) -> SyncState:
+        """Return (lastSyncedSeq, writeCount, epoch), read in one call."""
+        seq, writes, epoch = self.view("syncState")
+        return SyncState(int(seq), int(writes), int(epoch))
+
+    def ratios(self, start: int = 0) -> list[tuple[int, int]]:
+        """Return the (num, den) of every split/merge from epoch `start` on, in order."""
+        out: list[tuple[int, int]] = []
+        while True:
+            nums, dens = self.view("ratiosFrom", start + len(out), 1_000)
+            out.extend((int(n), int(d)) for n, d in zip(nums, dens, strict=True))
+            if len(nums) < 1_000:
+                return out
+
+    def balances(self, addresses: Sequence[str], *, chunk: int | None = None) -> list[int]:
+        """Return the balance of every address, in order, in one JSON-RPC batch of eth_calls.
+
+        Each chunk's `balanceOf` applies the splits since each holder was written, so the
+        chunk shrinks as splits accumulate (the node caps the gas of an eth_call).
+        """
+        if chunk is None:
+            per_holder = 3_000 + 700 * self.epoch()
+            chunk = max(1, min(READ_CHUNK, READ_GAS // per_holder))
+        out: list[int] = []
+        for result in self._read_chunks(SEL_BALANCES, addresses, chunk):
+            out.extend(int(v) for v in decode(["uint256[]"], result)[0])
+        return out
+
+    def holdings(self, addresses: Sequence[str]) -> list[tuple[int, int]]:
+        """Return the stored (units, epoch) of every address (cheap whatever the splits)."""
+        out: list[tuple[int, int]] = []
+        for result in self._read_chunks(SEL_HOLDINGS, addresses, READ_CHUNK):
+            units, epochs = decode(["uint256[]", "uint64[]"], result)
+            out.extend((int(u), int(e)) for u, e in zip(units, epochs, strict=True))
+        return out
+
+    def last_anchor_seq(self) -> int | None:
+        """Return the seq of the latest anchor, or None when there is none."""
+        count = int(self.view("anchorCount"))
+        if count == 0:
+            return None
+        seqs, _ = self.view("anchorsFrom", count - 1, 1)
+        return int(seqs[0])
+
+    def _read_chunks(self, selector: bytes, addresses: Sequence[str], chunk: int) -> list[bytes]:
         if not addresses:
             return []
-        selector = SEL_BALANCES
         chunks = [list(addresses[i : i + chunk]) for i in range(0, len(addresses), chunk)]
         requests = [
             (
@@ -172,10 +242,7 @@ class TokenClient:
             )
             for part in chunks
         ]
-        out: list[int] = []
-        for result in self._raw_batch(requests):
-            out.extend(int(v) for v in decode(["uint256[]"], bytes.fromhex(result[2:]))[0])
-        return out
+        return [bytes.fromhex(result[2:]) for result in self._raw_batch(requests)]
 
     def anchors(self) -> list[tuple[int, bytes]]:
         """Return every anchor (seq, entry hash) in the order written."""
@@ -187,36 +254,66 @@ class TokenClient:
         return result
 
     def _raw_batch(self, requests: list[tuple[str, list[Any]]]) -> list[Any]:
-        # A plain JSON-RPC batch: one HTTP request, results matched back by id.
+        """Send one plain JSON-RPC batch; return the results in order, refusing on any error."""
+        results: list[Any] = []
+        for response in self._raw_batch_replies(requests):
+            if "error" in response:
+                raise Rejected(Reason.CHAIN, f"JSON-RPC batch failed: {response['error']}")
+            results.append(response["result"])
+        return results
+
+    def _raw_batch_replies(self, requests: list[tuple[str, list[Any]]]) -> list[dict[str, Any]]:
+        # One HTTP request; the replies matched back to the requests by id.
         provider = self.w3.provider
         responses = provider.make_batch_request(requests)  # type: ignore[attr-defined]
         if not isinstance(responses, list):
             raise Rejected(Reason.CHAIN, f"batch request failed: {responses!r}"[:300])
         by_id = {int(r["id"]): r for r in responses}
-        ordered = [by_id[k] for k in sorted(by_id)]
-        results: list[Any] = []
-        for response in ordered:
-            if "error" in response:
-                raise Rejected(Reason.CHAIN, f"JSON-RPC batch failed: {response['error']}")
-            results.append(response["result"])
-        return results
+        return [dict(by_id[k]) for k in sorted(by_id)]
+
+    def estimate(self, calls: Sequence[Call]) -> list[Estimate]:
+        """Return eth_estimateGas of every call against the latest block, in one JSON-RPC batch.
+
+        A call that would revert comes back as `Estimate(None, reverted=True)`; one that needs
+        more gas than the node allows (a block) as `Estimate(None, reverted=False)`.
+        """
+        if not calls:
+            return []
+        sender = self._operator().address
+        requests = [
+            ("eth_estimateGas", [{"from": sender, "to": self.address, "data": "0x" + c.data.hex()}])
+            for c in calls
+        ]
+        out: list[Estimate] = []
+        for reply in self._raw_batch_replies(requests):
+            if "error" not in reply:
+                out.append(Estimate(int(reply["result"], 16), reverted=False))
+                continue
+            message = str(reply["error"].get("message", "")).lower()
+            too_big = "out of gas" in message or "exceeds" in message or "allowance" in message
+            out.append(Estimate(None, reverted=not too_big))
+        return out
 
     # ----- writes -----------------------------------------------------------------------
 
     def adjust_call(
         self,
         *,
+        expected_seq: int,
         seq: int,
         rows: Sequence[tuple[str, int, int]],
-        epoch: int,
+        gas: int = 0,
     ) -> Call:
-        """Return the `batchAdjust` call moving each (address, before, after) row."""
-        data = SEL_ADJUST + _encode_rows([seq], rows)
+        """Return the `batchAdjust` call moving each (address, before, after) row.
+
+        `gas` 0 means: size it later (`sized`); the sync uses eth_estimateGas.
+        """
+        data = SEL_ADJUST + _encode_rows([expected_seq, seq], rows)
         return Call(
             kind="adjust",
             target_seq=seq,
             data=data,
-            gas=holder_gas(len(rows), epoch),
+            gas=gas,
             holders=len(rows),
             units_minted=sum(r[2] - r[1] for r in rows if r[2] > r[1]),
             units_burned=sum(r[1] - r[2] for r in rows if r[1] > r[2]),
@@ -225,41 +322,49 @@ class TokenClient:
     def rebase_call(
         self,
         *,
+        expected_seq: int,
+        expected_writes: int,
         seq: int,
         num: int,
         den: int,
-        supply_after_ratio: int,
         rows: Sequence[tuple[str, int, int]],
-        epoch: int,
+        gas: int = 0,
     ) -> Call:
         """Return the `rebase` call: one split/merge plus its dust corrections."""
-        data = SEL_REBASE + _encode_rows([seq, num, den, supply_after_ratio], rows)
+        data = SEL_REBASE + _encode_rows([expected_seq, expected_writes, seq, num, den], rows)
         return Call(
             kind="rebase",
             target_seq=seq,
             data=data,
-            gas=holder_gas(len(rows), epoch + 1) + 40_000,
+            gas=gas,
             holders=len(rows),
             units_minted=sum(r[2] - r[1] for r in rows if r[2] > r[1]),
             units_burned=sum(r[1] - r[2] for r in rows if r[1] > r[2]),
         )
 
-    def mark_call(self, seq: int) -> Call:
-        return Call("mark", seq, SEL_MARK + encode(["uint64"], [seq]), 60_000)
+    def mark_call(self, *, expected_seq: int, expected_writes: int, seq: int) -> Call:
+        data = SEL_MARK + encode(
+            ["uint64", "uint64", "uint64"], [expected_seq, expected_writes, seq]
+        )
+        return Call("mark", seq, data, 80_000)
+
+    def catch_up_call(self, addresses: Sequence[str], max_epochs: int, *, gas: int) -> Call:
+        """Return a `catchUp` call: re-store holders up to `max_epochs` later (no balance moves)."""
+        data = SEL_CATCH_UP + encode(["address[]", "uint64"], [list(addresses), max_epochs])
+        return Call("catchup", 0, data, gas, holders=len(addresses))
 
     def anchor_call(self, seq: int, entry_hash: bytes) -> Call:
         return Call(
-            "anchor", seq, SEL_ANCHOR + encode(["uint64", "bytes32"], [seq, entry_hash]), 120_000
+            "anchor", seq, SEL_ANCHOR + encode(["uint64", "bytes32"], [seq, entry_hash]), 150_000
         )
 
-    def mint_call(self, rows: Sequence[tuple[str, int]], *, epoch: int = 0) -> Call:
-        """Return a plain `batchMint` call (not keyed; used by the naive bench baseline)."""
-        data = SEL_MINT + encode(
-            ["address[]", "uint256[]"], [[r[0] for r in rows], [r[1] for r in rows]]
+    def anchor_liabilities_call(
+        self, seq: int, root_hash: bytes, root_sum: int, depth: int
+    ) -> Call:
+        data = SEL_ANCHOR_LIABILITIES + encode(
+            ["uint64", "bytes32", "uint256", "uint8"], [seq, root_hash, root_sum, depth]
         )
-        return Call(
-            "mint", 0, data, holder_gas(len(rows), epoch), len(rows), sum(r[1] for r in rows)
-        )
+        return Call("liabilities", seq, data, 150_000)
 
     def send(self, calls: Sequence[Call]) -> list[Sent]:
         """Sign and send `calls` back to back (consecutive nonces); return them once mined."""
@@ -271,6 +376,7 @@ class TokenClient:
         chain_id = self.w3.eth.chain_id
         hashes: list[bytes] = []
         for offset, call in enumerate(calls):
+            invariant(call.gas > 0, "a call is sent with a gas limit", kind=call.kind)
             tx = {
                 "to": self.address,
                 "data": call.data,
@@ -333,12 +439,24 @@ class TokenClient:
     def _operator(self) -> Operator:
         if self.operator is None:
             raise Rejected(Reason.CHAIN, "this command needs the operator key")
+        if not self._operator_checked:
+            require_key_fits_chain(self.operator, int(self.w3.eth.chain_id))
+            self._operator_checked = True
         return self.operator
 
 
-def holder_gas(holders: int, epoch: int) -> int:
-    """Return a gas limit that covers writing `holders` holders at split epoch `epoch`."""
-    return GAS_BASE + holders * (GAS_PER_HOLDER + GAS_PER_HOLDER_EPOCH * epoch)
+def holder_gas(holders: int, behind: int = 0) -> int:
+    """Return a gas limit that covers writing `holders` holders `behind` splits behind each.
+
+    From measured costs with headroom; the sync uses it to cut batches before it asks the node
+    (eth_estimateGas) for the real figure.
+    """
+    return GAS_BASE + holders * (GAS_PER_HOLDER + GAS_PER_HOLDER_EPOCH * behind)
+
+
+def sized(call: Call, estimate: int, *, cap: int) -> Call:
+    """Return `call` with the gas limit for an eth_estimateGas result: margin, at most `cap`."""
+    return replace(call, gas=min(cap, estimate * GAS_MARGIN_NUM // GAS_MARGIN_DEN + GAS_SLACK))
 
 
 def _tx(w3: Web3, operator: Operator, *, to: str | None, data: bytes, gas: int) -> dict[str, Any]:

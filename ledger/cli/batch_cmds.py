@@ -1,5 +1,6 @@
-"""CLI command for orders that arrive together: `token-ledger orders FILE`, one netted
-`orders` entry per batch. Thin: read the file, call `Funds.orders`, render."""
+"""CLI commands of the trading day: `token-ledger orders FILE` (orders that arrive together,
+one netted `orders` entry per batch) and `token-ledger funding SYMBOL RATE` (the funding rate
+feed). Thin: read the input, call one `Funds` method, render."""
 
 from __future__ import annotations
 
@@ -60,6 +61,39 @@ def _text(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+@click.command("funding")
+@click.argument("symbol")
+@click.argument("rate")
+@at_option
+@json_option
+@handle_errors
+def funding_cmd(symbol: str, rate: str, at: str | None) -> None:
+    """Publish SYMBOL's funding RATE per funding interval (> 0: longs pay shorts), in force
+    from --at (default now) on, for every product on SYMBOL.
+
+    RATE is a decimal per interval (each product's `funding_interval`, default 8 h), as
+    perpetual exchanges quote it: 0.0001 is 0.01% per 8 h. Funding then accrues with time at
+    every operation, pro rata, on the position held; each product first accrues up to --at at
+    the rate in force until then, so no accrual spans two rates. |RATE| <= 0.1.
+
+    \b
+    Example:
+      token-ledger funding BTC 0.0001 --at 2024-01-05T08:00:00Z
+    """
+    result = _funds().set_funding_rate(symbol, rate, at=_time(at))
+    emit(
+        result,
+        lambda: (
+            f"{symbol} funding {result['rate']} per interval from {result['at']}: "
+            + ", ".join(
+                f"{p['product']} (accrued #{p['accrued'][0]})" if p["accrued"] else p["product"]
+                for p in result["products"]
+            )
+        ),
+    )
+
+
 def register(cli: click.Group) -> None:
     """Add this module's commands to the root group."""
     cli.add_command(orders_cmd)
+    cli.add_command(funding_cmd)

@@ -88,8 +88,9 @@ def _operator(w3: Web3, url: str) -> Operator:
     from ledger.chain.rpc import is_loopback_url
 
     # Anvil's public test key is acceptable only on a local Anvil chain.
-    dev_ok = w3.eth.chain_id == ANVIL_CHAIN_ID and is_loopback_url(url)
-    return load_operator(allow_dev_key=dev_ok)
+    chain_id = int(w3.eth.chain_id)
+    dev_ok = chain_id == ANVIL_CHAIN_ID and is_loopback_url(url)
+    return load_operator(allow_dev_key=dev_ok, chain_id=chain_id)
 
 
 def _ledger(*books: str) -> Ledger:
@@ -411,6 +412,8 @@ def _sync_text(r: SyncReport) -> str:
         f"{r.book} mirrored to seq {r.synced_seq} at {r.address}: {r.txs} txs "
         f"({r.holders_written} holder writes, {r.rebases} split/merge), gas {r.gas_used}"
     ]
+    if r.catch_ups:
+        lines.append(f"{r.catch_ups} catchUp txs moved holders far behind on splits forward")
     if r.redeployed:
         lines.append(f"redeployed: {r.reset_reason}")
     if r.failed_txs:

@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -29,6 +30,7 @@ EXIT_INTERNAL = 70
 
 DEFAULT_DB = "sqlite:///token-ledger.db"
 ENV_DB = "TOKEN_LEDGER_DB"
+ENV_MAX_SKEW = "TOKEN_LEDGER_MAX_SKEW"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -39,6 +41,7 @@ class CliState:
 
     db_url: str
     json_output: bool = False
+    max_skew: str | None = None
 
 
 class AuditFailed(Exception):
@@ -50,12 +53,30 @@ class AuditFailed(Exception):
 
 
 def db_url_from(value: str | None) -> str:
-    """Return the database URL: the option, else TOKEN_LEDGER_DB, else ./token-ledger.db."""
+    """Return the database URL: the option, else TOKEN_LEDGER_DB, else ./token-ledger.db.
+
+    An empty `--db ""` is a usage error, never the default file (a script's unset variable
+    must not write to ./token-ledger.db).
+    """
+    if value is not None and not value.strip():
+        raise click.BadParameter("is empty: name a database URL", param_hint="'--db'")
     return value or os.environ.get(ENV_DB) or DEFAULT_DB
 
 
+def latest_time() -> datetime | None:
+    """The latest effective or price time a command accepts: now plus --max-skew
+    ($TOKEN_LEDGER_MAX_SKEW; default 604800 seconds, 7 days; "off" for none)."""
+    from ledger.services.entry_input import DEFAULT_MAX_SKEW, latest_time, parse_skew
+
+    st = click.get_current_context().find_object(CliState)
+    text = (st.max_skew if st is not None else None) or os.environ.get(ENV_MAX_SKEW)
+    skew = DEFAULT_MAX_SKEW if text is None else parse_skew(text)
+    return latest_time(datetime.now(UTC), skew)
+
+
 def open_cli_ledger(*, create: bool = False) -> Ledger:
-    """Open --db and connect once; unless `create`, refuse a SQLite file that does not exist.
+    """Open --db and connect once; unless `create`, refuse a database without the schema
+    (a SQLite file that does not exist is not created).
 
     A database that cannot be opened is `unavailable` (exit 2), never an internal error.
     """
@@ -68,12 +89,45 @@ def open_cli_ledger(*, create: bool = False) -> Ledger:
         _refuse_missing_sqlite_file(url)
     lg = open_ledger(url)
     try:
-        with lg.engine.connect():
-            pass  # the pool keeps this connection for the command's own transaction
+        with lg.engine.connect() as connection:
+            if not create:
+                _require_schema(connection)
     except DBAPIError as exc:
         lg.close()
         raise connection_problem(exc, redact(url)) from exc
+    except BaseException:
+        lg.close()
+        raise
     return lg
+
+
+def _require_schema(connection: Any) -> None:
+    """Refuse a database without the ledger schema (no alembic_version table or row).
+
+    Only a missing table means "no schema"; any other error (a damaged file) propagates.
+    """
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        with connection.begin():
+            row = connection.execute(text("SELECT version_num FROM alembic_version")).first()
+    except DBAPIError as exc:
+        if not _missing_table(exc):
+            raise  # open_cli_ledger makes it `unavailable`
+        row = None
+    if row is None:
+        raise Rejected(
+            Reason.SCHEMA_NOT_INITIALISED,
+            "the database has no ledger schema: run `token-ledger init`",
+        )
+
+
+def _missing_table(exc: BaseException) -> bool:
+    orig = getattr(exc, "orig", None) or exc
+    return (
+        str(getattr(orig, "sqlstate", "") or "") == "42P01" or "no such table" in str(orig).lower()
+    )
 
 
 def _refuse_missing_sqlite_file(url: str) -> None:
@@ -170,10 +224,10 @@ def handle_errors(func: F) -> F:
             fail(f"{type(exc).__name__}: {exc}", EXIT_REJECTED, Reason.BAD_INPUT.value)
         except UnicodeDecodeError as exc:  # a file the user named is not UTF-8 text
             fail(
-                f"{Reason.BAD_INPUT.value}: input is not UTF-8 text"
+                f"{Reason.BAD_ENCODING.value}: input is not UTF-8 text"
                 f" ({exc.object[exc.start : exc.start + 1]!r} at byte {exc.start})",
                 EXIT_REJECTED,
-                Reason.BAD_INPUT.value,
+                Reason.BAD_ENCODING.value,
             )
         except Exception as exc:
             problem = database_problem(exc)
@@ -219,6 +273,11 @@ def database_problem(exc: BaseException) -> Rejected | None:
     first = lines[0] if lines else type(orig).__name__
     text = first.lower()
     sqlstate = str(getattr(orig, "sqlstate", None) or "")
+    if _missing_table(exc):
+        return Rejected(
+            Reason.SCHEMA_NOT_INITIALISED,
+            f"the database lacks a ledger table ({first}): run `token-ledger init`",
+        )
     if any(words in text for words in _DAMAGED):
         why = "the database file is damaged, truncated or not a database"
     elif any(words in text for words in _READ_ONLY) or sqlstate == "25006":

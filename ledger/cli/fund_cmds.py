@@ -12,11 +12,19 @@ from typing import Any
 
 import click
 
-from ledger.cli.common import AuditFailed, Progress, emit, handle_errors, json_option, state
+from ledger.cli.common import (
+    AuditFailed,
+    Progress,
+    emit,
+    handle_errors,
+    json_option,
+    latest_time,
+    open_cli_ledger,
+    state,
+)
 from ledger.errors import Reason, Rejected
 from ledger.services.entry_input import parse_time
 from ledger.services.funds import Funds
-from ledger.services.ledger import open_ledger
 
 at_option = click.option(
     "--at",
@@ -31,13 +39,11 @@ key_option = click.option(
 
 
 def _funds() -> Funds:
-    lg = open_ledger(state().db_url)
-    lg.init()
-    return Funds(lg)
+    return Funds(open_cli_ledger())  # refuses a database without the schema, never creates one
 
 
 def _time(text: str | None) -> datetime | None:
-    return None if text is None else parse_time(text)
+    return None if text is None else parse_time(text, not_after=latest_time())
 
 
 def _off(text: str | None) -> Any:
@@ -80,6 +86,12 @@ def product_group() -> None:
 @click.option("--management-fee", default=None, help="Rate per day. Default 0.0003.")
 @click.option("--trading-fee", default=None, help="Rate of rebalance notional. Default 0.0005.")
 @click.option("--funding-rate", default=None, help="Per day, longs pay if > 0. Default 0.0003.")
+@click.option(
+    "--funding-interval",
+    type=int,
+    default=None,
+    help="Seconds a published rate (`funding SYMBOL RATE`) is quoted for. Default 28800 (8 h).",
+)
 @click.option("--min-subscription", default=None, help="Minimum cash per mint. Default 10.")
 @click.option("--rebalance-time", default=None, help="Daily rebalance, HH:MM UTC. Default 00:02.")
 @click.option("--adhoc-move", default=None, help="Ad-hoc trigger move, rate or 'off'.")
@@ -499,9 +511,9 @@ def simulate_cmd(
       token-ledger --db sqlite:///sim.db simulate --replace --days 365 --chart out/year.png
       token-ledger simulate --synthetic 200 --products ETH5L,ETH5S --json
     """
-    from ledger.sim.chart import write_chart
+    from ledger.sim.chart import series_path, write_chart
     from ledger.sim.options import build_config, check_chart_path, replace_database
-    from ledger.sim.run import simulate
+    from ledger.sim.run import price_source, simulate
     from ledger.sim.summary import summary, summary_text
 
     config = build_config(
@@ -523,8 +535,11 @@ def simulate_cmd(
         replace_database(url)  # only now: every option above was valid
     with _progress_bars() as progress:
         outcome = simulate(url, config, progress=progress)
-    result = summary(outcome)
-    result["chart"] = None if no_chart else str(write_chart(outcome, chart))
+    result = summary(outcome, source=price_source(config))
+    result["chart"] = (
+        None if no_chart else str(write_chart(outcome, chart, source=result["prices"]))
+    )
+    result["series"] = None if no_chart else str(series_path(chart))
     if not result["verify_ok"]:
         raise AuditFailed("verify found a problem after the simulation", result)
     emit(result, lambda: summary_text(result))

@@ -18,6 +18,7 @@ from ledger.cli.common import (
     emit,
     handle_errors,
     json_option,
+    latest_time,
     open_cli_ledger,
     redact,
     state,
@@ -210,7 +211,8 @@ def post_cmd(file: BinaryIO) -> None:
     A repeated key with the same content returns the original entry; with other content
     it is refused. FILE is UTF-8 JSON of at most 1 MiB.
     """
-    draft = entry_from_bytes(file.read(MAX_ENTRY_BYTES + 1))  # read no more than the limit
+    data = file.read(MAX_ENTRY_BYTES + 1)  # read no more than the limit
+    draft = entry_from_bytes(data, not_after=latest_time())
     lg = _ledger()
     entry = lg.post(draft)
     emit(entry_json(entry, _scales(lg)), lambda: _entry_text(entry))
@@ -230,7 +232,7 @@ def reverse_cmd(seq: int, book: str, key: str | None, at: str | None) -> None:
     Example:
       token-ledger reverse 42 --book BTC3L --key fix-42
     """
-    moment = None if at is None else parse_time(at)  # input is checked before the database
+    moment = None if at is None else parse_time(at, not_after=latest_time())  # before the db
     lg = _ledger()
     entry = lg.reverse(book, seq, key=key, effective_at=moment)
     emit(entry_json(entry, _scales(lg)), lambda: _entry_text(entry))

@@ -26,6 +26,7 @@ COMMAND_HOMES = {
     **dict.fromkeys(_KERNEL_COMMANDS.split(), KERNEL),
     **dict.fromkeys(_FUND_COMMANDS.split(), FUND),
     "orders": BATCH,
+    "funding": BATCH,
     "chain": CHAIN,
     "proof": PROOF,
 }
@@ -81,9 +82,16 @@ class LazyGroup(click.Group):
     "else sqlite:///token-ledger.db in the working directory.",
 )
 @click.option("--json", "json_output", is_flag=True, help="Print machine-readable JSON.")
+@click.option(
+    "--max-skew",
+    metavar="SECONDS",
+    default=None,
+    help="How far ahead of the clock an effective or price time may be (default 604800 = 7 days, or"
+    " $TOKEN_LEDGER_MAX_SKEW; 'off' for no bound).",
+)
 @click.version_option(__version__, prog_name="token-ledger")
 @click.pass_context
-def cli(ctx: click.Context, db: str | None, json_output: bool) -> None:
+def cli(ctx: click.Context, db: str | None, json_output: bool, max_skew: str | None) -> None:
     """Immutable, hash-chained double-entry books for leveraged-token funds.
 
     \b
@@ -94,7 +102,7 @@ def cli(ctx: click.Context, db: str | None, json_output: bool) -> None:
     Every command takes --json. Exit codes: 0 ok, 2 rejected, 3 audit findings,
     70 internal error.
     """
-    ctx.obj = CliState(db_url=db_url_from(db), json_output=json_output)
+    ctx.obj = CliState(db_url=db_url_from(db), json_output=json_output, max_skew=max_skew)
 
 
 def main() -> None:

@@ -187,7 +187,7 @@ def check_micros(micros: int, what: str = "time") -> int:
     """Return `micros` (since the Unix epoch) if it lies in MIN_TIME..MAX_TIME, else refuse."""
     if type(micros) is not int or not MIN_MICROS <= micros <= MAX_MICROS:
         raise Rejected(
-            Reason.BAD_INPUT,
+            Reason.TIME_OUT_OF_RANGE,
             f"{what} is outside 0001-01-01T00:00:00Z..9999-12-31T23:59:59.999999Z (in UTC)",
         )
     return micros

@@ -7,12 +7,15 @@ then, for a product's book, the fund's rules (`ledger.domain.fund.fold`) and its
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from bisect import bisect_right
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
+from datetime import datetime
 
 from ledger.domain.fund.fold import FundFinding, FundFold
 from ledger.domain.fund.state import FundRecord
 from ledger.domain.fund.terms import Terms, terms_of
+from ledger.domain.journal import JournalEntry
 from ledger.services.ledger import Ledger, VerifyReport
 from ledger.storage import fund_store
 
@@ -37,14 +40,48 @@ def audit_fund(lg: Ledger, terms: Terms) -> FundFinding | None:
     """Fold a product's book through the fund's rules (one read transaction) and compare the
     result with its state record; return the first finding, or None.
     """
+    accruals: list[JournalEntry] = []
+
+    def noting_accruals(items: Iterable[JournalEntry]) -> Iterator[JournalEntry]:
+        for entry in items:
+            if entry.draft.kind == "accrual":
+                accruals.append(entry)
+            yield entry
+
     with lg.reading() as unit:
         head = unit.head(terms.book)[0]
         fold = FundFold(terms)
-        finding = fold.apply_all(unit.entries(terms.book, to_seq=head))
+        finding = fold.apply_all(noting_accruals(unit.entries(terms.book, to_seq=head)))
         if finding is not None:
             return finding
         record = fund_store.load_record(unit.connection, terms.book)
+        feed = fund_store.funding_rates(unit.connection, terms.underlying)
+    finding = check_funding_feed(accruals, feed)
+    if finding is not None:
+        return finding
     return None if record is None else compare_record(fold, record, head)
+
+
+def check_funding_feed(
+    accruals: list[JournalEntry], feed: list[tuple[datetime, str]]
+) -> FundFinding | None:
+    """Return a finding if an accrual's funding rate is not the feed's rate in force at its
+    start (the product's own rate, recorded as no `funding_rate`, before the first)."""
+    times = [at for at, _ in feed]
+    for entry in accruals:
+        meta = dict(entry.draft.metadata)
+        start = datetime.fromisoformat(meta["from"].replace("Z", "+00:00"))
+        index = bisect_right(times, start)
+        want = feed[index - 1][1] if index else None
+        have = meta.get("funding_rate")
+        if have != want:
+            return FundFinding(
+                entry.seq,
+                "funding_feed",
+                f"entry {entry.seq} (accrual): accrues at funding rate {have or 'of the product'}"
+                f", the feed's rate from {meta['from']} is {want or 'none (the product rate)'}",
+            )
+    return None
 
 
 def compare_record(fold: FundFold, record: FundRecord, head: int) -> FundFinding | None:

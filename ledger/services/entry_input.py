@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -43,6 +43,8 @@ _FRACTION = re.compile(r"\d[T ]\d\d:?\d\d:?\d\d[.,](\d+)", re.ASCII)
 _JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 MAX_TIME_TEXT = 64
+DEFAULT_MAX_SKEW = timedelta(days=7)
+"""How far ahead of the clock an effective or price time may be, unless configured."""
 
 
 class PostingSpec(BaseModel):
@@ -66,10 +68,12 @@ class EntrySpec(BaseModel):
     postings: list[PostingSpec]
 
 
-def parse_time(text: str) -> datetime:
+def parse_time(text: str, *, not_after: datetime | None = None) -> datetime:
     """Parse an ISO 8601 time with a zone ('Z' or an offset); refuse a naive or finer one.
 
     Times are kept to the microsecond; more fractional digits are refused, never truncated.
+    With `not_after` (the clock plus the allowed skew, see `latest_time`), a later time is
+    refused with TIME_OUT_OF_RANGE.
     """
     if not isinstance(text, str):
         raise Rejected(Reason.BAD_INPUT, f"time must be an ISO 8601 string, got {text!r}")
@@ -86,10 +90,43 @@ def parse_time(text: str) -> datetime:
         example = moment.isoformat() + "Z"
         raise Rejected(Reason.BAD_INPUT, f"time {text!r} needs a zone, e.g. {example}")
     to_micros(moment)  # its UTC instant must lie in the window (refused here, never written)
+    if not_after is not None and moment > not_after:
+        raise Rejected(
+            Reason.TIME_OUT_OF_RANGE,
+            f"time {text} is ahead of the clock by more than the allowed skew"
+            f" (latest {_utc(not_after)}; see --max-skew)",
+        )
     return moment
 
 
-def entry_from_bytes(data: bytes) -> EntryDraft:
+def latest_time(now: datetime, skew: timedelta | None) -> datetime | None:
+    """Return the latest time accepted at `now` with `skew` (None: no bound), capped at the
+    end of the window."""
+    if skew is None:
+        return None
+    try:
+        return now.astimezone(UTC) + skew
+    except OverflowError:
+        return None
+
+
+def parse_skew(text: str) -> timedelta | None:
+    """Return the skew in `text`: whole seconds 0..10^9, or 'off' for no bound."""
+    value = text.strip().lower()
+    if value in ("off", "none"):
+        return None
+    if not re.fullmatch(r"[0-9]{1,10}", value, re.ASCII) or int(value) > 10**9:
+        raise Rejected(
+            Reason.BAD_INPUT, f"--max-skew must be whole seconds (0..10^9) or 'off', got {text!r}"
+        )
+    return timedelta(seconds=int(value))
+
+
+def _utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def entry_from_bytes(data: bytes, *, not_after: datetime | None = None) -> EntryDraft:
     """Return the draft described by UTF-8 JSON `data` (at most MAX_ENTRY_BYTES), or refuse."""
     if len(data) > MAX_ENTRY_BYTES:
         raise Rejected(Reason.BAD_INPUT, f"entry is larger than {MAX_ENTRY_BYTES} bytes")
@@ -97,9 +134,9 @@ def entry_from_bytes(data: bytes) -> EntryDraft:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise Rejected(
-            Reason.BAD_INPUT, f"entry is not UTF-8 text (byte {exc.start} is invalid)"
+            Reason.BAD_ENCODING, f"entry is not UTF-8 text (byte {exc.start} is invalid)"
         ) from None
-    return draft_from_json(text)
+    return draft_from_json(text, not_after=not_after)
 
 
 def check_json_shape(text: str, *, max_bytes: int, max_depth: int) -> None:
@@ -124,12 +161,12 @@ def check_json_shape(text: str, *, max_bytes: int, max_depth: int) -> None:
             depth -= 1
 
 
-def draft_from_json(text: str) -> EntryDraft:
+def draft_from_json(text: str, *, not_after: datetime | None = None) -> EntryDraft:
     """Return the draft described by one JSON object, or refuse with a one-line reason."""
     check_json_shape(text, max_bytes=MAX_ENTRY_BYTES, max_depth=MAX_JSON_DEPTH)
     try:
         raw: Any = json.loads(
-            text, parse_float=_no_float, parse_int=_short_int, object_pairs_hook=_no_repeats
+            text, parse_float=no_float, parse_int=_short_int, object_pairs_hook=no_repeats
         )
     except json.JSONDecodeError as exc:
         raise Rejected(Reason.BAD_INPUT, f"not valid JSON: {exc.msg} at line {exc.lineno}") from exc
@@ -142,9 +179,9 @@ def draft_from_json(text: str) -> EntryDraft:
         where = ".".join(str(part) for part in first["loc"]) or "entry"
         raise Rejected(Reason.BAD_INPUT, f"{where}: {first['msg']}") from exc
     try:
-        effective_at = parse_time(spec.effective_at)
+        effective_at = parse_time(spec.effective_at, not_after=not_after)
     except Rejected as exc:
-        raise Rejected(Reason.BAD_INPUT, f"effective_at: {exc.message}") from exc
+        raise Rejected(exc.reason, f"effective_at: {exc.message}") from exc
     return EntryDraft(
         book=spec.book,
         kind=spec.kind,
@@ -167,7 +204,7 @@ def _amount(text: str, what: str) -> int:
     return parse_int(text, what)
 
 
-def _no_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+def no_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     """Build a JSON object, refusing a key given twice (json would keep the last silently)."""
     result: dict[str, Any] = {}
     for key, value in pairs:
@@ -186,5 +223,5 @@ def _short_int(text: str) -> int:
     return int(text)
 
 
-def _no_float(text: str) -> Any:
+def no_float(text: str) -> Any:
     raise Rejected(Reason.BAD_INPUT, f"number {text} is a float: amounts are decimal strings")

@@ -38,6 +38,8 @@ class FundOperation:
     record: FundRecord
     head_seq: int
     pending: list[EntryDraft] = field(default_factory=list)
+    feed_rate: str | None = None
+    """The published funding rate in force (per funding interval), or None: the product's."""
 
     @property
     def state(self) -> FundState:
@@ -82,7 +84,7 @@ class FundOperation:
 
     def accrued(self, at: datetime) -> FundState:
         """Return the state after the fees and funding due at `at` (their entry pending)."""
-        draft, state = entries.accrue(self.terms, self.state, at=at)
+        draft, state = entries.accrue(self.terms, self.state, at=at, feed_rate=self.feed_rate)
         if draft is not None:
             self.pending.append(draft)
         return state

@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import gc
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
+
+from sqlalchemy import Connection
 
 from ledger.clock import Clock
 from ledger.domain.fund import accounts as acc
@@ -92,6 +94,24 @@ def gc_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+_RATE = re.compile(r"^-?\d+(\.\d{1,18})?$")
+
+
+def parse_funding_rate(text: str) -> str:
+    """Return a funding rate per interval as canonical decimal text ("0.0001", "-0.00005")."""
+    if not isinstance(text, str) or not _RATE.match(text.strip()):
+        raise Rejected(
+            Reason.BAD_INPUT, f"a funding rate is a decimal such as 0.0001, got {text!r}"
+        )
+    value = Decimal(text.strip())
+    if value.copy_abs() > entries.MAX_FEED_RATE:
+        raise Rejected(
+            Reason.BAD_INPUT,
+            f"a funding rate per interval must be within +-{entries.MAX_FEED_RATE}, got {text!r}",
+        )
+    return f"{value.normalize():f}" if value else "0"
 
 
 def parse_price(text: str) -> Decimal:
@@ -164,13 +184,45 @@ class Funds:
             # once, in this transaction; from then on the record is kept entry by entry.
             record = rebuild_record(uow, terms, head_seq)
             fund_store.save_record(uow.connection, terms.book, record)
-        return FundOperation(uow, terms, record, head_seq)
+        feed = fund_store.funding_rate(uow.connection, terms.underlying)
+        return FundOperation(
+            uow, terms, record, head_seq, feed_rate=None if feed is None else feed[1]
+        )
 
     @contextmanager
     def _operation(self, product: str) -> Iterator[FundOperation]:
         terms = self.terms(product)
         with self.lg.unit_of_work(owner=FUND_OWNER) as uow:
             yield self._open(uow, terms)
+
+    def _on_symbol(
+        self,
+        uow: UnitOfWork,
+        symbol: str,
+        at: datetime | None,
+        latest: Callable[[Connection, str], tuple[datetime, str] | None],
+        what: str,
+    ) -> tuple[list[FundOperation], datetime]:
+        """Lock every product on `symbol` (by name: books are locked in one order) and return
+        their operations and the time, read under the locks ("now" follows the last writer),
+        refused before any book's last entry or the symbol's last `what` (`latest`)."""
+        products = [p for p in fund_store.load_products(uow.connection) if p.underlying == symbol]
+        if not products:
+            raise Rejected(
+                Reason.UNKNOWN_SYMBOL, f"no product has the underlying {symbol!r}: create one first"
+            )
+        ops = [self._open(uow, self._terms.setdefault(p.name, terms_of(p))) for p in products]
+        moment = self._now(at)
+        for op in ops:
+            op.moment(moment)
+        feed = latest(uow.connection, symbol)
+        if feed is not None and moment < feed[0]:
+            raise Rejected(
+                Reason.BAD_INPUT,
+                f"time {utc_text(moment)} is before the last {symbol} {what} at"
+                f" {utc_text(feed[0])}",
+            )
+        return ops, moment
 
     # --- prices -------------------------------------------------------------------------------
     def set_price(self, symbol: str, price: str, *, at: datetime | None = None) -> PriceUpdate:
@@ -184,28 +236,7 @@ class Funds:
             self._now(at)  # a time without a zone is refused before anything is locked
         reports: list[dict[str, Any]] = []
         with self.lg.unit_of_work(owner=FUND_OWNER) as uow:
-            products = [
-                p for p in fund_store.load_products(uow.connection) if p.underlying == symbol
-            ]
-            if not products:
-                raise Rejected(
-                    Reason.UNKNOWN_SYMBOL,
-                    f"no product has the underlying {symbol!r}: create one first",
-                )
-            ops = []
-            for params in products:  # by name: books are locked in one order
-                terms = self._terms.setdefault(params.name, terms_of(params))
-                ops.append(self._open(uow, terms))
-            moment = self._now(at)  # read under the locks: "now" follows the last writer
-            for op in ops:
-                op.moment(moment)
-            feed = fund_store.latest_price(uow.connection, symbol)
-            if feed is not None and moment < feed[0]:
-                raise Rejected(
-                    Reason.BAD_INPUT,
-                    f"time {utc_text(moment)} is before the last {symbol} price at "
-                    f"{utc_text(feed[0])}",
-                )
+            ops, moment = self._on_symbol(uow, symbol, at, fund_store.latest_price, "price")
             for op in ops:
                 terms = op.terms
                 if op.state.closed:  # a sealed book takes no price
@@ -221,7 +252,7 @@ class Funds:
                 units = quantise_units(value, terms.quote_asset.scale)
                 if units <= 0:
                     raise Rejected(Reason.BAD_INPUT, f"price {price} rounds to zero units")
-                step = on_price(terms, op.state, price=units, at=moment)
+                step = on_price(terms, op.state, price=units, at=moment, feed_rate=op.feed_rate)
                 made = list(step.drafts)
                 state = step.state
                 if step.daily:
@@ -248,6 +279,37 @@ class Funds:
         return PriceUpdate.model_validate(
             {"symbol": symbol, "price": str(value), "at": utc_text(moment), "products": reports}
         )
+
+    def set_funding_rate(
+        self, symbol: str, rate: str, *, at: datetime | None = None
+    ) -> dict[str, Any]:
+        """Publish the funding rate of `symbol` (decimal text per funding interval, > 0:
+        longs pay) in force from `at` (default now) on.
+
+        Every product on `symbol` first accrues its fees and funding up to `at` at the rate
+        in force until then (one `accrual` entry each, if anything is due), so that no
+        accrual spans two rates; the rate is recorded in the same transaction.
+        """
+        text = parse_funding_rate(rate)
+        if at is not None:
+            self._now(at)
+        reports: list[dict[str, Any]] = []
+        with self.lg.unit_of_work(owner=FUND_OWNER) as uow:
+            ops, moment = self._on_symbol(uow, symbol, at, fund_store.funding_rate, "funding rate")
+            for op in ops:
+                entries.feed_rate_per_day(op.terms, text)  # each product's interval takes it
+            for op in ops:
+                state = op.state if op.state.closed else op.accrued(moment)
+                made = op.commit([], state, moment)
+                reports.append(
+                    {
+                        "product": op.terms.book,
+                        "accrued": [e.seq for e in made],
+                        "funding_interval": op.terms.funding_interval,
+                    }
+                )
+            fund_store.save_funding_rate(uow.connection, symbol, moment, text)
+        return {"symbol": symbol, "rate": text, "at": utc_text(moment), "products": reports}
 
     # --- mint and redeem ------------------------------------------------------------------------
     def mint(

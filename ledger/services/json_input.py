@@ -7,7 +7,12 @@ import json
 from typing import Any
 
 from ledger.errors import Reason, Rejected
-from ledger.services.entry_input import MAX_JSON_DEPTH, check_json_shape
+from ledger.services.entry_input import (
+    MAX_JSON_DEPTH,
+    check_json_shape,
+    no_float,
+    no_repeats,
+)
 
 MAX_DOCUMENT_BYTES = 16 << 20
 """The largest JSON document a command reads (a batch of orders): 16 MiB."""
@@ -25,23 +30,10 @@ def load_document(data: bytes, what: str, *, max_bytes: int = MAX_DOCUMENT_BYTES
         ) from None
     check_json_shape(text, max_bytes=max_bytes, max_depth=MAX_JSON_DEPTH)
     try:
-        return json.loads(text, parse_float=_no_float, object_pairs_hook=_no_repeats)
+        return json.loads(text, parse_float=no_float, object_pairs_hook=no_repeats)
     except json.JSONDecodeError as exc:
         raise Rejected(
             Reason.BAD_INPUT, f"{what} is not valid JSON: {exc.msg} at line {exc.lineno}"
         ) from None
     except ValueError as exc:  # an integer of more digits than Python converts
         raise Rejected(Reason.BAD_INPUT, f"{what}: {exc}") from None
-
-
-def _no_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise Rejected(Reason.BAD_INPUT, f"key {key!r} appears twice in one JSON object")
-        result[key] = value
-    return result
-
-
-def _no_float(text: str) -> Any:
-    raise Rejected(Reason.BAD_INPUT, f"number {text} is a float: amounts are decimal strings")

@@ -16,7 +16,7 @@ from ledger.domain.fund import accounts as acc
 from ledger.domain.fund import orders
 from ledger.domain.fund.rebalance import on_price
 from ledger.domain.fund.split import policy_ratio, split_shares
-from ledger.domain.fund.state import FundRecord, FundState, nav_per_share_units
+from ledger.domain.fund.state import FundRecord, FundState, effective_multiple, nav_per_share_units
 from ledger.domain.fund.terms import Terms
 from ledger.domain.journal import EntryDraft
 from ledger.domain.money import parse_units
@@ -41,6 +41,7 @@ class ProductRun:
     split_factor: Fraction = Fraction(1)
     counts: dict[str, int] = field(default_factory=dict)
     closes: list[tuple[date, int, Fraction]] = field(default_factory=list)
+    close_multiples: list[Any] = field(default_factory=list)  # effective multiple per close
     wiped_on: date | None = None
     price_at: datetime | None = None
 
@@ -149,6 +150,7 @@ def simulate_day(
     if batch_at is not None:
         _on_orders(run, orders, batch_at, drafts)
     run.closes.append((bar.day, nav_per_share_units(run.terms, run.state), run.split_factor))
+    run.close_multiples.append(effective_multiple(run.terms, run.state))
     return drafts
 
 

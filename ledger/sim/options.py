@@ -15,6 +15,8 @@ from ledger.domain.fund.terms import terms_of
 from ledger.errors import Reason, Rejected
 from ledger.sim.run import SimConfig, load_bars
 
+# A price file named SYMBOL-QUOTE... (btc-usd-daily.csv, eth_usdt.csv) says whose prices it holds.
+_NAMED_PAIR = re.compile(r"^([A-Za-z]{2,10})[-_](usd|usdt|usdc|eur|gbp|jpy)(?:[-_.]|$)", re.I)
 # Digits only: no exponent, sign, NaN or infinity ("1e-30" would never finish the walk).
 _DECIMAL = re.compile(r"^\d{1,6}(\.\d{1,12})?$")
 MIN_STEP = Decimal("0.0001")  # 1 basis point: about 10^4 ticks per doubling of the price
@@ -98,11 +100,30 @@ def build_config(
                 f"the bundled prices are BTC's, not {', '.join(foreign)}'s: pass --prices FILE"
                 " with that history, or --synthetic N",
             )
+    if prices is not None and synthetic_days is None:
+        check_prices_underlying(prices, [make_params(n, **overrides).underlying for n in names])
     scales = {terms_of(make_params(n, **overrides)).quote_asset.scale for n in names}
     if len(scales) != 1:
         raise Rejected(Reason.BAD_INPUT, "the simulated products must share a quote scale")
     load_bars(config, scales.pop())  # a missing or malformed CSV is refused now, not later
     return config
+
+
+def prices_symbol(path: Path) -> str | None:
+    """Return the symbol a price file's name states (BTC for btc-usd-daily.csv), else None."""
+    match = _NAMED_PAIR.match(path.name)
+    return match.group(1).upper() if match else None
+
+
+def check_prices_underlying(path: Path, underlyings: list[str]) -> None:
+    """Refuse products on another underlying than the one the price file's name states."""
+    symbol = prices_symbol(path)
+    foreign = sorted({u for u in underlyings if symbol is not None and u != symbol})
+    if foreign:
+        raise Rejected(
+            Reason.BAD_INPUT,
+            f"--prices {path.name} holds {symbol} prices, not {', '.join(foreign)}'s",
+        )
 
 
 def replace_database(url: str) -> None:

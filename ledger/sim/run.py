@@ -72,6 +72,35 @@ def load_bars(config: SimConfig, quote_scale: int) -> list[Bar]:
     return bars
 
 
+def price_source(config: SimConfig) -> str:
+    """Name where the run's prices come from; a synthetic run says that it is not real."""
+    if config.synthetic_days is not None:
+        return f"synthetic random walk, seed {config.seed} (not real prices)"
+    if config.prices is None:
+        return f"bundled {FIXTURE_NAME}"
+    return f"file {config.prices}"
+
+
+def check_products_free(lg: Any, names: list[str], overrides: dict[str, Any]) -> None:
+    """Refuse, before anything is created, a product that exists with other parameters or
+    whose book already has entries (the run would stop half-way, having created the others)."""
+    for name in names:
+        params = make_params(name, **overrides)
+        existing = fund_store.load_product(lg.engine, params.name)
+        if existing is not None and existing != params:
+            raise Rejected(
+                Reason.DUPLICATE,
+                f"product {name} exists in this database with other parameters: pass --db with"
+                " a new file (or --replace for SQLite)",
+            )
+        if lg.head(terms_of(params).book)[0] > 0:
+            raise Rejected(
+                Reason.DUPLICATE,
+                f"book {name} already has entries in this database: pass --db with a new file"
+                " (or --replace for SQLite)",
+            )
+
+
 def simulate(
     db_url: str,
     config: SimConfig,
@@ -100,6 +129,7 @@ def simulate(
         if len(scales) != 1:
             raise Rejected(Reason.BAD_INPUT, "the simulated products must share a quote scale")
         bars = load_bars(config, scales.pop())
+        check_products_free(lg, names, config.overrides)  # before the first product is made
         runs = setup_products(funds, names, config.overrides, ids, config.seed)
         clock.moment = datetime.combine(bars[0].day, datetime.min.time(), tzinfo=UTC)
         on_day = progress(len(bars), len(runs)) if progress else None

@@ -80,6 +80,8 @@ def product_summary(run: ProductRun, outcome: SimOutcome) -> dict[str, Any]:
         "trading_fees_rebalances": format_units(
             balances.get((acc.TRADING_FEES, qa), 0) - counts.get("order_trading_fees", 0), quote
         ),
+        "trading_fees_saved_by_netting": format_units(counts.get("order_fees_saved", 0), quote),
+        "order_batches": counts.get("order_batches", 0),
         "funding_paid": format_units(balances.get((acc.FUNDING, qa), 0), quote),
         "splits": counts.get("splits", 0),
         "merges": counts.get("merges", 0),
@@ -95,10 +97,12 @@ def product_summary(run: ProductRun, outcome: SimOutcome) -> dict[str, Any]:
     }
 
 
-def summary(outcome: SimOutcome) -> dict[str, Any]:
-    """Return the whole run's summary."""
+def summary(outcome: SimOutcome, *, source: str | None = None) -> dict[str, Any]:
+    """Return the whole run's summary; `source` names the prices (see run.price_source)."""
     bars = outcome.bars
     return {
+        "prices": source,
+        "synthetic": source is not None and source.startswith("synthetic"),
         "days": len(bars),
         "from": bars[0].day.isoformat(),
         "to": bars[-1].day.isoformat(),
@@ -124,6 +128,8 @@ ROWS = (
     ("management fees", "fees_management"),
     ("trading fees borne by orders", "trading_fees_orders"),
     ("trading fees of rebalancing", "trading_fees_rebalances"),
+    ("trading fees saved by netting", "trading_fees_saved_by_netting"),
+    ("order batches (one per day)", "order_batches"),
     ("funding paid (< 0: received)", "funding_paid"),
     ("splits / merges", ("splits", "merges")),
     ("mints / redeems / refused", ("mints", "redeems", "refused")),
@@ -160,6 +166,7 @@ def summary_text(result: dict[str, Any]) -> str:
     lines = [
         f"{result['days']} days {result['from']} .. {result['to']}: {result['entries']} entries"
         f" posted in {result['seconds_posting']} s, verified in {result['seconds_verify']} s",
+        f"prices: {result.get('prices') or '-'}",
         f"{'':<34}" + "".join(f"{n:>26}" for n in names),
     ]
     lines += [
@@ -167,4 +174,6 @@ def summary_text(result: dict[str, Any]) -> str:
     ]
     if result.get("chart"):
         lines.append(f"chart: {result['chart']}")
+    if result.get("series"):
+        lines.append(f"daily series: {result['series']}")
     return "\n".join(lines)

@@ -1,11 +1,11 @@
 """The fund engine's own records, next to the journal: product terms, the price feed, the
-days whose schedule ran, and each product's state record.
+days whose schedule ran, the funding rate feed, and each product's state record.
 
 None is accounting: a product row holds the validated parameters (JSON, decimals as
 strings), a price row one observed price of an underlying, a state row what the next fund
 operation needs (`FundRecord`, written in the same transaction as the entries it follows and
 audited by `verify`). The journal never depends on them for its hashes. Tables: migrations
-0004 and 0005 (`token-ledger init`).
+0004, 0005 and 0009 (`token-ledger init`).
 """
 
 from __future__ import annotations
@@ -50,6 +50,15 @@ PRICES = Table(
     Column("symbol", String(32), nullable=False, index=True),
     Column("at_us", BigInteger, nullable=False),
     Column("price", String(80), nullable=False),  # decimal string, quote per whole unit
+)
+
+FUNDING_RATES = Table(
+    "tl_funding_rates",
+    METADATA,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("symbol", String(32), nullable=False),
+    Column("at_us", BigInteger, nullable=False),
+    Column("rate", String(80), nullable=False),  # decimal string, per funding interval
 )
 
 DAILY = Table(
@@ -109,10 +118,43 @@ def latest_price(
     target: Engine | Connection, symbol: str, *, at: datetime | None = None
 ) -> tuple[datetime, str] | None:
     """Return the latest (time, price) of `symbol` at or before `at`, or None."""
-    query = select(PRICES.c.at_us, PRICES.c.price).where(PRICES.c.symbol == symbol)
+    return _latest(target, PRICES, "price", symbol, at)
+
+
+def save_funding_rate(connection: Connection, symbol: str, at: datetime, rate: str) -> None:
+    """Record a published funding rate of `symbol` (per funding interval), in force from `at`."""
+    connection.execute(
+        insert(FUNDING_RATES), [{"symbol": symbol, "at_us": to_micros(at), "rate": rate}]
+    )
+
+
+def funding_rate(
+    target: Engine | Connection, symbol: str, *, at: datetime | None = None
+) -> tuple[datetime, str] | None:
+    """Return the latest (time, rate) of `symbol`'s funding feed at or before `at`, or None."""
+    return _latest(target, FUNDING_RATES, "rate", symbol, at)
+
+
+def funding_rates(target: Engine | Connection, symbol: str) -> list[tuple[datetime, str]]:
+    """Return `symbol`'s whole funding feed, (time, rate) in the order it was published."""
+    table = FUNDING_RATES
+    query = (
+        select(table.c.at_us, table.c.rate)
+        .where(table.c.symbol == symbol)
+        .order_by(table.c.at_us, table.c.id)
+    )
+    with _using(target) as connection:
+        return [(from_micros(int(at)), str(rate)) for at, rate in connection.execute(query)]
+
+
+def _latest(
+    target: Engine | Connection, table: Table, column: str, symbol: str, at: datetime | None
+) -> tuple[datetime, str] | None:
+    """Return the latest (time, `column`) of a per-symbol feed at or before `at`, or None."""
+    query = select(table.c.at_us, table.c[column]).where(table.c.symbol == symbol)
     if at is not None:
-        query = query.where(PRICES.c.at_us <= to_micros(at))
-    query = query.order_by(PRICES.c.at_us.desc(), PRICES.c.id.desc()).limit(1)
+        query = query.where(table.c.at_us <= to_micros(at))
+    query = query.order_by(table.c.at_us.desc(), table.c.id.desc()).limit(1)
     with _using(target) as connection:
         row = connection.execute(query).first()
     return None if row is None else (from_micros(int(row[0])), str(row[1]))

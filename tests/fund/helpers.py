@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import subprocess
+import sys
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -58,3 +60,15 @@ def follow(
         state = step.state
         states.append(state)
     return states
+
+
+def cli(db: str) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Return a runner of the installed `token-ledger` against `db` (text, never raising)."""
+    binary = Path(sys.executable).parent / "token-ledger"
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(binary), "--db", db, *args], check=False, capture_output=True, text=True
+        )
+
+    return run

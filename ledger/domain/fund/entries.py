@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, date, datetime
+from decimal import Decimal
 
 from ledger.domain.fund import accounts as acc
 from ledger.domain.fund.navmath import (
@@ -23,7 +24,7 @@ from ledger.domain.fund.navmath import (
     trading_fee,
 )
 from ledger.domain.fund.state import FundState
-from ledger.domain.fund.terms import Terms
+from ledger.domain.fund.terms import Ratio, Terms, ratio_of
 from ledger.domain.journal import EntryDraft, Posting, to_micros
 from ledger.domain.money import format_units
 from ledger.errors import Reason, Rejected, invariant
@@ -378,12 +379,14 @@ DAY_US = 86_400_000_000
 """Microseconds in a day: the management fee and funding rates are per day."""
 
 
-def accrual_amounts(terms: Terms, state: FundState, elapsed_us: int) -> tuple[int, int]:
+def accrual_amounts(
+    terms: Terms, state: FundState, elapsed_us: int, funding_rate: Ratio | None = None
+) -> tuple[int, int]:
     """Return (management fee, funding) for `elapsed_us` microseconds held.
 
     Simple (not compounded) pro rata of the daily rates: fee = E x rate x elapsed / day,
     rounded down (the fund's favour); funding = q x P x rate x elapsed / day, rounded up
-    (against the fund; negative: received).
+    (against the fund; negative: received). `funding_rate` (per day) replaces the product's.
     """
     fee_num, fee_den = terms.management_fee
     fee = (
@@ -391,16 +394,37 @@ def accrual_amounts(terms: Terms, state: FundState, elapsed_us: int) -> tuple[in
         if state.collateral > 0
         else 0
     )
-    rate_num, rate_den = terms.funding_rate
+    rate_num, rate_den = funding_rate or terms.funding_rate
     value = state.position * state.price * rate_num * elapsed_us
     funding = -((-value) // (terms.position_one * rate_den * DAY_US)) if value else 0
     return fee, funding
 
 
-def accrue(terms: Terms, state: FundState, *, at: datetime) -> tuple[EntryDraft | None, FundState]:
+MAX_FEED_RATE = Decimal("0.1")
+"""The largest funding rate per interval the feed takes (exchanges cap theirs far below)."""
+
+
+def feed_rate_per_day(terms: Terms, rate: str) -> Ratio:
+    """Return a published funding rate (decimal text, per `funding_interval`) per day."""
+    try:
+        value = Decimal(rate)
+    except ArithmeticError:
+        raise Rejected(Reason.BAD_INPUT, f"a funding rate is a decimal, got {rate!r}") from None
+    if not value.is_finite() or value.copy_abs() > MAX_FEED_RATE:
+        raise Rejected(
+            Reason.BAD_INPUT, f"a funding rate must be within +-{MAX_FEED_RATE}, got {rate!r}"
+        )
+    num, den = ratio_of(value)
+    return num * (DAY_US // 1_000_000), den * terms.funding_interval
+
+
+def accrue(
+    terms: Terms, state: FundState, *, at: datetime, feed_rate: str | None = None
+) -> tuple[EntryDraft | None, FundState]:
     """Charge the management fee and funding for the time since `state.accrued_at`, pro rata,
-    as one `accrual` entry (metadata: from, to, price). Nothing accrues without shares; an
-    amount under one base unit posts nothing and keeps accruing (the period runs on).
+    as one `accrual` entry (metadata: from, to, price, and funding_rate when a published rate
+    per funding interval, `feed_rate`, replaces the product's). Nothing accrues without
+    shares; an amount under one base unit posts nothing and keeps accruing.
     """
     if state.supply == 0 or state.collateral <= 0:
         return None, state
@@ -409,7 +433,8 @@ def accrue(terms: Terms, state: FundState, *, at: datetime) -> tuple[EntryDraft 
     elapsed = to_micros(at) - to_micros(state.accrued_at)
     if elapsed <= 0:
         return None, state
-    fee, funding = accrual_amounts(terms, state, elapsed)
+    rate = None if feed_rate is None else feed_rate_per_day(terms, feed_rate)
+    fee, funding = accrual_amounts(terms, state, elapsed, rate)
     # Carrying costs never take more than the equity (a fund left unpriced for years): the
     # fee first, then funding up to what is left.
     fee = min(fee, state.collateral)
@@ -428,6 +453,8 @@ def accrue(terms: Terms, state: FundState, *, at: datetime) -> tuple[EntryDraft 
         "to": _iso(at),
         "price": price_text(terms, state.price),
     }
+    if feed_rate is not None:
+        meta["funding_rate"] = feed_rate
     draft = fund_draft(terms, "accrual", at, postings, meta)
     return draft, replace(state, collateral=state.collateral - fee - funding, accrued_at=at)
 

@@ -228,7 +228,7 @@ class FundFold:
                     f" one (which ended at {state.accrued_at})"
                 )
             priced = replace(state, price=self._price(meta))
-            made, after = entries.accrue(terms, priced, at=at)
+            made, after = entries.accrue(terms, priced, at=at, feed_rate=meta.get("funding_rate"))
             return made, after, "accrual"
         if kind == "fee.management":
             day = date.fromisoformat(meta["daily"])

@@ -112,7 +112,9 @@ class ProductParams(BaseModel):
     (AscendEX, MEXC), split when NAV > 10,000, each by a power of ten back to the order of
     the initial NAV unless `split_merge_ratio` fixes the ratio (e.g. 10 for 1:10 and 10:1);
     a mint or redeem is refused (`stale_price`) when the last price of the underlying is older
-    than `max_price_age` seconds (60) of business time.
+    than `max_price_age` seconds (60) of business time; a funding rate published with
+    `token-ledger funding` is quoted per `funding_interval` seconds (8 h) and replaces
+    `funding_rate` from its time on.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -130,6 +132,7 @@ class ProductParams(BaseModel):
     management_fee: Decimal = Decimal("0.0003")
     trading_fee: Decimal = Decimal("0.0005")
     funding_rate: Decimal = Decimal("0.0003")
+    funding_interval: int = 28_800  # seconds: the period a published funding rate is quoted for
     min_subscription: Decimal = Decimal(10)
     rebalance_time: time = time(0, 2)
     adhoc_move: Decimal | None = None
@@ -192,6 +195,8 @@ class ProductParams(BaseModel):
             problems.append("initial_nav must be positive")
         if not -1 < self.funding_rate < 1:
             problems.append("funding_rate must be in (-1, 1)")
+        if not 60 <= self.funding_interval <= 7 * 86_400:
+            problems.append("funding_interval must be 60..604800 seconds")
         if self.split_merge_ratio is not None and not 2 <= self.split_merge_ratio <= 10**12:
             problems.append("split_merge_ratio must be 2..10^12")
         if self.min_subscription < 0:

@@ -75,7 +75,9 @@ class PriceStep:
     wiped_out: bool
 
 
-def on_price(terms: Terms, state: FundState, *, price: int, at: datetime) -> PriceStep:
+def on_price(
+    terms: Terms, state: FundState, *, price: int, at: datetime, feed_rate: str | None = None
+) -> PriceStep:
     """Apply a price: mark (or wipe out), then the daily events if due, else ad hoc.
 
     An ad-hoc trigger is evaluated on the very update that crosses it, so the rebalance is
@@ -86,7 +88,8 @@ def on_price(terms: Terms, state: FundState, *, price: int, at: datetime) -> Pri
     mark_draft, state = entries.mark(terms, state, price=price, at=at)
     if mark_draft is not None:
         drafts.append(mark_draft)
-    accrual, state = entries.accrue(terms, state, at=at)  # on the marked equity and price
+    # On the marked equity and price; `feed_rate`: the published funding rate in force.
+    accrual, state = entries.accrue(terms, state, at=at, feed_rate=feed_rate)
     if accrual is not None:
         drafts.append(accrual)
     daily = daily_due(terms, state, at)

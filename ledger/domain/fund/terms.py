@@ -49,6 +49,7 @@ class Terms:
     management_fee: Ratio  # per UTC day, of equity
     trading_fee: Ratio  # of the notional of each rebalance trade
     funding_rate: Ratio  # per UTC day, of the position value; > 0 means longs pay
+    funding_interval: int  # seconds a published (feed) funding rate is quoted for
     min_subscription_units: int
     rebalance_time: time
     adhoc_move: Ratio | None
@@ -97,6 +98,7 @@ def terms_of(params: ProductParams) -> Terms:
         management_fee=ratio_of(params.management_fee),
         trading_fee=ratio_of(params.trading_fee),
         funding_rate=ratio_of(params.funding_rate),
+        funding_interval=params.funding_interval,
         min_subscription_units=units(params.min_subscription, "min_subscription"),
         rebalance_time=params.rebalance_time,
         adhoc_move=None if params.adhoc_move is None else ratio_of(params.adhoc_move),
