@@ -121,7 +121,7 @@ def test_tampered_proof_exits_3_with_one_line(db: str, tmp_path: Path) -> None:
 
 
 def test_malformed_and_unreadable_files_exit_2(db: str, tmp_path: Path) -> None:
-    """Not JSON, a missing or extra field, a bad hex or decimal, no file: exit 2, one line."""
+    """Not JSON or not UTF-8, a missing or extra field, a bad hex or decimal, no file: exit 2."""
     document = json.loads(run(db, "proof", "BTC3L", "bob").stdout)
     cases: dict[str, str | bytes] = {
         "not json": "{",
@@ -144,7 +144,8 @@ def test_malformed_and_unreadable_files_exit_2(db: str, tmp_path: Path) -> None:
             path.write_text(content)
         result = run(db, "proof", "verify", str(path))
         assert result.exit_code == 2, (what, result.output)
-        assert result.stderr.count("\n") == 1 and "bad_input" in result.stderr, what
+        reason = "bad_encoding" if what == "not utf8" else "bad_input"
+        assert result.stderr.count("\n") == 1 and reason in result.stderr, what
     missing = run(db, "proof", "verify", str(tmp_path / "nope.json"))
     assert missing.exit_code == 2 and missing.stderr.count("\n") == 1
 

@@ -6,7 +6,7 @@ can be rebuilt exactly; the table is guarded like the journal (no update, no del
 changed key would no longer reproduce the roots already published. The key is never exported.
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0009
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from alembic import op
 from ledger.storage.guards import guard_names, install_guards
 
 revision = "0007"
-down_revision = "0005"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
