@@ -27,6 +27,7 @@ bench: setup
 	.venv/bin/python bench/bench_fund.py
 	.venv/bin/python bench/bench_fund_ops.py
 	.venv/bin/python bench/bench_chain.py
+	.venv/bin/python bench/bench_proof.py
 
 clean:
 	rm -rf .venv node_modules token-ledger.db* out .pytest_cache .ruff_cache .mypy_cache .hypothesis

@@ -404,16 +404,24 @@ def holders_cmd(product: str) -> None:
 @click.command("statement")
 @click.argument("product")
 @click.argument("holder")
+@click.option("--proof", "with_proof", is_flag=True, help="Add the holder's liability proof.")
 @json_option
 @handle_errors
-def statement_cmd(product: str, holder: str) -> None:
+def statement_cmd(product: str, holder: str, with_proof: bool) -> None:
     """Show HOLDER's entries in PRODUCT (mint, redeem, split, merge) and current value.
+
+    With --proof the statement carries the holder's proof of liabilities at the head
+    (docs/proof-of-liabilities.md; null when the holder has no units).
 
     \b
     Example:
       token-ledger statement BTC3L alice
     """
     payload = _funds().statement(product, holder).json_dict()
+    if with_proof:
+        from ledger.cli.proof_cmds import statement_proof
+
+        payload["proof"] = statement_proof(product, holder)
 
     def text() -> str:
         lines = [f"{holder} in {product}: {payload['shares']} shares worth {payload['value']}"]
@@ -421,6 +429,13 @@ def statement_cmd(product: str, holder: str) -> None:
             lines.append(
                 f"  #{e['seq']:<6} {e['effective_at']} {e['kind']:<7}"
                 f" {e.get('shares_delta', ''):>30} fee {e['fee']}"
+            )
+        if with_proof:
+            found = payload["proof"]
+            lines.append(
+                "proof: none (no units)"
+                if found is None
+                else f"proof: seq {found['seq']} root {found['root']['hash']} (--json for the file)"
             )
         return "\n".join(lines)
 

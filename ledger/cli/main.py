@@ -14,7 +14,8 @@ from ledger.cli.common import ENV_DB, CliState, db_url_from
 
 KERNEL, FUND, CHAIN = "ledger.cli.kernel_cmds", "ledger.cli.fund_cmds", "ledger.cli.chain_cmds"
 BATCH = "ledger.cli.batch_cmds"
-COMMAND_MODULES = (KERNEL, FUND, BATCH, CHAIN)
+PROOF = "ledger.cli.proof_cmds"
+COMMAND_MODULES = (KERNEL, FUND, BATCH, CHAIN, PROOF)
 # Where each command lives, so that running one imports only its module (start-up time). Only
 # a hint: a name missing here loads every module, and `--help` loads them all.
 _KERNEL_COMMANDS = "init asset account post reverse balances history verify export replay"
@@ -27,6 +28,7 @@ COMMAND_HOMES = {
     "orders": BATCH,
     "funding": BATCH,
     "chain": CHAIN,
+    "proof": PROOF,
 }
 
 
