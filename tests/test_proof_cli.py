@@ -170,8 +170,13 @@ def test_refusals_exit_2_and_write_nothing(db: str, tmp_path: Path) -> None:
         assert result.stderr.count("\n") == 1 and reason in result.stderr, (args, result.stderr)
         assert not out.exists()
     assert _keys(db) == []  # no refusal created the book's key
+    missing = run(db, "proof", "verify", str(out), "--chain")
+    assert missing.exit_code == 2 and missing.stderr.count("\n") == 1
+    assert "cannot read" in missing.stderr
+    # A proof of a book without a mirror names no chain: --chain has nothing to ask.
+    assert run(db, "proof", "BTC3L", "alice", "-o", str(out)).exit_code == 0
     chain = run(db, "proof", "verify", str(out), "--chain")
-    assert chain.exit_code == 2 and "chain" in chain.stderr
+    assert chain.exit_code == 2 and "names no chain" in chain.stderr
 
 
 def test_statement_carries_the_proof(db: str) -> None:

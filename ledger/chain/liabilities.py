@@ -28,6 +28,7 @@ from ledger.chain.deployment import attach
 from ledger.chain.keys import Operator
 from ledger.chain.lock import book_lock
 from ledger.chain.token import TokenClient
+from ledger.domain.proof import LiabilityProof
 from ledger.errors import Reason, Rejected
 from ledger.services.ledger import Ledger
 
@@ -171,3 +172,42 @@ def verify_liability(
             [s.sum for s in path],
         )
     )
+
+
+def anchor_book_liabilities(
+    lg: Ledger, book: str, w3: Web3, operator: Operator, *, seq: int
+) -> LiabilitiesAnchorResult:
+    """Build `book`'s Merkle-sum tree of holders at `seq` (ledger.services.proof) and anchor
+    its root beside the journal head anchored at that seq (`chain anchor` runs both)."""
+    from ledger.services.proof import liabilities_root as ledger_root
+
+    root = ledger_root(lg, book, seq=seq)
+    return anchor_liabilities(
+        lg,
+        book,
+        w3,
+        operator,
+        seq=root.seq,
+        root_hash=root.hash,
+        root_sum=root.sum,
+        depth=root.depth,
+    )
+
+
+def proof_on_chain(w3: Web3, proof: LiabilityProof) -> tuple[bool, LiabilitiesRoot | None]:
+    """Return whether the contract's `verifyLiability` accepts `proof` (one eth_call) and
+    the root anchored at its seq (None: none is). The proof must name its chain."""
+    if proof.chain is None:
+        raise Rejected(Reason.BAD_INPUT, "the proof names no chain (its `chain` is null)")
+    seq, commitment, units, index, hashes, sums = proof.contract_args()
+    path = [LiabilityPathStep(h, s) for h, s in zip(hashes, sums, strict=True)]
+    ok = verify_liability(
+        w3,
+        proof.chain.address,
+        seq=seq,
+        commitment=commitment,
+        units=units,
+        index=index,
+        path=path,
+    )
+    return ok, liabilities_root(w3, proof.chain.address, seq)

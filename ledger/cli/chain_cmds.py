@@ -295,28 +295,45 @@ def reconcile_cmd(
 def anchor_cmd(
     product: str, rpc_url: str | None, allow_remote_rpc: bool, chain_dir: str | None
 ) -> None:
-    """Write PRODUCT's journal head (seq and hash) to its mirror contract.
+    """Write PRODUCT's journal head (seq and hash) to its mirror contract, and beside it the
+    root of its holders' Merkle-sum tree at that seq (docs/proof-of-liabilities.md).
 
-    `token-ledger verify PRODUCT --chain` later checks the database against every anchor.
+    `token-ledger verify PRODUCT --chain` later checks the database against every anchor;
+    `token-ledger proof verify FILE --chain` checks a holder's proof against the root.
 
     \b
     Example:
       token-ledger chain anchor BTC3L --json
     """
     from ledger.chain.anchor import anchor_book
+    from ledger.chain.liabilities import anchor_book_liabilities
 
     lg = _ledger(product)
     w3, url = _connect(rpc_url, allow_remote_rpc, chain_dir)
-    result = anchor_book(lg, product, w3, _operator(w3, url))
+    operator = _operator(w3, url)
+    result = anchor_book(lg, product, w3, operator)
+    root = anchor_book_liabilities(lg, product, w3, operator, seq=result.seq)
     payload = {
         "book": result.book,
         "seq": result.seq,
         "hash": result.entry_hash,
         "tx": result.tx_hash,
         "already_anchored": result.already_anchored,
+        "liabilities": {
+            "root": root.root.root_hash.hex(),
+            "sum": str(root.root.root_sum),
+            "depth": root.root.depth,
+            "tx": root.tx_hash,
+            "already_anchored": root.already_anchored,
+        },
     }
     verb = "was already anchored" if result.already_anchored else "anchored"
-    emit(payload, f"{product} seq {result.seq} {verb}: {result.entry_hash}")
+    emit(
+        payload,
+        f"{product} seq {result.seq} {verb}: {result.entry_hash}\n"
+        f"liabilities root {root.root.root_hash.hex()} (sum {root.root.root_sum},"
+        f" depth {root.root.depth})",
+    )
 
 
 @chain_group.command("status")

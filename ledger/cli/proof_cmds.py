@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from ledger.cli.chain_cmds import chain_connection_options, connect_chain
 from ledger.cli.common import AuditFailed, emit, handle_errors, json_option, open_cli_ledger
 from ledger.errors import Reason, Rejected
 
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
 
 HOLDER_COMMAND = "holder"
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$", re.ASCII)
-CHAIN_NOT_WIRED = "--chain is not wired to the share token's liabilities view yet (issue #12)"
 
 seq_option = click.option(
     "--seq",
@@ -68,12 +68,16 @@ def _ledger() -> Ledger:
     return lg
 
 
-def _chain_ref() -> ChainRef | None:
-    """Return where the product's roots are anchored, for the proof file's `chain` field.
+def _chain_ref(product: str) -> ChainRef | None:
+    """Return where the product's roots are anchored (its active mirror deployment), for
+    the proof file's `chain` field; None when the product has no mirror."""
+    from ledger.chain.records import active_deployment
+    from ledger.domain.proof import ChainRef
 
-    Hook for the chain mirror (issue #12): None until `chain anchor` writes the roots.
-    """
-    return None
+    deployment = active_deployment(open_cli_ledger().engine, product)
+    if deployment is None:
+        return None
+    return ChainRef(chain_id=deployment.chain_id, address=deployment.address)
 
 
 @proof_group.command(HOLDER_COMMAND, hidden=True)
@@ -100,7 +104,7 @@ def holder_cmd(product: str, holder: str, seq: int | None, output: Path | None) 
     from ledger.domain.proof.proof_file import proof_json
     from ledger.services.proof import liability_proof
 
-    proof = liability_proof(_ledger(), product, holder, seq=seq, chain=_chain_ref())
+    proof = liability_proof(_ledger(), product, holder, seq=seq, chain=_chain_ref(product))
     document = proof_json(proof)
     if output is None:
         click.echo(json.dumps(document, indent=2))
@@ -144,9 +148,17 @@ def _write_atomically(path: Path, text: str) -> None:
     help="The root hash published for the proof's seq (64 hex digits); must match.",
 )
 @chain_option
+@chain_connection_options
 @json_option
 @handle_errors
-def verify_cmd(file: Path, root_hash: str | None, use_chain: bool) -> None:
+def verify_cmd(
+    file: Path,
+    root_hash: str | None,
+    use_chain: bool,
+    rpc_url: str | None,
+    allow_remote_rpc: bool,
+    chain_dir: str | None,
+) -> None:
     """Check the proof in FILE offline: exit 0 if it verifies, 3 if it does not.
 
     Recomputes the commitment from the secret and holder id, then the root from the leaf and
@@ -162,8 +174,6 @@ def verify_cmd(file: Path, root_hash: str | None, use_chain: bool) -> None:
 
     if root_hash is not None and not _HEX64.match(root_hash):
         raise Rejected(Reason.BAD_INPUT, "--root must be 64 hex digits")
-    if use_chain:
-        raise Rejected(Reason.CHAIN, CHAIN_NOT_WIRED)
     proof = read_proof_file(file)
     published = proof.published_root()
     if root_hash is not None:
@@ -172,6 +182,8 @@ def verify_cmd(file: Path, root_hash: str | None, use_chain: bool) -> None:
         published = replace(published, hash=bytes.fromhex(root_hash))
     problem = check_proof(proof, published=published)
     payload = _verdict(proof, problem)
+    if use_chain:
+        problem = problem or _chain_problem(proof, rpc_url, allow_remote_rpc, chain_dir, payload)
     if problem is not None:
         raise AuditFailed(f"the proof does not verify: {problem}", payload)
     emit(
@@ -183,11 +195,44 @@ def verify_cmd(file: Path, root_hash: str | None, use_chain: bool) -> None:
     )
 
 
+def _chain_problem(
+    proof: LiabilityProof,
+    rpc_url: str | None,
+    allow_remote_rpc: bool,
+    chain_dir: str | None,
+    payload: dict[str, Any],
+) -> str | None:
+    """Check `proof` with the share token's `verifyLiability` (one eth_call) against the root
+    anchored at its seq; record the chain's answer in `payload`; return the problem or None."""
+    from ledger.chain.liabilities import proof_on_chain
+
+    if proof.chain is None:
+        raise Rejected(Reason.BAD_INPUT, "the proof names no chain (its `chain` is null)")
+    w3 = connect_chain(rpc_url=rpc_url, allow_remote_rpc=allow_remote_rpc, chain_dir=chain_dir)
+    ok, anchored = proof_on_chain(w3, proof)
+    payload["chain"] = {
+        "address": proof.chain.address if proof.chain else None,
+        "verify_liability": ok,
+        "anchored_root": None if anchored is None else anchored.root_hash.hex(),
+    }
+    if anchored is None:
+        problem = f"no liabilities root is anchored on chain at seq {proof.seq}"
+    elif not ok:
+        problem = "the share token's verifyLiability rejects it against the anchored root"
+    else:
+        return None
+    payload["ok"], payload["problem"] = False, problem
+    return problem
+
+
 def read_proof_file(file: Path) -> LiabilityProof:
     """Return the proof in a proof file (`-`: stdin); refuse one that is not (`bad_input`)."""
     from ledger.domain.proof.proof_file import read_proof
 
-    raw = sys.stdin.buffer.read() if str(file) == "-" else file.read_bytes()
+    try:
+        raw = sys.stdin.buffer.read() if str(file) == "-" else file.read_bytes()
+    except OSError as exc:
+        raise Rejected(Reason.BAD_INPUT, f"cannot read {file}: {exc.strerror}") from None
     try:
         value = json.loads(raw.decode("utf-8"))
     except json.JSONDecodeError as exc:
@@ -214,9 +259,17 @@ def _verdict(proof: LiabilityProof, problem: str | None) -> dict[str, Any]:
 @click.argument("product")
 @seq_option
 @chain_option
+@chain_connection_options
 @json_option
 @handle_errors
-def root_cmd(product: str, seq: int | None, use_chain: bool) -> None:
+def root_cmd(
+    product: str,
+    seq: int | None,
+    use_chain: bool,
+    rpc_url: str | None,
+    allow_remote_rpc: bool,
+    chain_dir: str | None,
+) -> None:
     """Show the root of PRODUCT's liabilities at --seq: hash, sum, depth, seq.
 
     The sum is in share base units and must equal the ledger's shares outstanding at that
@@ -230,9 +283,11 @@ def root_cmd(product: str, seq: int | None, use_chain: bool) -> None:
     from ledger.domain.money import format_units
     from ledger.services.proof import liabilities_at
 
-    if use_chain:
-        raise Rejected(Reason.CHAIN, CHAIN_NOT_WIRED)
-    found = liabilities_at(_ledger(), product, seq=seq)
+    lg = _ledger()
+    ref = _chain_ref(product) if use_chain else None
+    if use_chain and ref is None:  # before the tree is built (and the book's key made)
+        raise Rejected(Reason.CHAIN, f"{product} has no mirror contract: run `chain sync`")
+    found = liabilities_at(lg, product, seq=seq)
     root, register, scale = found.root(), found.register, found.terms.share_asset.scale
     payload = {
         "product": product,
@@ -244,6 +299,8 @@ def root_cmd(product: str, seq: int | None, use_chain: bool) -> None:
         "shares_outstanding_amount": format_units(register.shares_outstanding, scale),
         "sum_matches_shares_outstanding": root.sum == register.shares_outstanding,
     }
+    if ref is not None:
+        _compare_on_chain(ref, product, root, payload, rpc_url, allow_remote_rpc, chain_dir)
     if root.sum != register.shares_outstanding:
         raise AuditFailed(
             f"{product} at seq {root.seq}: the tree's sum {root.sum} is not the shares"
@@ -260,6 +317,36 @@ def root_cmd(product: str, seq: int | None, use_chain: bool) -> None:
     )
 
 
+def _compare_on_chain(
+    ref: ChainRef,
+    product: str,
+    root: Any,
+    payload: dict[str, Any],
+    rpc_url: str | None,
+    allow_remote_rpc: bool,
+    chain_dir: str | None,
+) -> None:
+    """Compare the ledger's root at its seq with the root anchored on chain (exit 3 if not
+    anchored or different)."""
+    from ledger.chain.liabilities import liabilities_root
+
+    w3 = connect_chain(rpc_url=rpc_url, allow_remote_rpc=allow_remote_rpc, chain_dir=chain_dir)
+    anchored = liabilities_root(w3, ref.address, root.seq)
+    payload["chain"] = {
+        "address": ref.address,
+        "anchored_root": None if anchored is None else anchored.root_hash.hex(),
+        "anchored_sum": None if anchored is None else str(anchored.root_sum),
+    }
+    if anchored is None:
+        raise AuditFailed(f"{product}: no liabilities root anchored at seq {root.seq}", payload)
+    if (anchored.root_hash, anchored.root_sum, anchored.depth) != (root.hash, root.sum, root.depth):
+        raise AuditFailed(
+            f"{product} at seq {root.seq}: the anchored root {anchored.root_hash.hex()} is not"
+            f" the ledger's {root.hash.hex()}",
+            payload,
+        )
+
+
 def statement_proof(product: str, holder: str) -> dict[str, Any] | None:
     """Return the proof file of `holder` at the head for `statement --proof`; None when the
     holder has no units (a zero holding is not in the tree).
@@ -268,7 +355,7 @@ def statement_proof(product: str, holder: str) -> dict[str, Any] | None:
     from ledger.services.proof import liability_proof
 
     try:
-        return proof_json(liability_proof(_ledger(), product, holder, chain=_chain_ref()))
+        return proof_json(liability_proof(_ledger(), product, holder, chain=_chain_ref(product)))
     except Rejected as exc:
         if exc.reason is Reason.INSUFFICIENT_SHARES:
             return None
