@@ -41,6 +41,9 @@ class Reason(StrEnum):
     STALE_PRICE = "stale_price"
     UNKNOWN_SYMBOL = "unknown_symbol"
     FUND_CLOSED = "fund_closed"
+    TRUNCATED_EXPORT = "truncated_export"
+    TRAILER_MISMATCH = "trailer_mismatch"
+    HASH_MISMATCH = "hash_mismatch"
 
 
 class LedgerError(Exception):

@@ -200,13 +200,15 @@ def test_entry_appended_behind_the_library_is_found(ledger: Ledger, db_url: str)
         seq=head_seq + 1,
         recorded_us=to_micros(ledger.clock.now()),
         prev_hash=head_hash,
+        definitions=ledger.definitions(BOOK),
     )
     with ledger.engine.begin() as conn:  # INSERT is allowed: the journal is append-only
         conn.execute(
             text(
                 "INSERT INTO tl_entries (book, seq, kind, effective_us, recorded_us, idem_key,"
-                " request_digest, reverses, metadata_json, prev_hash, hash) VALUES"
-                " (:book, :seq, 'transfer', :eff, :rec, NULL, :digest, NULL, '[]', :prev, :hash)"
+                " request_digest, reverses, metadata_json, prev_hash, hash, encoding) VALUES"
+                " (:book, :seq, 'transfer', :eff, :rec, NULL, :digest, NULL, '[]', :prev, :hash,"
+                " 2)"
             ),
             {
                 "book": BOOK,

@@ -432,8 +432,10 @@ def export_cmd(book: str, fmt: str, output: Path | None) -> None:
       token-ledger export --book BTC3L --format jsonl -o btc3l.jsonl
       token-ledger export --book BTC3L --format ledger -o btc3l.ledger && ledger -f btc3l.ledger bal
     """
-    from ledger.services.exports import export_book
+    from ledger.services.exports import check_output_path, export_book, export_to_path
 
+    if output is not None:
+        check_output_path(output)  # a bad path is refused before the database is opened
     lg = _ledger()
     if output is None:
         # Buffered (in memory, then a temporary file): a refused export prints nothing at all.
@@ -444,17 +446,8 @@ def export_cmd(book: str, fmt: str, output: Path | None) -> None:
             buffer.seek(0)
             shutil.copyfileobj(buffer, sys.stdout)
         return
-    tmp = output.with_name(output.name + ".partial")
-    try:
-        with (
-            tmp.open("w", encoding="utf-8", newline="\n") as out,
-            Progress(f"export {book}", lg.head(book)[0]),
-        ):
-            count = export_book(lg, book, fmt, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # a failed export leaves no file behind
-        raise
-    tmp.replace(output)
+    with Progress(f"export {book}", lg.head(book)[0]):
+        count = export_to_path(lg, book, fmt, output)
     summary = {"book": book, "format": fmt, "entries": count, "output": str(output)}
     if state().json_output:
         emit(summary)
