@@ -144,7 +144,9 @@ def test_documented_vectors_hold_what_the_text_says() -> None:
     assert ',null,null,[["-1","minus"],["10","ten"],["1e3","exp"],["9","nine"],' in c2
     assert '"q\\"b\\\\s/\\n\\t\\u0001😀€"' in c2
     assert f'"{UINT256_MAX}"' in c2 and f'"-{UINT256_MAX}"' in c3
-    assert c3.startswith('["tl2","BTC3L","3","reversal","1584057600000000","1583971200000003","fix-2","2",')
+    assert c3.startswith(
+        '["tl2","BTC3L","3","reversal","1584057600000000","1583971200000003","fix-2","2",'
+    )
     assert c2.endswith(
         '[["USDT","6"],["BTC3L","18"]],[["fund:cash","asset","none"],["fees:mgmt","income","none"],'
         '["holder:alice","liability","non_negative"],["equity:shares-outstanding","equity","none"]]]'

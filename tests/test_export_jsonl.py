@@ -318,7 +318,6 @@ def resealed_up_to(
 
 TOO_BIG = 2 * UINT256_MAX
 CASES: list[tuple[str, Callable[[list[str]], list[str]], str]] = [
-
     ("line deleted", lambda ls: ls[:2] + ls[3:], "line 3: seq 3 where 2 was expected"),
     ("lines swapped", lambda ls: [ls[0], ls[2], ls[1], *ls[3:]], "line 2: seq 2 where 1 was"),
     ("not JSON", lambda ls: [*ls[:2], "{oops\n", *ls[3:]], "line 3: not valid JSON"),

@@ -17,8 +17,9 @@ so every entry commits to the definitions that give its amounts their meaning (a
 scale) and that its balances obey (an account's type and rule). Encoding 1 (tag "tl1", entries
 written before) is the first ten elements with the tag "tl1"; it is read and verified, never
 written. The tag is inside the hashed bytes, so the hash itself says which encoding an entry
-has (`matching_encoding`); along one chain the encoding never goes back from 2 to 1. Integers (seq, times in microseconds since the Unix epoch, amounts in base units,
-scales) are written as decimal strings, so no reader ever meets a float.
+has (`matching_encoding`); along one chain the encoding never goes back from 2 to 1.
+Integers (seq, times in microseconds since the Unix epoch, amounts in base units, scales) are
+written as decimal strings, so no reader ever meets a float.
 """
 
 from __future__ import annotations
@@ -79,7 +80,9 @@ class Definitions:
         """Return the two definition arrays of encoding 2 (with their leading commas)."""
         if len(postings) == 2:  # the common case: one asset, two accounts
             (a0, c0, _), (a1, c1, _) = postings
-            assets = self.asset_json(c0) if c0 == c1 else f"{self.asset_json(c0)},{self.asset_json(c1)}"
+            assets = (
+                self.asset_json(c0) if c0 == c1 else f"{self.asset_json(c0)},{self.asset_json(c1)}"
+            )
             accounts = (
                 self.account_json(a0)
                 if a0 == a1
@@ -176,9 +179,7 @@ def matching_encoding(
     sha256 = hashlib.sha256
     order = (ENCODING, LEGACY_ENCODING) if last is None else (last, ENCODING)
     for encoding in order if last != ENCODING else (ENCODING,):
-        canonical = (
-            f'["tl2"{body}{definitions_json}]' if encoding == ENCODING else f'["tl1"{body}]'
-        )
+        canonical = f'["tl2"{body}{definitions_json}]' if encoding == ENCODING else f'["tl1"{body}]'
         if sha256(prev_hash + canonical.encode()).digest() == stated:
             return encoding
     return None

@@ -105,8 +105,7 @@ class EntryDraft:
 
 @dataclass(frozen=True, slots=True)
 class JournalEntry:
-    """An appended entry: the draft plus its sequence number, record time and chain hashes.
-    """
+    """An appended entry: the draft plus its sequence number, record time and chain hashes."""
 
     draft: EntryDraft
     seq: int

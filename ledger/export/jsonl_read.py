@@ -301,9 +301,7 @@ class _EntryReader:
                 Reason.TRAILER_MISMATCH,
             )
 
-    def parse(
-        self, obj: dict[str, Any], number: int, seq: int, prev: bytes
-    ) -> Record:
+    def parse(self, obj: dict[str, Any], number: int, seq: int, prev: bytes) -> Record:
         """Return the entry on line `number`, which must carry `seq` and chain to `prev`."""
         if obj.get("type") != "entry":
             raise _fail(number, 'expected an entry ("type":"entry") or the trailer ("end")')
@@ -346,9 +344,7 @@ class _EntryReader:
             )
         stated_text = obj["hash"]
         if self.encoding == ENCODING:  # the common case: one hash
-            recomputed = hashlib.sha256(
-                prev + f'["tl2"{body}{definitions_json}]'.encode()
-            ).digest()
+            recomputed = hashlib.sha256(prev + f'["tl2"{body}{definitions_json}]'.encode()).digest()
             matches = recomputed.hex() == stated_text
         else:
             recomputed = _hash(stated_text, "hash", number)

@@ -84,7 +84,10 @@ class Restore:
                 self._check_reversal(seq, reverses, postings, chunk)
             for account, asset, units in postings:
                 k = (account, asset)
-                balance = balances[k] = balances.get(k, 0) + units
+                balances[k] = balances.get(k, 0) + units
+            # Balances are checked after the whole entry, as a post checks them.
+            for account, asset, _ in postings:
+                balance = balances[(account, asset)]
                 if account in guarded or not -UINT256_MAX <= balance <= UINT256_MAX:
                     self._check_balance(account, asset, balance)
             chunk[seq] = postings
@@ -155,7 +158,8 @@ class Restore:
             raise Rejected(Reason.ALREADY_REVERSED, f"entry {target} is already reversed")
         original = chunk.get(target)
         if original is None:  # written by an earlier chunk of this transaction, or before
-            original = [(a, c, u) for _, a, c, u in self.store.posting_rows(self.book, target, target)]
+            rows = self.store.posting_rows(self.book, target, target)
+            original = [(a, c, u) for _, a, c, u in rows]
         if sorted((a, c, -u) for a, c, u in original) != sorted(postings):
             raise Rejected(
                 Reason.BAD_INPUT, f"entry {seq}: a reversal of {target} must negate its postings"
