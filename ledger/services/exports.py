@@ -26,13 +26,12 @@ def export_book(lg: Ledger, book: str, fmt: str, out: TextIO) -> int:
     """Write `book` to `out` as jsonl, ledger or beancount; return the entry count."""
     if fmt not in FORMATS:
         raise Rejected(Reason.BAD_INPUT, f"unknown export format {fmt!r}")
-    with lg.snapshot(book) as snap:
-        if fmt == "jsonl":
-            from ledger.export.jsonl import write_jsonl_rows
+    if fmt == "jsonl":
+        from ledger.export.jsonl import write_jsonl_rows
 
-            return write_jsonl_rows(
-                out, book=book, assets=snap.assets, accounts=snap.accounts, chunks=snap.chunks
-            )
+        assets, accounts, chunks = lg.export_rows(book)
+        return write_jsonl_rows(out, book=book, assets=assets, accounts=accounts, chunks=chunks)
+    with lg.snapshot(book) as snap:
         if fmt == "ledger":
             from ledger.export.ledgercli import write_ledger as write
         else:

@@ -329,11 +329,14 @@ class Ledger:
                 store.ensure_book(check_book(book), GENESIS_HASH)
                 definitions = Definitions(store.assets(), store.accounts(book))
                 restore = Restore(store, book, definitions, hashes_checked=checked)
+                deferred = store.defer_posting_index()
                 for chunk in _batched(records, RESTORE_CHUNK):
                     restore.feed(chunk)
                     if progress is not None:
                         progress(len(chunk))
                 seq, hash_ = restore.finish()
+                if deferred:
+                    store.rebuild_posting_index()
         finally:
             self._forget([book])
             self._assets.clear()
@@ -460,6 +463,28 @@ class Ledger:
                 entries=entries(),
                 chunks=chunks(),
             )
+
+    def export_rows(self, book: str) -> tuple[list[Asset], list[Account], Iterator[Any]]:
+        """Return a book's assets, accounts and (entry rows, posting rows) chunks, all from one
+        read transaction, read by a background thread a chunk ahead of the caller (which
+        formats them: the export streams at the speed of both cores)."""
+        feed = prefetch(lambda: self._export_rows(book))
+        assets, accounts = next(feed)
+        return assets, accounts, feed
+
+    def _export_rows(self, book: str) -> Iterator[Any]:
+        with self._tx(write=False) as store:
+            head = store.head(book)
+            if head is None:
+                raise Rejected(Reason.UNKNOWN_BOOK, f"unknown book {book!r}")
+            yield (
+                [Asset(c, s) for c, s in sorted(store.assets().items())],
+                [
+                    Account(book, code, AccountType(type_), BalanceRule(rule))
+                    for code, (type_, rule) in sorted(store.accounts(book).items())
+                ],
+            )
+            yield from store.iter_chunks(book, 1, head[0], EXPORT_CHUNK)
 
     def history(self, book: str, account: str) -> list[JournalEntry]:
         """Return the entries that post to `account`, in sequence order."""

@@ -192,6 +192,21 @@ class JournalStore:
         through `db_amount`."""
         self.bulk_insert("tl_postings", "book, seq, idx, account, asset, amount", rows)
 
+    def defer_posting_index(self) -> bool:
+        """On SQLite with no posting at all yet (a replay into an empty database), drop the
+        postings' account index until `rebuild_posting_index`, in the same transaction: one
+        sorted build instead of a million random inserts. Return whether it was dropped."""
+        if not self.is_sqlite or self.all("SELECT 1 FROM tl_postings LIMIT 1"):
+            return False
+        self.execute("DROP INDEX tl_postings_account").close()
+        return True
+
+    def rebuild_posting_index(self) -> None:
+        """Re-create the index `defer_posting_index` dropped (as migration 0001 made it)."""
+        self.execute(
+            "CREATE INDEX tl_postings_account ON tl_postings (book, account, seq)"
+        ).close()
+
     def upsert_balances(self, book: str, balances: dict[tuple[str, str], int]) -> None:
         amount = self._amount
         if not self.is_sqlite and len(balances) >= COPY_THRESHOLD:
