@@ -90,7 +90,7 @@ class Auditor:
         """
         if self.finding is not None:
             return False
-        encode_used = self.definitions.encode_used
+        encode_used = self.definitions.encode_used_rows
         balances = self.balances
         rules = self._rules
         targets = self.reversal_targets
@@ -113,7 +113,7 @@ class Auditor:
             if not lines:
                 return self._found(seq, "entry has no postings")
             try:
-                defs = encode_used([(a, c, u) for _, a, c, u in lines])
+                defs = encode_used(lines)
             except Rejected as exc:
                 return self._found(seq, exc.message)
             posting_json = ",".join([f'[{_s(a)},{_s(c)},"{u}"]' for _, a, c, u in lines])

@@ -78,8 +78,12 @@ class Definitions:
 
     def encode_used(self, postings: Sequence[tuple[str, str, int]]) -> str:
         """Return the two definition arrays of encoding 2 (with their leading commas)."""
+        return self.encode_used_rows([(0, a, c, u) for a, c, u in postings])
+
+    def encode_used_rows(self, postings: Sequence[tuple[int, str, str, int]]) -> str:
+        """As `encode_used`, for (seq, account, asset, units) rows as the storage reads them."""
         if len(postings) == 2:  # the common case: one asset, two accounts
-            (a0, c0, _), (a1, c1, _) = postings
+            (_, a0, c0, _), (_, a1, c1, _) = postings
             assets = (
                 self.asset_json(c0) if c0 == c1 else f"{self.asset_json(c0)},{self.asset_json(c1)}"
             )
@@ -89,8 +93,8 @@ class Definitions:
                 else f"{self.account_json(a0)},{self.account_json(a1)}"
             )
             return f",[{assets}],[{accounts}]"
-        used_assets = dict.fromkeys(c for _, c, _ in postings)
-        used_accounts = dict.fromkeys(a for a, _, _ in postings)
+        used_assets = dict.fromkeys(c for _, _, c, _ in postings)
+        used_accounts = dict.fromkeys(a for _, a, _, _ in postings)
         asset_json, account_json = self.asset_json, self.account_json
         return (
             f",[{','.join([asset_json(c) for c in used_assets])}]"
