@@ -460,10 +460,12 @@ def export_cmd(book: str, fmt: str, output: Path | None) -> None:
 @json_option
 @handle_errors
 def replay_cmd(file: Path) -> None:
-    """Rebuild a book from a JSON Lines export into --db, then verify it.
+    """Rebuild a book from a JSON Lines export into --db, checking it as it goes.
 
-    Every hash is recomputed and must match the file. The book must have no entries in --db
-    yet (an export always starts at entry 1). All or nothing: on any error nothing is written.
+    Every hash is recomputed against the file's entries and header definitions, and every link,
+    balance, rule, reversal and the trailer is checked, in one pass. The book must have no
+    entries in --db yet (an export always starts at entry 1). All or nothing: on any error
+    nothing is written.
 
     \b
     Example:
