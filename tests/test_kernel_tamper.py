@@ -206,9 +206,8 @@ def test_entry_appended_behind_the_library_is_found(ledger: Ledger, db_url: str)
         conn.execute(
             text(
                 "INSERT INTO tl_entries (book, seq, kind, effective_us, recorded_us, idem_key,"
-                " request_digest, reverses, metadata_json, prev_hash, hash, encoding) VALUES"
-                " (:book, :seq, 'transfer', :eff, :rec, NULL, :digest, NULL, '[]', :prev, :hash,"
-                " 2)"
+                " request_digest, reverses, metadata_json, prev_hash, hash) VALUES"
+                " (:book, :seq, 'transfer', :eff, :rec, NULL, :digest, NULL, '[]', :prev, :hash)"
             ),
             {
                 "book": BOOK,
