@@ -43,6 +43,9 @@ class Reason(StrEnum):
     FUND_CLOSED = "fund_closed"
     TIME_OUT_OF_RANGE = "time_out_of_range"
     BAD_ENCODING = "bad_encoding"
+    TRUNCATED_EXPORT = "truncated_export"
+    TRAILER_MISMATCH = "trailer_mismatch"
+    HASH_MISMATCH = "hash_mismatch"
 
 
 class LedgerError(Exception):

@@ -290,7 +290,8 @@ def _rewrite_history(lg: Ledger, book: str, *, seq: int, source: str, target: st
     for entry in lg.entries(book):
         if entry.seq >= seq:
             sealed = JournalEntry(entry.draft, entry.seq, entry.recorded_at, prev, b"")
-            updates.append((prev, chain_hash(prev, encode_entry(sealed)), book, entry.seq))
+            canonical = encode_entry(sealed, lg.definitions(book))
+            updates.append((prev, chain_hash(prev, canonical), book, entry.seq))
             prev = updates[-1][1]
         else:
             prev = entry.hash

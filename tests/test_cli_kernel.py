@@ -13,8 +13,17 @@ import pytest
 from click.testing import CliRunner
 
 from ledger.cli.main import cli
-from ledger.domain.canonical import GENESIS_HASH, seal
-from ledger.domain.journal import EntryDraft, Posting, make_metadata, to_micros
+from ledger.domain.canonical import GENESIS_HASH, definitions_of, seal
+from ledger.domain.journal import (
+    Account,
+    AccountType,
+    BalanceRule,
+    EntryDraft,
+    Posting,
+    make_metadata,
+    to_micros,
+)
+from ledger.domain.money import Asset
 from ledger.services.ledger import Ledger, open_ledger
 from ledger.storage.migrate import head_revision
 from tests.test_kernel_cli_support import (
@@ -57,7 +66,18 @@ def _expected_entry() -> dict[str, Any]:
         metadata=make_metadata(ENTRY["metadata"]),
         idempotency_key="mint-1",
     )
-    sealed = seal(draft, seq=1, recorded_us=to_micros(NOW), prev_hash=GENESIS_HASH)
+    definitions = definitions_of(
+        [Asset("USDT", 6), Asset("BTC3L", 18)],
+        [
+            Account("main", "holder:alice", AccountType.LIABILITY, BalanceRule.NON_NEGATIVE),
+            Account("main", "equity:shares-outstanding", AccountType.EQUITY),
+            Account("main", "cash", AccountType.ASSET),
+            Account("main", "fees", AccountType.INCOME),
+        ],
+    )  # as SETUP opens them
+    sealed = seal(
+        draft, seq=1, recorded_us=to_micros(NOW), prev_hash=GENESIS_HASH, definitions=definitions
+    )
     return {
         "book": "main",
         "seq": 1,
@@ -244,7 +264,7 @@ def test_export_then_replay_reproduces_the_head(db_url: str, tmp_path: Path) -> 
     assert result.stderr == f"exported 3 entries of main to {exported}\n"
     to_stdout = run(db_url, "export", "--book", "main", "--format", "jsonl")
     assert to_stdout.exit_code == 0 and to_stdout.stdout == exported.read_text(encoding="utf-8")
-    assert len(exported.read_text(encoding="utf-8").splitlines()) == 4  # header + 3 entries
+    assert len(exported.read_text(encoding="utf-8").splitlines()) == 5  # header, 3, trailer
 
     target = f"sqlite:///{tmp_path / 'replayed.db'}"
     ok(target, "init")

@@ -365,7 +365,7 @@ def _field(line: str, **changes: Any) -> str:
 def test_hostile_replay_is_refused_and_writes_nothing(
     db: str, tmp_path: Path, change: Any, message: str
 ) -> None:
-    header, line = _exported_lines(db)
+    header, line = _exported_lines(db)[:2]  # the trailer is not needed: line 2 is refused
     path = tmp_path / "hostile.jsonl"
     path.write_bytes(header.encode() + change(line))
     fresh = f"sqlite:///{tmp_path}/fresh.db"

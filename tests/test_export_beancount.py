@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger.domain.balances import fold
-from ledger.domain.canonical import GENESIS_HASH, seal
+from ledger.domain.canonical import GENESIS_HASH, definitions_of, seal
 from ledger.domain.journal import (
     Account,
     AccountType,
@@ -70,7 +70,15 @@ def chain(drafts: list[EntryDraft]) -> list[JournalEntry]:
     """Seal drafts into a hash chain, as the kernel would record them."""
     entries, prev = [], GENESIS_HASH
     for seq, draft in enumerate(drafts, start=1):
-        entries.append(seal(check_draft(draft), seq=seq, recorded_us=seq, prev_hash=prev))
+        entries.append(
+            seal(
+                check_draft(draft),
+                seq=seq,
+                recorded_us=seq,
+                prev_hash=prev,
+                definitions=definitions_of(ASSETS, ACCOUNTS),
+            )
+        )
         prev = entries[-1].hash
     return entries
 

@@ -13,7 +13,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.domain.canonical import GENESIS_HASH, chain_hash, encode_fields, seal
+from ledger.domain.canonical import (
+    GENESIS_HASH,
+    chain_hash,
+    definitions_of,
+    encode_fields,
+    seal,
+)
 from ledger.domain.journal import (
     Account,
     AccountType,
@@ -40,13 +46,20 @@ ACCOUNTS = (
     Account(BOOK, "gas", AccountType.EXPENSE),
 )
 START_US = 1_700_000_000_000_000
+DEFINITIONS = definitions_of(ASSETS, ACCOUNTS)
 
 
 def chain(drafts: list[EntryDraft]) -> list[JournalEntry]:
     """Seal drafts into a hash chain, as the kernel would record them."""
     entries, prev = [], GENESIS_HASH
     for seq, draft in enumerate(drafts, start=1):
-        entry = seal(check_draft(draft), seq=seq, recorded_us=START_US + seq, prev_hash=prev)
+        entry = seal(
+            check_draft(draft),
+            seq=seq,
+            recorded_us=START_US + seq,
+            prev_hash=prev,
+            definitions=DEFINITIONS,
+        )
         entries.append(entry)
         prev = entry.hash
     return entries
@@ -140,7 +153,7 @@ def test_round_trip_reproduces_every_entry_and_hash(book_drafts: list[EntryDraft
 @given(st.lists(drafts(), min_size=1, max_size=3))
 def test_entry_line_is_canonical_sorted_compact_json(book_drafts: list[EntryDraft]) -> None:
     """The hand-written line equals json.dumps(sort_keys, compact, UTF-8) of the same object."""
-    for entry, line in zip(chain(book_drafts), export(chain(book_drafts))[1:], strict=True):
+    for entry, line in zip(chain(book_drafts), export(chain(book_drafts))[1:-1], strict=True):
         obj = json.loads(line)
         canonical = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         assert entry_line(entry) == canonical == line.rstrip("\n")
@@ -151,7 +164,7 @@ def test_header_and_first_entry_are_exactly_as_documented() -> None:
     """The documented layout (field names, strings for integers) is what is written."""
     lines = export(SMALL_BOOK[:1])
     header = json.loads(lines[0])
-    assert header["type"] == "book" and header["format"] == "token-ledger/1"
+    assert header["type"] == "book" and header["format"] == "token-ledger/2"
     assert header["assets"][0] == {"code": "BTC1.5L", "scale": "18"}
     assert {"code": "holder:alice", "type": "asset", "rule": "non_negative"} in header["accounts"]
     entry = json.loads(lines[1])
@@ -183,6 +196,10 @@ def test_write_refuses_an_entry_of_another_book() -> None:
         seq=1,
         recorded_us=0,
         prev_hash=GENESIS_HASH,
+        definitions=definitions_of(
+            [Asset("X", 0)],
+            [Account("ETH5L", "a", AccountType.ASSET), Account("ETH5L", "b", AccountType.ASSET)],
+        ),
     )
     with pytest.raises(Rejected, match="belongs to book 'ETH5L'"):
         write_jsonl(io.StringIO(), book=BOOK, assets=ASSETS, accounts=ACCOUNTS, entries=[other])
@@ -200,10 +217,31 @@ def test_write_refuses_entries_out_of_sequence() -> None:
 
 
 def reseal(lines: list[str]) -> list[str]:
-    """Recompute every hash of an edited export, as a careful forger would."""
-    out, prev = [lines[0]], GENESIS_HASH
+    """Recompute every hash of an edited export (and its trailer), as a careful forger would.
+
+    Encoding 2 covers the header's definitions of what each entry posts to, so they are read
+    from the (possibly edited) header, exactly as the documented encoding says.
+    """
+    header = json.loads(lines[0])
+    scales = {a["code"]: a["scale"] for a in header["assets"]}
+    kinds = {a["code"]: [a["code"], a["type"], a["rule"]] for a in header["accounts"]}
+    out, prev, count = [lines[0]], GENESIS_HASH, 0
     for line in lines[1:]:
         obj = json.loads(line)
+        if obj.get("type") == "end":
+            obj.update(entries=str(count), head_hash=prev.hex())
+            out.append(json.dumps(obj, sort_keys=True, separators=(",", ":")) + "\n")
+            continue
+        count += 1
+        used_assets = dict.fromkeys(p["asset"] for p in obj["postings"])
+        used_accounts = dict.fromkeys(p["account"] for p in obj["postings"])
+        definitions = json.dumps(
+            [
+                [[c, scales.get(c)] for c in used_assets],
+                [kinds.get(a) for a in used_accounts],
+            ],
+            separators=(",", ":"),
+        )[1:-1]
         obj["prev_hash"] = prev.hex()
         canonical = encode_fields(
             book=BOOK,
@@ -221,6 +259,8 @@ def reseal(lines: list[str]) -> list[str]:
                 separators=(",", ":"),
                 ensure_ascii=False,
             ),
+            encoding=2,
+            definitions_json="," + definitions,
         )
         prev = chain_hash(prev, canonical)
         obj["hash"] = prev.hex()
@@ -278,8 +318,6 @@ def resealed_up_to(
 
 TOO_BIG = 2 * UINT256_MAX
 CASES: list[tuple[str, Callable[[list[str]], list[str]], str]] = [
-    ("amount changed", edit(3, set_amounts(5)), "line 3: entry 2 does not match its hash"),
-    ("amount and hash changed", resealed_up_to(3, edit(3, set_amounts(5))), "line 4: prev_hash"),
     ("line deleted", lambda ls: ls[:2] + ls[3:], "line 3: seq 3 where 2 was expected"),
     ("lines swapped", lambda ls: [ls[0], ls[2], ls[1], *ls[3:]], "line 2: seq 2 where 1 was"),
     ("not JSON", lambda ls: [*ls[:2], "{oops\n", *ls[3:]], "line 3: not valid JSON"),
@@ -339,7 +377,7 @@ CASES: list[tuple[str, Callable[[list[str]], list[str]], str]] = [
     ),
     (
         "wrong format",
-        edit(1, lambda o: o.update(format="token-ledger/2")),
+        edit(1, lambda o: o.update(format="token-ledger/3")),
         "line 1: expected a header",
     ),
     ("bad book", edit(1, lambda o: o.update(book="no space")), "line 1: book 'no space' must be"),
@@ -353,7 +391,6 @@ CASES: list[tuple[str, Callable[[list[str]], list[str]], str]] = [
         edit(1, lambda o: o["accounts"][0].update(type="cash")),
         "line 1: malformed header",
     ),
-    ("empty file", lambda ls: [], "line 1: empty file"),
 ]
 
 
@@ -361,12 +398,158 @@ CASES: list[tuple[str, Callable[[list[str]], list[str]], str]] = [
 def test_a_bad_line_is_refused_naming_its_line(
     tamper: Callable[[list[str]], list[str]], message: str
 ) -> None:
-    """A malformed, unbalanced, unknown or tampered line is refused with its line number."""
+    """A malformed, unbalanced or unknown line is refused with its line number."""
     lines = tamper(export(SMALL_BOOK))
     with pytest.raises(Rejected) as caught:
         read_all(lines)
     assert caught.value.reason is Reason.BAD_INPUT
     assert str(caught.value).startswith(f"bad_input: {message}"), str(caught.value)
+
+
+def set_header(change: Callable[[dict[str, Any]], object]) -> Callable[[list[str]], list[str]]:
+    """Return a tamperer that edits the header line and writes it back canonically."""
+
+    def tamper(lines: list[str]) -> list[str]:
+        obj = json.loads(lines[0])
+        change(obj)
+        text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return [text + "\n", *lines[1:]]
+
+    return tamper
+
+
+def _asset(code: str, **fields: str) -> Callable[[dict[str, Any]], object]:
+    return lambda h: next(a for a in h["assets"] if a["code"] == code).update(fields)
+
+
+def _account(code: str, **fields: str) -> Callable[[dict[str, Any]], object]:
+    return lambda h: next(a for a in h["accounts"] if a["code"] == code).update(fields)
+
+
+EVIDENCE_CASES: list[tuple[str, Callable[[list[str]], list[str]], Reason, str]] = [
+    ("amount changed", edit(3, set_amounts(5)), Reason.HASH_MISMATCH, "line 3: entry 2 does not"),
+    (
+        "amount and hash changed",
+        resealed_up_to(3, edit(3, set_amounts(5))),
+        Reason.HASH_MISMATCH,
+        "line 4: prev_hash",
+    ),
+    (
+        "USDT scale 6 -> 2",
+        set_header(_asset("USDT", scale="2")),
+        Reason.HASH_MISMATCH,
+        "line 4: entry 3 does not match its hash",
+    ),
+    (
+        "BTC1.5L scale 18 -> 0",
+        set_header(_asset("BTC1.5L", scale="0")),
+        Reason.HASH_MISMATCH,
+        "line 2: entry 1 does not match its hash",
+    ),
+    (
+        "non_negative rule removed",
+        set_header(_account("holder:alice", rule="none")),
+        Reason.HASH_MISMATCH,
+        "line 2: entry 1 does not match its hash",
+    ),
+    (
+        "account type changed",
+        set_header(_account("equity:shares-outstanding", type="liability")),
+        Reason.HASH_MISMATCH,
+        "line 2: entry 1 does not match its hash",
+    ),
+    (
+        "no trailer",
+        lambda ls: ls[:-1],
+        Reason.TRUNCATED_EXPORT,
+        "line 6: the file ends after entry 4 without its trailer",
+    ),
+    (
+        "cut after an entry",
+        lambda ls: ls[:3],
+        Reason.TRUNCATED_EXPORT,
+        "line 4: the file ends after entry 2",
+    ),
+    (
+        "cut inside the last line",
+        lambda ls: [*ls[:-1], ls[-1][:-5]],
+        Reason.TRUNCATED_EXPORT,
+        "line 6: the file ends inside a line",
+    ),
+    (
+        "cut inside an entry line",
+        lambda ls: [*ls[:2], ls[2][:40]],
+        Reason.TRUNCATED_EXPORT,
+        "line 3: the file ends inside a line",
+    ),
+    (
+        "header only",
+        lambda ls: ls[:1],
+        Reason.TRUNCATED_EXPORT,
+        "line 2: the file ends after entry 0",
+    ),
+    ("empty file", lambda ls: [], Reason.TRUNCATED_EXPORT, "line 1: empty file"),
+    (
+        "last entry deleted, trailer kept",
+        lambda ls: [*ls[:-2], ls[-1]],
+        Reason.TRAILER_MISMATCH,
+        "line 5: the trailer counts 4 entries, the file holds 3",
+    ),
+    (
+        "trailer head hash changed",
+        edit(6, lambda o: o.update(head_hash="11" * 32)),
+        Reason.TRAILER_MISMATCH,
+        "line 6: the trailer's head_hash 1111",
+    ),
+    (
+        "a line after the trailer",
+        lambda ls: [*ls, ls[1]],
+        Reason.TRAILER_MISMATCH,
+        "line 7: a line after the trailer",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("tamper", "reason", "message"),
+    [c[1:] for c in EVIDENCE_CASES],
+    ids=[c[0] for c in EVIDENCE_CASES],
+)
+def test_an_export_that_is_not_whole_or_not_true_is_refused(
+    tamper: Callable[[list[str]], list[str]], reason: Reason, message: str
+) -> None:
+    """Edited hashes or definitions, a missing or disagreeing trailer: each has its own code."""
+    lines = tamper(export(SMALL_BOOK))
+    with pytest.raises(Rejected) as caught:
+        read_all(lines)
+    assert caught.value.reason is reason
+    assert str(caught.value).startswith(f"{reason.value}: {message}"), str(caught.value)
+
+
+def test_a_forger_must_reseal_every_hash_to_change_a_definition() -> None:
+    """A changed scale passes only once every entry using it is re-hashed (then the head
+    differs from the original's, which is what `verify` and anchors compare)."""
+    forged = reseal(set_header(_asset("USDT", scale="2"))(export(SMALL_BOOK)))
+    entries = read_all(forged)
+    assert [e.hash for e in entries[:2]] == [e.hash for e in SMALL_BOOK[:2]]
+    assert entries[2].hash != SMALL_BOOK[2].hash and entries[3].hash != SMALL_BOOK[3].hash
+
+
+def test_the_trailer_is_exactly_as_documented() -> None:
+    """The last line is {"entries","head_hash","type":"end"}: the count and the last hash."""
+    lines = export(SMALL_BOOK)
+    assert lines[-1] == (
+        f'{{"entries":"4","head_hash":"{SMALL_BOOK[-1].hash.hex()}","type":"end"}}\n'
+    )
+    assert export([])[-1] == f'{{"entries":"0","head_hash":"{"00" * 32}","type":"end"}}\n'
+    assert read_all(export([])) == []
+
+
+def test_a_format_1_export_is_refused_with_a_way_out() -> None:
+    """An export of the previous format (no trailer, no definitions) is refused at its header."""
+    lines = set_header(lambda h: h.update(format="token-ledger/1"))(export(SMALL_BOOK))
+    with pytest.raises(Rejected, match="line 1: format token-ledger/1 has no trailer"):
+        read_all(lines)
 
 
 def test_an_untampered_export_reads_without_error() -> None:

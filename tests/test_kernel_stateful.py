@@ -228,7 +228,13 @@ class JournalMachine(RuleBasedStateMachine):
         entries = self.model.entries[book]
         prev = entries[-1].hash if entries else GENESIS_HASH
         assert (entry.seq, entry.prev_hash) == (len(entries) + 1, prev)
-        resealed = seal(d, seq=entry.seq, recorded_us=to_micros(entry.recorded_at), prev_hash=prev)
+        resealed = seal(
+            d,
+            seq=entry.seq,
+            recorded_us=to_micros(entry.recorded_at),
+            prev_hash=prev,
+            definitions=self.lg.definitions(book),
+        )
         assert resealed.hash == entry.hash
         entries.append(entry)
         balances = self.model.balances[book]

@@ -200,6 +200,7 @@ def test_entry_appended_behind_the_library_is_found(ledger: Ledger, db_url: str)
         seq=head_seq + 1,
         recorded_us=to_micros(ledger.clock.now()),
         prev_hash=head_hash,
+        definitions=ledger.definitions(BOOK),
     )
     with ledger.engine.begin() as conn:  # INSERT is allowed: the journal is append-only
         conn.execute(

@@ -434,8 +434,10 @@ def export_cmd(book: str, fmt: str, output: Path | None) -> None:
       token-ledger export --book BTC3L --format jsonl -o btc3l.jsonl
       token-ledger export --book BTC3L --format ledger -o btc3l.ledger && ledger -f btc3l.ledger bal
     """
-    from ledger.services.exports import export_book
+    from ledger.services.exports import check_output_path, export_book, export_to_path
 
+    if output is not None:
+        check_output_path(output)  # a bad path is refused before the database is opened
     lg = _ledger()
     if output is None:
         # Buffered (in memory, then a temporary file): a refused export prints nothing at all.
@@ -446,17 +448,8 @@ def export_cmd(book: str, fmt: str, output: Path | None) -> None:
             buffer.seek(0)
             shutil.copyfileobj(buffer, sys.stdout)
         return
-    tmp = output.with_name(output.name + ".partial")
-    try:
-        with (
-            tmp.open("w", encoding="utf-8", newline="\n") as out,
-            Progress(f"export {book}", lg.head(book)[0]),
-        ):
-            count = export_book(lg, book, fmt, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # a failed export leaves no file behind
-        raise
-    tmp.replace(output)
+    with Progress(f"export {book}", lg.head(book)[0]):
+        count = export_to_path(lg, book, fmt, output)
     summary = {"book": book, "format": fmt, "entries": count, "output": str(output)}
     if state().json_output:
         emit(summary)
@@ -469,10 +462,12 @@ def export_cmd(book: str, fmt: str, output: Path | None) -> None:
 @json_option
 @handle_errors
 def replay_cmd(file: Path) -> None:
-    """Rebuild a book from a JSON Lines export into --db, then verify it.
+    """Rebuild a book from a JSON Lines export into --db, checking it as it goes.
 
-    Every hash is recomputed and must match the file. The book must have no entries in --db
-    yet (an export always starts at entry 1). All or nothing: on any error nothing is written.
+    Every hash is recomputed against the file's entries and header definitions, and every link,
+    balance, rule, reversal and the trailer is checked, in one pass. The book must have no
+    entries in --db yet (an export always starts at entry 1). All or nothing: on any error
+    nothing is written.
 
     \b
     Example:

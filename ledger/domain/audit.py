@@ -2,23 +2,35 @@
 
 The `Auditor` is fed entries in sequence order as primitive fields (so that a million of them
 stay cheap) and records the first sequence number at which anything disagrees: a gap, a broken
-link, a hash that does not match the canonical encoding, postings that do not balance, or a
-balance rule broken along the way. `finish` compares the recomputed balances and head with
-what the database claims.
+link, an encoding that goes back, a posting to an undefined account or asset, a hash that does
+not match the canonical encoding (which, for encoding 2, covers the definitions of the assets
+and accounts posted to), postings that do not balance, a reversal that does not undo its
+target exactly, or a balance rule broken along the way. `finish` compares the recomputed
+balances and head with what the database claims. docs/canonical-encoding.md lists the checks.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring as _s
 
-from ledger.domain.canonical import FORMAT_TAG, GENESIS_HASH
+from ledger.domain.canonical import ENCODING, GENESIS_HASH, Definitions, matching_encoding
 from ledger.domain.journal import BalanceRule
+from ledger.domain.money import UINT256_MAX
+from ledger.errors import Rejected
 
 EntryRow = tuple[int, str, int, int, str | None, int | None, str, bytes, bytes]
 """(seq, kind, effective_us, recorded_us, key, reverses, metadata_json, prev_hash, hash)"""
+
+PostingRow = tuple[int, str, str, int]
+"""(seq, account, asset, units)"""
+
+_HASH_PROBLEM = (
+    "hash does not match the entry's canonical encoding (its content, or for encoding 2 the"
+    " definition of an asset or account it posts to, changed)"
+)
 
 
 @dataclass
@@ -31,95 +43,141 @@ class Finding:
 
 @dataclass
 class Auditor:
-    """Fold over a book's entries that checks everything the journal promises."""
+    """Fold over a book's entries that checks everything the journal promises.
+
+    `definitions` are the book's accounts and the assets as stored; `reversal_targets` the
+    sequence numbers that some entry claims to reverse (their postings are kept until the
+    reversal is checked; every other entry's are dropped as soon as it is folded).
+    """
 
     book: str
-    rules: Mapping[str, BalanceRule] = field(default_factory=dict)
+    definitions: Definitions
+    reversal_targets: Collection[int] = frozenset()
     balances: dict[tuple[str, str], int] = field(default_factory=dict)
     head_seq: int = 0
     head_hash: bytes = GENESIS_HASH
+    head_encoding: int | None = None
+    """The encoding of the last entry fed (None before the first)."""
     finding: Finding | None = None
-    _book_json: str = ""
-    _names: dict[str, str] = field(default_factory=dict)
+    _rules: dict[str, BalanceRule] = field(default_factory=dict)
+    _kept: dict[int, list[tuple[str, str, int]]] = field(default_factory=dict)
+    _reversed: set[int] = field(default_factory=set)
 
     def __post_init__(self) -> None:
-        self._book_json = _s(self.book)
+        self._rules = {
+            code: BalanceRule(rule)
+            for code, (_, rule) in self.definitions.accounts.items()
+            if rule != BalanceRule.NONE.value
+        }
+
+    @property
+    def rules(self) -> Mapping[str, BalanceRule]:
+        return self._rules
 
     def feed(self, row: EntryRow, postings: Sequence[tuple[str, str, int]]) -> bool:
         """Check one entry; return False (and keep the finding) at the first problem.
 
-        `row` is (seq, kind, effective_us, recorded_us, key, reverses, metadata_json,
-        prev_hash, hash) as stored; `postings` are (account, asset, units) in posting order.
+        `postings` are (account, asset, units) in posting order.
         """
         return self.feed_chunk([row], [(row[0], a, c, u) for a, c, u in postings])
 
-    def feed_chunk(
-        self, rows: Sequence[EntryRow], postings: Sequence[tuple[int, str, str, int]]
-    ) -> bool:
+    def feed_chunk(self, rows: Sequence[EntryRow], postings: Sequence[PostingRow]) -> bool:
         """Check consecutive entries; return False (and keep the finding) at the first problem.
 
         `postings` are (seq, account, asset, units) ordered by seq and posting order, for
         exactly the entries in `rows`. This loop runs a million times in an audit, so it binds
-        its lookups to locals and memoises the JSON form of account and asset codes.
+        its lookups to locals and memoises the JSON form of every code and definition.
         """
         if self.finding is not None:
             return False
-        names = self._names
+        encode_used = self.definitions.encode_used_rows
         balances = self.balances
-        rules = self.rules
+        rules = self._rules
+        targets = self.reversal_targets
         sha256 = hashlib.sha256
-        book_json = self._book_json
-        head_seq, head_hash = self.head_seq, self.head_hash
+        book_json = _s(self.book)
+        head_seq, head_hash, head_encoding = self.head_seq, self.head_hash, self.head_encoding
         count = len(postings)
         i = 0
-        for seq, kind, effective_us, recorded_us, key, reverses, meta, prev, stored in rows:
+        for seq, kind, eff, rec, key, reverses, meta, prev, stored in rows:
             if seq != head_seq + 1:
-                self.head_seq, self.head_hash = head_seq, head_hash
                 return self._found(
                     head_seq + 1, f"sequence gap: expected {head_seq + 1}, found {seq}"
                 )
             if prev != head_hash:
                 return self._found(seq, "prev_hash does not link to the previous entry's hash")
-            lines = []
-            totals: dict[str, int] = {}
             start = i
             while i < count and postings[i][0] == seq:
-                _, account, asset, units = postings[i]
                 i += 1
-                account_json = names.get(account)
-                if account_json is None:
-                    account_json = names[account] = _s(account)
-                asset_json = names.get(asset)
-                if asset_json is None:
-                    asset_json = names[asset] = _s(asset)
-                lines.append(f'[{account_json},{asset_json},"{units}"]')
+            lines = postings[start:i]
+            if not lines:
+                return self._found(seq, "entry has no postings")
+            try:
+                defs = encode_used(lines)
+            except Rejected as exc:
+                return self._found(seq, exc.message)
+            posting_json = ",".join([f'[{_s(a)},{_s(c)},"{u}"]' for _, a, c, u in lines])
+            key_json = "null" if key is None else _s(key)
+            reverses_json = "null" if reverses is None else f'"{reverses}"'
+            body = (
+                f',{book_json},"{seq}",{_s(kind)},"{eff}","{rec}",'
+                f"{key_json},{reverses_json},{meta},[{posting_json}]"
+            )
+            if head_encoding == ENCODING:  # the common case: one hash
+                if sha256(head_hash + f'["tl2"{body}{defs}]'.encode()).digest() != stored:
+                    return self._found(seq, _HASH_PROBLEM)
+            else:
+                found = matching_encoding(
+                    prev_hash=head_hash,
+                    stated=stored,
+                    body=body,
+                    definitions_json=defs,
+                    last=head_encoding,
+                )
+                if found is None:
+                    return self._found(seq, _HASH_PROBLEM)
+                head_encoding = found
+            totals: dict[str, int] = {}
+            for _, account, asset, units in lines:
+                if not (0 < units <= UINT256_MAX or 0 > units >= -UINT256_MAX):
+                    return self._found(seq, f"posting to {account} of {units} is out of range")
                 totals[asset] = totals.get(asset, 0) + units
                 k = (account, asset)
                 balances[k] = balances.get(k, 0) + units
-            key_json = "null" if key is None else _s(key)
-            reverses_json = "null" if reverses is None else f'"{reverses}"'
-            canonical = (
-                f'["{FORMAT_TAG}",{book_json},"{seq}",{_s(kind)},"{effective_us}",'
-                f'"{recorded_us}",{key_json},{reverses_json},{meta},[{",".join(lines)}]]'
-            ).encode()
-            if sha256(head_hash + canonical).digest() != stored:
-                return self._found(seq, "hash does not match the entry's canonical encoding")
-            if i == start:
-                return self._found(seq, "entry has no postings")
             if any(totals.values()):
                 return self._found(seq, "postings do not sum to zero per asset")
             if rules:
-                for _, account, asset, _units in postings[start:i]:
+                for _, account, asset, _units in lines:
                     rule = rules.get(account)
                     if rule is not None and not rule.allows(balances[(account, asset)]):
                         return self._found(
                             seq, f"{account} breaks its rule {rule.value} in {asset}"
                         )
+            if targets and seq in targets:
+                self._kept[seq] = sorted((a, c, -u) for _, a, c, u in lines)
+            if reverses is not None:
+                problem = self._check_reversal(seq, reverses, lines)
+                if problem is not None:
+                    return self._found(seq, problem)
             head_seq, head_hash = seq, stored
-            self.head_seq, self.head_hash = head_seq, head_hash
+            self.head_seq, self.head_hash, self.head_encoding = seq, stored, head_encoding
         if i != count:
             return self._found(postings[i][0], "postings exist for an entry that does not")
         return True
+
+    def _check_reversal(self, seq: int, target: int, lines: Sequence[PostingRow]) -> str | None:
+        """Return what is wrong with entry `seq` reversing `target`, or None."""
+        if not 1 <= target < seq:
+            return f"reverses {target}, which is not an earlier entry"
+        if target in self._reversed:
+            return f"reverses {target}, which an earlier entry already reversed"
+        kept = self._kept.pop(target, None)
+        if kept is None:
+            return f"reverses {target}, whose postings were not kept (not a known target)"
+        if sorted((a, c, u) for _, a, c, u in lines) != kept:
+            return f"does not negate the postings of entry {target} exactly"
+        self._reversed.add(target)
+        return None
 
     def finish(
         self,

@@ -180,7 +180,10 @@ def to_micros(moment: datetime) -> int:
     """
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise Rejected(Reason.BAD_INPUT, f"time {moment.isoformat()} has no time zone")
-    return check_micros((moment - EPOCH) // _MICRO, f"time {moment.isoformat()}")
+    micros = (moment - EPOCH) // _MICRO
+    if MIN_MICROS <= micros <= MAX_MICROS:  # the message below is built only when needed
+        return micros
+    return check_micros(micros, f"time {moment.isoformat()}")
 
 
 def check_micros(micros: int, what: str = "time") -> int:

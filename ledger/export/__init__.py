@@ -1,6 +1,7 @@
 """Export formats of a book, as pure functions over domain values.
 
-- `write_jsonl` / `read_jsonl`: canonical JSON Lines, lossless; replays into identical hashes.
+- `write_jsonl` / `write_jsonl_rows` / `read_jsonl`: canonical JSON Lines, lossless, with a
+  trailer; replays into identical hashes.
 - `write_ledger`: a ledger-cli 3 journal (also read by hledger), for re-checking balances.
 - `write_beancount`: a beancount v3 file, for re-checking balances with bean-check.
 

@@ -17,6 +17,8 @@ from datetime import datetime
 
 from ledger.domain.balances import check_rules
 from ledger.domain.canonical import (
+    ENCODING,
+    Definitions,
     chain_hash,
     encode_fields,
     encode_metadata,
@@ -55,6 +57,7 @@ class AppendBatch:
         owner: str | None = None,
         owner_cache: dict[str, str] | None = None,
         locked: dict[str, tuple[int, bytes]] | None = None,
+        definition_cache: dict[str, Definitions] | None = None,
     ) -> None:
         self.store = store
         self.owner = owner
@@ -77,6 +80,7 @@ class AppendBatch:
         self.entry_rows: list[tuple[object, ...]] = []
         self.posting_rows: list[tuple[str, int, int, str, str, int]] = []
         self.made: dict[tuple[str, int], JournalEntry] = {}
+        self.definitions = {} if definition_cache is None else definition_cache
 
     # --- public ---------------------------------------------------------------------------------
     def append(self, drafts: Sequence[EntryDraft]) -> list[JournalEntry]:
@@ -97,31 +101,6 @@ class AppendBatch:
             r if isinstance(r, JournalEntry) else self._load(drafts[i].book, r)
             for i, r in enumerate(results)
         ]
-
-    def restore(self, book: str, entries: Sequence[JournalEntry]) -> int:
-        """Append sealed entries that must extend `book`'s chain exactly; return the count."""
-        drafts = [entry.draft for entry in entries]
-        for entry in entries:
-            if entry.draft.book != book:
-                raise Rejected(Reason.BAD_INPUT, f"entry {entry.seq} belongs to {entry.draft.book}")
-            check_draft(entry.draft)
-        self._prepare(drafts)
-        for entry in entries:
-            seq, prev_hash = self.heads[book]
-            if entry.seq != seq + 1 or entry.prev_hash != prev_hash:
-                raise Rejected(
-                    Reason.BAD_INPUT,
-                    f"entry {entry.seq} does not extend {book} at {seq} (chain mismatch)",
-                )
-            if self._resolve_key(entry.draft) is not None:
-                raise Rejected(Reason.DUPLICATE, f"entry {entry.seq} repeats a used key")
-            made = self._append_one(entry.draft, entry.seq, to_micros(entry.recorded_at), prev_hash)
-            if made.hash != entry.hash:
-                raise Rejected(
-                    Reason.BAD_INPUT, f"entry {entry.seq}: hash does not match its content"
-                )
-        self._write()
-        return len(entries)
 
     # --- steps ----------------------------------------------------------------------------------
     def _prepare(self, drafts: Sequence[EntryDraft]) -> None:
@@ -184,6 +163,7 @@ class AppendBatch:
         if known is None or book not in self.rule_cache or not needed <= known.keys():
             known = self.accounts[book] = self.store.accounts(book)
             self.rule_sets.pop(book, None)
+            self.definitions.pop(book, None)
             self.rule_cache[book] = {
                 code: BalanceRule(rule) for code, (_, rule) in known.items() if rule != "none"
             }
@@ -193,6 +173,8 @@ class AppendBatch:
                 Reason.UNKNOWN_ACCOUNT, f"account {missing[0]} is not open in book {book}"
             )
         self.rules[book] = self.rule_cache[book]
+        if book not in self.definitions:
+            self.definitions[book] = Definitions(self.assets, known)
 
     def _check_assets(self, drafts: list[EntryDraft]) -> None:
         needed = {p.asset for d in drafts for p in d.postings}
@@ -244,7 +226,11 @@ class AppendBatch:
         self.reversed.add((draft.book, target))
 
     def _append_one(
-        self, draft: EntryDraft, seq: int, recorded_us: int, prev_hash: bytes
+        self,
+        draft: EntryDraft,
+        seq: int,
+        recorded_us: int,
+        prev_hash: bytes,
     ) -> JournalEntry:
         book = draft.book
         if draft.reverses is not None:
@@ -266,6 +252,8 @@ class AppendBatch:
                 reverses=draft.reverses,
                 metadata_json=metadata_json,
                 postings_json=encode_postings(postings),
+                encoding=ENCODING,
+                definitions_json=self.definitions[book].encode_used(postings),
             ),
         )
         digest = b"" if key is None else request_digest(draft)
@@ -297,7 +285,11 @@ class AppendBatch:
             self.recorded_at if recorded_us == self.recorded_us else from_micros(recorded_us)
         )
         entry = JournalEntry(
-            draft=draft, seq=seq, recorded_at=recorded_at, prev_hash=prev_hash, hash=hash_
+            draft=draft,
+            seq=seq,
+            recorded_at=recorded_at,
+            prev_hash=prev_hash,
+            hash=hash_,
         )
         self.made[(book, seq)] = entry
         return entry

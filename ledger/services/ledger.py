@@ -20,13 +20,13 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine
 
 from ledger.clock import Clock, SystemClock
 from ledger.domain.audit import Auditor
-from ledger.domain.canonical import GENESIS_HASH
+from ledger.domain.canonical import GENESIS_HASH, Definitions, encode_metadata
 from ledger.domain.journal import (
     Account,
     AccountType,
@@ -35,6 +35,7 @@ from ledger.domain.journal import (
     JournalEntry,
     check_account_code,
     check_book,
+    check_draft,
     check_seq,
     reversal_of,
     to_micros,
@@ -43,6 +44,7 @@ from ledger.domain.money import Asset
 from ledger.errors import Reason, Rejected, invariant
 from ledger.services.append import AppendBatch
 from ledger.services.prefetch import prefetch
+from ledger.services.restore import Record, Restore
 from ledger.storage import migrate
 from ledger.storage.engine import make_engine
 from ledger.storage.errors import DRIVER_ERRORS, connection_problem, translate
@@ -55,6 +57,7 @@ __all__ = ["Ledger", "UnitOfWork", "VerifyReport", "connection_problem", "open_l
 READ_CHUNK = 5_000
 RESTORE_CHUNK = 10_000
 VERIFY_CHUNK = 20_000
+EXPORT_CHUNK = 20_000
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,8 @@ class BookSnapshot:
     assets: list[Asset]
     accounts: list[Account]
     entries: Iterator[JournalEntry]
+    chunks: Iterator[tuple[list[Any], list[Any]]]
+    """The same entries as stored rows, (entry rows, posting rows) per chunk: consume one."""
 
 
 class Ledger:
@@ -92,6 +97,7 @@ class Ledger:
         self._rules: dict[str, dict[str, BalanceRule]] = {}
         self._rule_sets: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
         self._owners: dict[str, str] = {}
+        self._definitions: dict[str, Definitions] = {}
         self._schema_checked = False
 
     # --- transactions -------------------------------------------------------------------------
@@ -183,6 +189,7 @@ class Ledger:
             self._accounts.pop(book, None)
             self._rules.pop(book, None)
             self._rule_sets.pop(book, None)
+            self._definitions.pop(book, None)
 
     def accounts(self, book: str) -> list[Account]:
         """Return the accounts of a book, by code."""
@@ -192,6 +199,12 @@ class Ledger:
             Account(book, code, AccountType(type_), BalanceRule(rule))
             for code, (type_, rule) in sorted(rows.items())
         ]
+
+    def definitions(self, book: str) -> Definitions:
+        """Return what the codes of `book` mean (asset scales, account types and rules): what
+        an entry of encoding 2 commits to (`ledger.domain.canonical.seal` takes it)."""
+        with self._tx(write=False) as store:
+            return Definitions(store.assets(), store.accounts(check_book(book)))
 
     def books(self) -> list[str]:
         """Return every book, by code."""
@@ -257,6 +270,7 @@ class Ledger:
             owner=owner,
             owner_cache=self._owners,
             locked=locked,
+            definition_cache=self._definitions,
         )
 
     def restore(
@@ -272,24 +286,61 @@ class Ledger:
 
         `assets` and `accounts` are registered first, in the same transaction. Each entry must
         extend the book's chain exactly: its sequence number follows the head, its prev_hash is
-        the head's hash, and its hash recomputes from its content. Everything else is checked
-        as for `post_many`. Nothing at all is written unless every entry passes.
+        the head's hash, and its hash recomputes from its content and the definitions of what
+        it posts to. Everything else is checked as for `post_many`. Nothing at all is written
+        unless every entry passes.
         """
-        total = 0
+        records = (_record(book, check_draft(entry.draft), entry) for entry in entries)
+        return self._replay(
+            book, records, assets=assets, accounts=accounts, progress=progress, checked=False
+        )[0]
+
+    def replay(
+        self,
+        book: str,
+        records: Iterable[Record],
+        *,
+        assets: Sequence[Asset],
+        accounts: Sequence[Account],
+        progress: Callable[[int], None] | None = None,
+    ) -> tuple[int, int, bytes]:
+        """Append the records of a JSON Lines export (`read_jsonl(...).records`, whose hashes
+        the reader recomputed against `assets` and `accounts`) in one transaction; return
+        (count, head seq, head hash). Checked as `restore`, in one pass, hashes not twice."""
+        return self._replay(
+            book, records, assets=assets, accounts=accounts, progress=progress, checked=True
+        )
+
+    def _replay(
+        self,
+        book: str,
+        records: Iterable[Record],
+        *,
+        assets: Sequence[Asset],
+        accounts: Sequence[Account],
+        progress: Callable[[int], None] | None,
+        checked: bool,
+    ) -> tuple[int, int, bytes]:
         self._forget([book])
         try:
             with self._tx(write=True) as store:
                 _add_assets(store, assets)
                 _open_accounts(store, accounts)
                 store.ensure_book(check_book(book), GENESIS_HASH)
-                for chunk in _batched(entries, RESTORE_CHUNK):
-                    total += self._batch(store).restore(book, chunk)
+                definitions = Definitions(store.assets(), store.accounts(book))
+                restore = Restore(store, book, definitions, hashes_checked=checked)
+                deferred = store.defer_posting_index()
+                for chunk in _batched(records, RESTORE_CHUNK):
+                    restore.feed(chunk)
                     if progress is not None:
                         progress(len(chunk))
+                seq, hash_ = restore.finish()
+                if deferred:
+                    store.rebuild_posting_index()
         finally:
             self._forget([book])
             self._assets.clear()
-        return total
+        return restore.count, seq, hash_
 
     def reverse(
         self,
@@ -398,6 +449,9 @@ class Ledger:
                 for rows, postings in store.iter_chunks(book, 1, last, READ_CHUNK):
                     yield from rows_to_entries(book, rows, postings)
 
+            def chunks() -> Iterator[tuple[list[Any], list[Any]]]:
+                yield from store.iter_chunks(book, 1, last, EXPORT_CHUNK)
+
             yield BookSnapshot(
                 book=book,
                 head_seq=last,
@@ -407,7 +461,30 @@ class Ledger:
                     for code, (type_, rule) in sorted(store.accounts(book).items())
                 ],
                 entries=entries(),
+                chunks=chunks(),
             )
+
+    def export_rows(self, book: str) -> tuple[list[Asset], list[Account], Iterator[Any]]:
+        """Return a book's assets, accounts and (entry rows, posting rows) chunks, all from one
+        read transaction, read by a background thread a chunk ahead of the caller (which
+        formats them: the export streams at the speed of both cores)."""
+        feed = prefetch(lambda: self._export_rows(book))
+        assets, accounts = next(feed)
+        return assets, accounts, feed
+
+    def _export_rows(self, book: str) -> Iterator[Any]:
+        with self._tx(write=False) as store:
+            head = store.head(book)
+            if head is None:
+                raise Rejected(Reason.UNKNOWN_BOOK, f"unknown book {book!r}")
+            yield (
+                [Asset(c, s) for c, s in sorted(store.assets().items())],
+                [
+                    Account(book, code, AccountType(type_), BalanceRule(rule))
+                    for code, (type_, rule) in sorted(store.accounts(book).items())
+                ],
+            )
+            yield from store.iter_chunks(book, 1, head[0], EXPORT_CHUNK)
 
     def history(self, book: str, account: str) -> list[JournalEntry]:
         """Return the entries that post to `account`, in sequence order."""
@@ -422,8 +499,8 @@ class Ledger:
         that stays a chunk ahead of the audit.
         """
         feed = prefetch(lambda: self._audit_rows(book))
-        stored_head, rules = next(feed)
-        auditor = Auditor(book, rules)
+        stored_head, definitions, targets = next(feed)
+        auditor = Auditor(book, definitions, targets)
         count = 0
         stored_balances: dict[tuple[str, str], int] = {}
         for item in feed:
@@ -449,17 +526,14 @@ class Ledger:
         )
 
     def _audit_rows(self, book: str) -> Iterator[Any]:
-        """Yield (stored head, rules), then (entry rows, posting rows) chunks, then balances."""
+        """Yield (stored head, definitions, reversal targets), then (entry rows, posting rows)
+        chunks, then the stored balances."""
         with self._tx(write=False) as store:
             stored_head = store.head(book)
             if stored_head is None:
                 raise Rejected(Reason.UNKNOWN_BOOK, f"unknown book {book!r}")
-            rules = {
-                code: BalanceRule(rule)
-                for code, (_, rule) in store.accounts(book).items()
-                if rule != BalanceRule.NONE.value
-            }
-            yield stored_head, rules
+            definitions = Definitions(store.assets(), store.accounts(book))
+            yield stored_head, definitions, frozenset(store.reversal_targets(book))
             last = max(stored_head[0], store.max_seq(book))
             yield from store.iter_chunks(book, 1, last, VERIFY_CHUNK)
             yield store.all_balances(book)
@@ -621,7 +695,28 @@ def _open_accounts(store: JournalStore, accounts: Sequence[Account]) -> None:
             )
 
 
-def _batched(items: Iterable[JournalEntry], size: int) -> Iterator[list[JournalEntry]]:
+def _record(book: str, draft: EntryDraft, entry: JournalEntry) -> Record:
+    """Return a sealed entry as a replay record (its hash is checked by `Restore`)."""
+    if draft.book != book:
+        raise Rejected(Reason.BAD_INPUT, f"entry {entry.seq} belongs to {draft.book}")
+    row = (
+        entry.seq,
+        draft.kind,
+        to_micros(draft.effective_at),
+        to_micros(entry.recorded_at),
+        draft.idempotency_key,
+        draft.reverses,
+        encode_metadata(draft.metadata),
+        entry.prev_hash,
+        entry.hash,
+    )
+    return row, [(p.account, p.asset, p.amount) for p in draft.postings]
+
+
+T = TypeVar("T")
+
+
+def _batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
     """Yield lists of up to `size` items (itertools.batched arrives in Python 3.12)."""
     iterator = iter(items)
     while chunk := list(itertools.islice(iterator, size)):
