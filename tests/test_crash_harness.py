@@ -69,11 +69,6 @@ def test_a_kill_is_a_sigkill_and_a_finished_run_is_not() -> None:
     assert sum(d > 0.55 for d in delays) > 700  # weighted toward the end, where writes are
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the jsonl trailer (entry count, head hash) comes with the export branch (issue 9"
-    " item 4); remove this mark when it is merged",
-)
 def test_replay_refuses_an_export_cut_after_a_whole_line(tmp_path: Path) -> None:
     """An export file that a crash cut short must not pass for the whole book."""
     from bench.crash_harness import _filled_book
