@@ -307,19 +307,25 @@ def anchor_cmd(
     """
     from ledger.chain.anchor import anchor_book
     from ledger.chain.liabilities import anchor_book_liabilities
+    from ledger.storage import fund_store
 
     lg = _ledger(product)
     w3, url = _connect(rpc_url, allow_remote_rpc, chain_dir)
     operator = _operator(w3, url)
     result = anchor_book(lg, product, w3, operator)
-    root = anchor_book_liabilities(lg, product, w3, operator, seq=result.seq)
+    # A fund product's holders' root goes beside its head (a plain share book has no proofs).
+    root = None
+    if fund_store.load_product(lg.engine, product) is not None:
+        root = anchor_book_liabilities(lg, product, w3, operator, seq=result.seq)
     payload = {
         "book": result.book,
         "seq": result.seq,
         "hash": result.entry_hash,
         "tx": result.tx_hash,
         "already_anchored": result.already_anchored,
-        "liabilities": {
+        "liabilities": None
+        if root is None
+        else {
             "root": root.root.root_hash.hex(),
             "sum": str(root.root.root_sum),
             "depth": root.root.depth,
@@ -328,12 +334,13 @@ def anchor_cmd(
         },
     }
     verb = "was already anchored" if result.already_anchored else "anchored"
-    emit(
-        payload,
-        f"{product} seq {result.seq} {verb}: {result.entry_hash}\n"
-        f"liabilities root {root.root.root_hash.hex()} (sum {root.root.root_sum},"
-        f" depth {root.root.depth})",
-    )
+    text = f"{product} seq {result.seq} {verb}: {result.entry_hash}"
+    if root is not None:
+        text += (
+            f"\nliabilities root {root.root.root_hash.hex()} (sum {root.root.root_sum},"
+            f" depth {root.root.depth})"
+        )
+    emit(payload, text)
 
 
 @chain_group.command("status")

@@ -203,9 +203,7 @@ class JournalStore:
 
     def rebuild_posting_index(self) -> None:
         """Re-create the index `defer_posting_index` dropped (as migration 0001 made it)."""
-        self.execute(
-            "CREATE INDEX tl_postings_account ON tl_postings (book, account, seq)"
-        ).close()
+        self.execute("CREATE INDEX tl_postings_account ON tl_postings (book, account, seq)").close()
 
     def upsert_balances(self, book: str, balances: dict[tuple[str, str], int]) -> None:
         amount = self._amount
