@@ -62,22 +62,28 @@ def _allocate(funds: Funds, terms: Terms, holders: int) -> None:
     postings = [Posting(acc.COLLATERAL, "USDT", cash), Posting(acc.CONTRIBUTED, "USDT", -cash)]
     postings += [Posting(acc.HOLDER_PREFIX + h, terms.share_asset.code, units) for h in ids]
     postings.append(Posting(acc.SHARES_OUTSTANDING, terms.share_asset.code, -supply))
-    lg.post(EntryDraft(terms.book, "mint", AT, tuple(postings), (("holder", "allocation"),)))
+    draft = EntryDraft(terms.book, "mint", AT, tuple(postings), (("holder", "allocation"),))
+    with lg.unit_of_work(owner="fund") as uow:  # the fund's book: only its owner writes it
+        uow.lock(terms.book)
+        uow.post([draft])
 
 
 def _time_posts(lg: object) -> list[float]:
-    """Wrap `lg.post` to add up the seconds spent inside the kernel's append (a breakdown)."""
-    spent = [0.0]
-    original = lg.post  # type: ignore[attr-defined]
+    """Wrap the unit of work's `post` to add up the seconds spent inside the kernel's append
+    (a breakdown of the split's time)."""
+    from ledger.services import ledger as ledger_module
 
-    def timed(draft: EntryDraft) -> object:
+    spent = [0.0]
+    original = ledger_module.UnitOfWork.post
+
+    def timed(self: object, *args: object, **kwargs: object) -> object:
         started = time.perf_counter()
         try:
-            return original(draft)
+            return original(self, *args, **kwargs)  # type: ignore[arg-type]
         finally:
             spent[0] += time.perf_counter() - started
 
-    lg.post = timed  # type: ignore[attr-defined]
+    ledger_module.UnitOfWork.post = timed  # type: ignore[assignment,method-assign]
     return spent
 
 
