@@ -311,3 +311,18 @@ def test_reference_data_cannot_be_changed(ledger: Ledger, statement: str) -> Non
     ledger.post(move("cash", "fees", 2_500_000))
     with pytest.raises(DBAPIError, match="append-only"):
         execute_sql(ledger, statement)
+
+
+def test_the_schema_revisions_read_without_alembic_are_alembics() -> None:
+    """Commands other than `init` read the migration graph with a regular expression (fast
+    start): it must be exactly Alembic's graph, one head."""
+    from alembic.script import ScriptDirectory
+
+    from ledger.storage import migrate
+
+    script = ScriptDirectory.from_config(migrate._config())
+    assert migrate.head_revision() == script.get_current_head()
+    assert migrate.known_revisions() == {r.revision for r in script.walk_revisions()}
+    assert len(migrate.known_revisions()) == len(
+        list((migrate.MIGRATIONS / "versions").glob("0*.py"))
+    )
