@@ -5,7 +5,7 @@ None is accounting: a product row holds the validated parameters (JSON, decimals
 strings), a price row one observed price of an underlying, a state row what the next fund
 operation needs (`FundRecord`, written in the same transaction as the entries it follows and
 audited by `verify`). The journal never depends on them for its hashes. Tables: migrations
-0004, 0005 and 0009 (`token-ledger init`).
+0004, 0005 and 0007 (`token-ledger init`).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""What a liability tree is built from: a book's proof key (`tl_proof_keys`, migration 0007)
+"""What a liability tree is built from: a book's proof key (`tl_proof_keys`, migration 0008)
 and its holder register at a sequence number, folded from the postings.
 
 The key is 32 random bytes per book, written once and never changed (guarded like the

@@ -5,8 +5,8 @@ the book is asked for. Every holder secret is derived from it, so the tree of an
 can be rebuilt exactly; the table is guarded like the journal (no update, no delete), since a
 changed key would no longer reproduce the roots already published. The key is never exported.
 
-Revision ID: 0007
-Revises: 0009
+Revision ID: 0008
+Revises: 0007
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from alembic import op
 
 from ledger.storage.guards import guard_names, install_guards
 
-revision = "0007"
-down_revision = "0009"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 

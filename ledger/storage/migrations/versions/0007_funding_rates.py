@@ -4,7 +4,7 @@
   products on it, > 0: longs pay), in force from `at_us` on; the latest row at or before a time
   is the rate of that time.
 
-Revision ID: 0009
+Revision ID: 0007
 Revises: 0006
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009"
+revision = "0007"
 down_revision = "0006"
 branch_labels = None
 depends_on = None
