@@ -338,7 +338,7 @@ def _field(line: str, **changes: Any) -> str:
     [
         (
             lambda line: line.encode().replace(b"first mint", b"first \xff mint"),
-            "bad_input: line 1: the file is not UTF-8 text",
+            "bad_encoding: line 1: the file is not UTF-8 text",
         ),
         (
             lambda line: _field(line, effective_us=str(10**20)).encode(),

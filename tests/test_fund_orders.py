@@ -311,3 +311,13 @@ def test_the_audit_checks_every_fill_of_a_batch(funds: Funds) -> None:
     )
     finding = fold_module.fold_entries(terms, [*book[:-1], tampered])[1]
     assert finding is not None and finding.rule == "orders_price"
+
+
+def test_an_orders_file_that_is_not_utf8_is_bad_encoding(tmp_path: Path) -> None:
+    run = cli(f"sqlite:///{tmp_path / 'enc.db'}")
+    assert run("init").returncode == 0
+    bad = tmp_path / "latin1.json"
+    bad.write_bytes('{"product": "BTC3L", "orders": [], "key": "caf\u00e9"}'.encode("latin-1"))
+    refused = run("orders", str(bad))
+    assert refused.returncode == 2
+    assert refused.stderr.startswith("token-ledger: bad_encoding: the orders file is not UTF-8")

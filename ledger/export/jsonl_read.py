@@ -135,6 +135,7 @@ def _decoded(lines: Iterable[str]) -> Iterator[str]:
             raise _fail(
                 number + 1,
                 f"the file is not UTF-8 text (invalid byte at or after this line: {exc})",
+                Reason.BAD_ENCODING,
             ) from None
         number += 1
         yield line

@@ -26,7 +26,7 @@ def load_document(data: bytes, what: str, *, max_bytes: int = MAX_DOCUMENT_BYTES
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise Rejected(
-            Reason.BAD_INPUT, f"{what} is not UTF-8 text (byte {exc.start} is invalid)"
+            Reason.BAD_ENCODING, f"{what} is not UTF-8 text (byte {exc.start} is invalid)"
         ) from None
     check_json_shape(text, max_bytes=max_bytes, max_depth=MAX_JSON_DEPTH)
     try:
