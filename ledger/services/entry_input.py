@@ -22,8 +22,6 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
-
 from ledger.domain.journal import EntryDraft, Posting, make_metadata, to_micros
 from ledger.domain.money import MAX_DIGITS, parse_int
 from ledger.errors import Reason, Rejected
@@ -45,27 +43,6 @@ _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 MAX_TIME_TEXT = 64
 DEFAULT_MAX_SKEW = timedelta(days=7)
 """How far ahead of the clock an effective or price time may be, unless configured."""
-
-
-class PostingSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    account: str
-    asset: str
-    amount: str
-
-
-class EntrySpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    book: str
-    kind: str
-    key: str | None = None
-    # Text parsed by `parse_time`: pydantic alone would read 1584000000 as Unix seconds and
-    # silently drop fractional digits beyond the microsecond.
-    effective_at: str
-    metadata: dict[str, str] = {}
-    postings: list[PostingSpec]
 
 
 def parse_time(text: str, *, not_after: datetime | None = None) -> datetime:
@@ -172,8 +149,12 @@ def draft_from_json(text: str, *, not_after: datetime | None = None) -> EntryDra
         raise Rejected(Reason.BAD_INPUT, f"not valid JSON: {exc.msg} at line {exc.lineno}") from exc
     except RecursionError:  # not reached after check_json_shape; kept as a second guard
         raise Rejected(Reason.BAD_INPUT, "JSON is nested too deeply") from None
+    from pydantic import ValidationError  # imported by `post` only (start-up time)
+
+    from ledger.services.entry_spec import entry_spec_of
+
     try:
-        spec = EntrySpec.model_validate(raw)
+        spec = entry_spec_of(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "entry"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ledger.storage.schema import GUARDED_TABLES
+from ledger.storage.tables import GUARDED_TABLES
 
 _PG_FUNCTION = """
 CREATE OR REPLACE FUNCTION tl_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$

@@ -11,6 +11,7 @@ from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, String, 
 from sqlmodel import Field, SQLModel
 
 from ledger.storage.amount import Amount
+from ledger.storage.tables import GUARDED_TABLES, JOURNAL_TABLES
 
 
 class AssetRow(SQLModel, table=True):
@@ -97,6 +98,4 @@ class BalanceRow(SQLModel, table=True):
     amount: int = Field(sa_column=Column(Amount(), nullable=False))
 
 
-JOURNAL_TABLES = ("tl_entries", "tl_postings")
-GUARDED_TABLES = ("tl_assets", "tl_accounts", *JOURNAL_TABLES)
-"""Append-only: the journal, and the reference data its amounts and rules depend on."""
+__all__ = ["GUARDED_TABLES", "JOURNAL_TABLES"]  # names only: ledger/storage/tables.py
