@@ -35,8 +35,14 @@ def funds(tmp_path: Path) -> Iterator[Funds]:
     lg.close()
 
 
-def test_pure_keccak_matches_eth_utils() -> None:
-    """The domain's Keccak-256 and EIP-55 agree with eth_utils (block edges included)."""
+def test_keccak_and_eip55_match_eth_utils() -> None:
+    """The domain's Keccak-256 (eth-hash) and EIP-55 agree with eth_utils and with the
+    published digest of the empty string (block edges included)."""
+    empty = "c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470"
+    assert keccak256(b"").hex() == empty
+    assert checksum_address("0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed") == (
+        "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"  # EIP-55's own example
+    )
     for size in (0, 1, 135, 136, 137, 272, 300):
         data = bytes(i % 256 for i in range(size))
         assert keccak256(data) == keccak(data)

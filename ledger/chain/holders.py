@@ -25,10 +25,11 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import NewType
 
 from ledger.domain.fund.accounts import HOLDER_PREFIX, TREASURY
+from ledger.domain.fund.keccak import checksum_address, keccak256
 from ledger.domain.fund.product import check_holder_id
 from ledger.errors import Reason, Rejected
 
@@ -67,16 +68,9 @@ def canonical_holder_id(holder_id: str) -> HolderId:
     return HolderId(check_holder_id(holder_id))
 
 
-@functools.cache
-def _keccak_function() -> Callable[[bytes], bytes]:
-    from eth_hash.auto import keccak
-
-    return keccak
-
-
 def keccak(data: bytes) -> bytes:
     """Return the 32-byte Keccak-256 digest of `data` (eth-hash, loaded on first use)."""
-    return _keccak_function()(data)
+    return keccak256(data)
 
 
 def to_checksum_address(address: str) -> str:
@@ -98,12 +92,8 @@ def derived_address(holder_id: str) -> str:
 
 
 def checksum(raw: bytes) -> str:
-    """Return the EIP-55 mixed-case form of a 20-byte address."""
-    lower = raw.hex()
-    mask = keccak(lower.encode("ascii")).hex()
-    return "0x" + "".join(
-        c.upper() if int(m, 16) >= 8 else c for c, m in zip(lower, mask, strict=False)
-    )
+    """Return the EIP-55 mixed-case form of a 20-byte address (the domain's one spelling)."""
+    return checksum_address("0x" + raw.hex())
 
 
 def address_of(holder_id: str, *, explicit: Mapping[str, str] | None = None) -> str:
