@@ -133,6 +133,15 @@ class Tally:
             f"{self.target}/{self.backend} seed {self.seed} trial {trial}: {message}"
         )
 
+    def count(self, trial: int, done: Outcome, what: str) -> None:
+        """Count a trial as a kill or a survival; a survival must have exited 0."""
+        if done.killed:
+            self.kills += 1
+            return
+        self.survivals += 1
+        if done.code != 0:
+            self.violate(trial, f"{what} exited {done.code}: {done.stderr.decode()!r}")
+
     def note(self, name: str, by: int = 1) -> None:
         self.notes[name] = self.notes.get(name, 0) + by
 
@@ -391,12 +400,7 @@ def target_export(tally: Tally, backend: Backend, kills: int, rng: random.Random
         if had_old:
             out.write_bytes(old)
         done = run_until(argv, random_delay(rng, expected))
-        if done.killed:
-            tally.kills += 1
-        else:
-            tally.survivals += 1
-            if done.code != 0:
-                tally.violate(trial, f"export exited {done.code}: {done.stderr.decode()!r}")
+        tally.count(trial, done, "export")
         if not out.exists():
             if had_old or not done.killed:
                 tally.violate(trial, "the export file vanished")
@@ -449,12 +453,7 @@ def target_replay(tally: Tally, backend: Backend, kills: int, rng: random.Random
             backend.drop(url)
             continue
         done = run_until(argv, random_delay(rng, expected))
-        if done.killed:
-            tally.kills += 1
-        else:
-            tally.survivals += 1
-            if done.code != 0:
-                tally.violate(trial, f"replay exited {done.code}: {done.stderr.decode()!r}")
+        tally.count(trial, done, "replay")
         with opened(url) as lg:
             for problem in book_problems(lg):
                 tally.violate(trial, problem)
@@ -499,12 +498,7 @@ def target_simulate(tally: Tally, backend: Backend, kills: int, rng: random.Rand
         url = backend.fresh()
         argv = [*sim_argv(), "--db", url, "--json", "simulate", *SIM_ARGS]
         done = run_until(argv, random_delay(rng, expected))
-        if done.killed:
-            tally.kills += 1
-        else:
-            tally.survivals += 1
-            if done.code != 0:
-                tally.violate(trial, f"simulate exited {done.code}: {done.stderr.decode()!r}")
+        tally.count(trial, done, "simulate")
         status, books, problems = _sim_state(url)
         for problem in problems:
             tally.violate(trial, problem)
@@ -594,12 +588,7 @@ def target_chain_sync(tally: Tally, backend: Backend, kills: int, rng: random.Ra
             trial += 1
             _chain_grow(rig, rng, rng.randrange(4, 24))
             done = run_until(argv, random_delay(rng, expected))
-            if done.killed:
-                tally.kills += 1
-            else:
-                tally.survivals += 1
-                if done.code != 0:
-                    tally.violate(trial, f"sync exited {done.code}: {done.stderr.decode()!r}")
+            tally.count(trial, done, "sync")
             with opened(url) as lg:
                 for problem in book_problems(lg):
                     tally.violate(trial, problem)
