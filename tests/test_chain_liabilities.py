@@ -18,7 +18,7 @@ from ledger.chain.deployment import attach
 from ledger.chain.keys import Operator
 from ledger.chain.liabilities import (
     LiabilitiesRoot,
-    LiabilityPathStep,
+    Node,
     anchor_liabilities,
     liabilities_root,
     verify_liability,
@@ -67,8 +67,8 @@ def build(register: dict[str, int], seq: int) -> tuple[list[list[tuple[bytes, in
     return levels, [c for c, _ in leaves]
 
 
-def path(levels: list[list[tuple[bytes, int]]], index: int) -> list[LiabilityPathStep]:
-    return [LiabilityPathStep(*levels[k][(index >> k) ^ 1]) for k in range(len(levels) - 1)]
+def path(levels: list[list[tuple[bytes, int]]], index: int) -> list[Node]:
+    return [Node(*levels[k][(index >> k) ^ 1]) for k in range(len(levels) - 1)]
 
 
 @pytest.fixture
@@ -103,7 +103,7 @@ def test_every_leaf_verifies_on_chain_and_any_tampered_field_fails(
     assert not result.already_anchored and result.tx_hash is not None
     address = attach(lg, BOOK, w3).client.address
     assert result.address == address and result.chain_id == 31337
-    assert liabilities_root(w3, address, seq) == LiabilitiesRoot(seq, root_hash, root_sum, 2)
+    assert liabilities_root(w3, address, seq) == LiabilitiesRoot(root_hash, root_sum, 2, seq)
     assert liabilities_root(w3, address, seq + 1) is None
 
     units_of = {c: u for c, u in sorted((commitment(h, seq), u) for h, u in register.items())}
@@ -124,8 +124,8 @@ def test_every_leaf_verifies_on_chain_and_any_tampered_field_fails(
         for k in range(depth):
             flipped = bytes([steps[k].hash[0] ^ 1]) + steps[k].hash[1:]
             for step in (
-                LiabilityPathStep(flipped, steps[k].sum),
-                LiabilityPathStep(steps[k].hash, steps[k].sum + 1),
+                Node(flipped, steps[k].sum),
+                Node(steps[k].hash, steps[k].sum + 1),
             ):
                 bad_path = [*steps[:k], step, *steps[k + 1 :]]
                 assert not verify_liability(w3, address, **args, path=bad_path)
@@ -133,7 +133,7 @@ def test_every_leaf_verifies_on_chain_and_any_tampered_field_fails(
         assert not verify_liability(w3, address, **args, path=[*steps, steps[-1]])
     # A sibling sum that overflows uint256 is false, not a revert.
     steps = path(levels, 0)
-    huge = [LiabilityPathStep(steps[0].hash, 2**256 - 1), steps[1]]
+    huge = [Node(steps[0].hash, 2**256 - 1), steps[1]]
     args = {"seq": seq, "commitment": commitments[0], "units": units_of[commitments[0]]}
     assert not verify_liability(w3, address, **args, index=0, path=huge)
 
@@ -160,7 +160,7 @@ def test_a_second_anchor_for_the_same_seq_reverts(
         )
     sent = client.send([client.anchor_liabilities_call(seq, b"\x43" * 32, 1, 1)])[0]
     assert not sent.succeeded
-    assert liabilities_root(w3, client.address, seq) == LiabilitiesRoot(seq, b"\x42" * 32, 99, 3)
+    assert liabilities_root(w3, client.address, seq) == LiabilitiesRoot(b"\x42" * 32, 99, 3, seq)
     # Depth beyond 64 reverts on chain (the wrapper refuses it before sending).
     with pytest.raises(ContractCustomError):
         client.contract.functions.anchorLiabilities(seq + 1, b"\x43" * 32, 1, 65).call(
@@ -184,7 +184,7 @@ def test_an_empty_register_anchors_an_all_zero_root(
     assert levels == [[EMPTY]] and commitments == []
     anchor_liabilities(lg, BOOK, w3, operator, seq=1, root_hash=bytes(32), root_sum=0, depth=0)
     address = attach(lg, BOOK, w3).client.address
-    assert liabilities_root(w3, address, 1) == LiabilitiesRoot(1, bytes(32), 0, 0)
+    assert liabilities_root(w3, address, 1) == LiabilitiesRoot(bytes(32), 0, 0, 1)
     # A one-leaf tree: the leaf is the root, its proof is empty, index must be 0.
     levels, (c,) = build({"solo": 5}, 2)
     ((leaf_hash, _),) = levels[0]

@@ -4,12 +4,12 @@ The tree itself (leaves, order, padding, proofs) is built elsewhere, by the shar
 (docs/ proof of liabilities); this module only talks to the mirror contract:
 
     from ledger.chain.liabilities import (
-        anchor_liabilities, liabilities_root, verify_liability, LiabilityPathStep)
+        anchor_liabilities, liabilities_root, verify_liability, Node)
     result = anchor_liabilities(lg, "BTC3L", w3, operator,
                                 seq=42, root_hash=h, root_sum=n, depth=d)
     root = liabilities_root(w3, address, 42)          # LiabilitiesRoot or None
     ok = verify_liability(w3, address, seq=42, commitment=c, units=u, index=i,
-                          path=[LiabilityPathStep(hash=..., sum=...), ...])
+                          path=[Node(hash=..., sum=...), ...])
 
 `anchorLiabilities` is owner-only and write-once per seq on chain; `anchor_liabilities` is a
 no-op when the same root is already anchored at `seq` and refuses (Reason.CHAIN) a different
@@ -29,30 +29,13 @@ from ledger.chain.keys import Operator
 from ledger.chain.lock import book_lock
 from ledger.chain.token import TokenClient
 from ledger.domain.proof import LiabilityProof
+from ledger.domain.proof.values import LiabilitiesRoot, Node
 from ledger.errors import Reason, Rejected
 from ledger.services.ledger import Ledger
 
 MAX_DEPTH = 64
 UINT256_LIMIT = 2**256
 UINT64_LIMIT = 2**64
-
-
-@dataclass(frozen=True, slots=True)
-class LiabilitiesRoot:
-    """A root anchored on chain: (hash, sum, depth) at journal seq `seq`."""
-
-    seq: int
-    root_hash: bytes
-    root_sum: int
-    depth: int
-
-
-@dataclass(frozen=True, slots=True)
-class LiabilityPathStep:
-    """One sibling on a proof's path: its hash (32 bytes) and its sum (share base units)."""
-
-    hash: bytes
-    sum: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,14 +81,14 @@ def anchor_liabilities(
     with book_lock(lg.engine, book):
         attached = attach(lg, book, w3, operator)
         client = attached.client
-        wanted = LiabilitiesRoot(seq, bytes(root_hash), root_sum, depth)
+        wanted = LiabilitiesRoot(bytes(root_hash), root_sum, depth, seq)
         existing = _read_root(client, seq)
         if existing is not None:
             if existing != wanted:
                 raise Rejected(
                     Reason.CHAIN,
                     f"{book}: another liabilities root is anchored at seq {seq}"
-                    f" (0x{existing.root_hash.hex()}, sum {existing.root_sum})",
+                    f" (0x{existing.hash.hex()}, sum {existing.sum})",
                 )
             return LiabilitiesAnchorResult(
                 book, client.address, attached.deployment.chain_id, existing, None, True
@@ -133,7 +116,7 @@ def _read_root(client: TokenClient, seq: int) -> LiabilitiesRoot | None:
     if not client.view("liabilitiesAnchored", seq):
         return None
     root_hash, root_sum, depth = client.view("liabilitiesRoot", seq)
-    return LiabilitiesRoot(seq, bytes(root_hash), int(root_sum), int(depth))
+    return LiabilitiesRoot(bytes(root_hash), int(root_sum), int(depth), seq)
 
 
 def verify_liability(
@@ -144,7 +127,7 @@ def verify_liability(
     commitment: bytes,
     units: int,
     index: int,
-    path: Sequence[LiabilityPathStep],
+    path: Sequence[Node],
 ) -> bool:
     """Return the contract's `verifyLiability` for a proof: one eth_call, no key needed.
 
@@ -200,7 +183,7 @@ def proof_on_chain(w3: Web3, proof: LiabilityProof) -> tuple[bool, LiabilitiesRo
     if proof.chain is None:
         raise Rejected(Reason.BAD_INPUT, "the proof names no chain (its `chain` is null)")
     seq, commitment, units, index, hashes, sums = proof.contract_args()
-    path = [LiabilityPathStep(h, s) for h, s in zip(hashes, sums, strict=True)]
+    path = [Node(h, s) for h, s in zip(hashes, sums, strict=True)]
     ok = verify_liability(
         w3,
         proof.chain.address,

@@ -326,8 +326,8 @@ def anchor_cmd(
         "liabilities": None
         if root is None
         else {
-            "root": root.root.root_hash.hex(),
-            "sum": str(root.root.root_sum),
+            "root": root.root.hash.hex(),
+            "sum": str(root.root.sum),
             "depth": root.root.depth,
             "tx": root.tx_hash,
             "already_anchored": root.already_anchored,
@@ -337,7 +337,7 @@ def anchor_cmd(
     text = f"{product} seq {result.seq} {verb}: {result.entry_hash}"
     if root is not None:
         text += (
-            f"\nliabilities root {root.root.root_hash.hex()} (sum {root.root.root_sum},"
+            f"\nliabilities root {root.root.hash.hex()} (sum {root.root.sum},"
             f" depth {root.root.depth})"
         )
     emit(payload, text)

@@ -213,7 +213,7 @@ def _chain_problem(
     payload["chain"] = {
         "address": proof.chain.address if proof.chain else None,
         "verify_liability": ok,
-        "anchored_root": None if anchored is None else anchored.root_hash.hex(),
+        "anchored_root": None if anchored is None else anchored.hash.hex(),
     }
     if anchored is None:
         problem = f"no liabilities root is anchored on chain at seq {proof.seq}"
@@ -334,14 +334,14 @@ def _compare_on_chain(
     anchored = liabilities_root(w3, ref.address, root.seq)
     payload["chain"] = {
         "address": ref.address,
-        "anchored_root": None if anchored is None else anchored.root_hash.hex(),
-        "anchored_sum": None if anchored is None else str(anchored.root_sum),
+        "anchored_root": None if anchored is None else anchored.hash.hex(),
+        "anchored_sum": None if anchored is None else str(anchored.sum),
     }
     if anchored is None:
         raise AuditFailed(f"{product}: no liabilities root anchored at seq {root.seq}", payload)
-    if (anchored.root_hash, anchored.root_sum, anchored.depth) != (root.hash, root.sum, root.depth):
+    if (anchored.hash, anchored.sum, anchored.depth) != (root.hash, root.sum, root.depth):
         raise AuditFailed(
-            f"{product} at seq {root.seq}: the anchored root {anchored.root_hash.hex()} is not"
+            f"{product} at seq {root.seq}: the anchored root {anchored.hash.hex()} is not"
             f" the ledger's {root.hash.hex()}",
             payload,
         )
