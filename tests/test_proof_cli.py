@@ -239,3 +239,13 @@ def test_proof_help_lists_the_three_forms(db: str) -> None:
     assert result.exit_code == 0
     assert "proof PRODUCT HOLDER" in result.stdout and "verify" in result.stdout
     assert "root" in result.stdout
+
+
+def test_a_bad_output_path_is_refused_before_anything_is_written(db: str, tmp_path: Path) -> None:
+    """`-o` into a directory that does not exist: one line, exit 2, no key made, no file."""
+    target = tmp_path / "missing" / "alice.json"
+    keys = _keys(db)
+    refused = run(db, "proof", "BTC3L", "alice", "-o", str(target))
+    assert refused.exit_code == 2 and refused.stderr.count("\n") == 1
+    assert "does not exist" in refused.stderr and not target.parent.exists()
+    assert _keys(db) == keys

@@ -10,7 +10,6 @@ Thin: parse, call one service, render (docs/proof-of-liabilities.md).
 from __future__ import annotations
 
 import json
-import os
 import re
 import sys
 from pathlib import Path
@@ -102,14 +101,18 @@ def holder_cmd(product: str, holder: str, seq: int | None, output: Path | None) 
       token-ledger proof BTC3L alice --seq 1200
     """
     from ledger.domain.proof.proof_file import proof_json
+    from ledger.services.exports import atomic_text_file, check_output_path
     from ledger.services.proof import liability_proof
 
+    if output is not None:
+        check_output_path(output)  # before the proof is built (and the book's key made)
     proof = liability_proof(_ledger(), product, holder, seq=seq, chain=_chain_ref(product))
     document = proof_json(proof)
     if output is None:
         click.echo(json.dumps(document, indent=2))
         return
-    _write_atomically(output, json.dumps(document, indent=2) + "\n")
+    with atomic_text_file(output) as out:  # all of it or nothing, on disk before the rename
+        out.write(json.dumps(document, indent=2) + "\n")
     summary = {
         "written": str(output),
         "book": proof.book,
@@ -126,16 +129,6 @@ def holder_cmd(product: str, holder: str, seq: int | None, output: Path | None) 
             f" (root {proof.root.hash.hex()}, depth {proof.depth})"
         ),
     )
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """Write `text` to `path` through a temporary file beside it: all of it or nothing."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        temporary.write_text(text)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 @proof_group.command("verify")
