@@ -105,15 +105,20 @@ def _utc(moment: datetime) -> str:
 
 def entry_from_bytes(data: bytes, *, not_after: datetime | None = None) -> EntryDraft:
     """Return the draft described by UTF-8 JSON `data` (at most MAX_ENTRY_BYTES), or refuse."""
-    if len(data) > MAX_ENTRY_BYTES:
-        raise Rejected(Reason.BAD_INPUT, f"entry is larger than {MAX_ENTRY_BYTES} bytes")
+    return draft_from_json(utf8_text(data, "entry", MAX_ENTRY_BYTES), not_after=not_after)
+
+
+def utf8_text(data: bytes, what: str, max_bytes: int) -> str:
+    """Return `data` decoded as UTF-8, or refuse: larger than `max_bytes` (`bad_input`), or
+    not UTF-8 (`bad_encoding`, naming the first bad byte)."""
+    if len(data) > max_bytes:
+        raise Rejected(Reason.BAD_INPUT, f"{what} is larger than {max_bytes} bytes")
     try:
-        text = data.decode("utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise Rejected(
-            Reason.BAD_ENCODING, f"entry is not UTF-8 text (byte {exc.start} is invalid)"
+            Reason.BAD_ENCODING, f"{what} is not UTF-8 text (byte {exc.start} is invalid)"
         ) from None
-    return draft_from_json(text, not_after=not_after)
 
 
 def check_json_shape(text: str, *, max_bytes: int, max_depth: int) -> None:

@@ -12,6 +12,7 @@ from ledger.services.entry_input import (
     check_json_shape,
     no_float,
     no_repeats,
+    utf8_text,
 )
 
 MAX_DOCUMENT_BYTES = 16 << 20
@@ -20,14 +21,7 @@ MAX_DOCUMENT_BYTES = 16 << 20
 
 def load_document(data: bytes, what: str, *, max_bytes: int = MAX_DOCUMENT_BYTES) -> Any:
     """Return the JSON value in `data` (UTF-8), or refuse naming `what` and the problem."""
-    if len(data) > max_bytes:
-        raise Rejected(Reason.BAD_INPUT, f"{what} is larger than {max_bytes} bytes")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise Rejected(
-            Reason.BAD_ENCODING, f"{what} is not UTF-8 text (byte {exc.start} is invalid)"
-        ) from None
+    text = utf8_text(data, what, max_bytes)
     check_json_shape(text, max_bytes=max_bytes, max_depth=MAX_JSON_DEPTH)
     try:
         return json.loads(text, parse_float=no_float, object_pairs_hook=no_repeats)
