@@ -338,21 +338,22 @@ def test_minting_after_one_event_and_redeeming_before_the_next_pays_for_the_time
     assert nav_per_share_units(terms, funds.state("BTC3L")) == int(nav_out * USDT)
 
 
-def test_merge_dust_in_the_treasury_does_not_keep_the_fund_at_risk(funds: Funds) -> None:
+def test_merge_dust_does_not_keep_the_fund_at_risk(funds: Funds) -> None:
     """Before: after a 7:1 merge the treasury held 1e-18 of a share, and when every customer
-    had redeemed the fund still held 39.95 BTC on 0.000001 USDT of equity. Now the last
-    customer shares sell the whole position: nothing is left at risk."""
+    had redeemed the fund still held 39.95 BTC on 0.000001 USDT of equity. Now a merge moves
+    no unit: the customers' redemptions of all their shares cancel all the units and sell the
+    whole position; only the merge's rounding (no holder's) stays outstanding, on nothing."""
     funds.mint("BTC3L", "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed", cash="100")
     funds.mint("BTC3L", "alice", cash="104")
     merged = funds.merge("BTC3L", "7:1")
-    assert merged["remainder_to_treasury"] == "0.000000000000000001"
-    for holder in ("0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed", "alice"):
-        units = funds.lg.balance("BTC3L", f"holder:{holder}", "BTC3L")
-        funds.redeem("BTC3L", holder, shares=f"{units // SHARE}.{units % SHARE:018d}")
+    assert merged["remainder_to_treasury"] == "0.000000000000000000"
+    for row in funds.holders("BTC3L")["holders"]:
+        funds.redeem("BTC3L", row["holder"], shares=row["shares"])
     left = funds.state("BTC3L")
     assert left.position == 0  # flat
-    assert left.supply == 1  # the treasury's dust share unit, which is no customer's
-    assert left.collateral <= 1  # at most the dust's value, rounded
+    assert left.supply == 0  # no unit left: the redemptions of all shares took all units
+    assert funds.holders("BTC3L")["remainder"] == f"0.{left.shares:018d}"
+    assert left.collateral <= 1  # at most the rounding of the last payout
     for price in ("101", "99"):
         funds.lg.clock.moment += timedelta(seconds=10)  # type: ignore[attr-defined]
         report = funds.set_price("BTC", price)["products"][0]

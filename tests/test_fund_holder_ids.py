@@ -88,11 +88,14 @@ def test_statements_read_the_treasury_and_any_address_spelling(funds: Funds) -> 
     """Reads accept the fund's own ids and either address spelling (the canonical holder)."""
     funds.mint("BTC3L", CHECKSUMMED, cash="100")
     funds.mint("BTC3L", "alice", cash="104")
-    funds.merge("BTC3L", "7:1")  # leaves a remainder (1e-18) to holder:treasury
+    funds.merge("BTC3L", "7:1")  # the share index: no unit moves, nothing to the treasury
     treasury = funds.statement("BTC3L", "treasury")
-    assert [e["kind"] for e in treasury["entries"]] == ["merge"]
-    assert treasury["entries"][0]["shares_delta"] == treasury["shares"] != "0.000000000000000000"
+    assert treasury["entries"] == [] and treasury["shares"] == "0.000000000000000000"
     mine = funds.statement("BTC3L", CHECKSUMMED)
-    assert (
-        mine["holder"] == ADDRESS and mine["entries"][0]["shares_delta"] == "0.997503740000000000"
-    )
+    assert mine["holder"] == ADDRESS
+    assert [(e["kind"], e["shares_delta"], e["units_delta"]) for e in mine["entries"]] == [
+        ("mint", "0.997503740000000000", "0.997503740000000000"),
+        # floor(0.99750374e18 / 7) = 142500534285714285 base units; the units stay
+        ("merge", "-0.855003205714285715", "0.000000000000000000"),
+    ]
+    assert mine["shares"] == "0.142500534285714285"

@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import initialize, invariant, rule
 
 from ledger.clock import FixedClock
+from ledger.domain.fund.shareindex import shares_of
 from ledger.domain.money import format_units
 from ledger.errors import Reason, Rejected
 from ledger.services.audit import verify_book
@@ -153,7 +154,12 @@ class FundEconomics(FreshDatabaseMachine):
 
     def _nav(self) -> Fraction:
         state = self.funds.state(BOOK)
-        return Fraction(state.collateral, state.supply) * 10**12 if state.supply else NAV0
+        return Fraction(state.collateral, state.shares) * 10**12 if state.supply else NAV0
+
+    def _held(self, holder: str) -> int:
+        """The holder's shares as the engine shows them (their units under the share index)."""
+        units = self.lg.balance(BOOK, f"holder:{holder}", BOOK)
+        return shares_of(units, self.funds.state(BOOK).index)
 
     def _step(self) -> None:
         """Each step rounds each of its amounts by at most a base unit or two (mark, accrual,
@@ -194,7 +200,7 @@ class FundEconomics(FreshDatabaseMachine):
 
     @rule(holder=st.sampled_from(HOLDERS), percent=st.sampled_from([10, 50, 100]))
     def redeem(self, holder: str, percent: int) -> None:
-        held = self.lg.balance(BOOK, f"holder:{holder}", BOOK)
+        held = self._held(holder)
         units = held * percent // 100
         if units == 0:
             return
@@ -226,7 +232,7 @@ class FundEconomics(FreshDatabaseMachine):
         """A mint and a redemption that arrive together: one netted `orders` entry. The
         model prices them one after the other at full trading fee (the netting's saving goes
         back to the two orders, not to the fund), so its prediction is the two orders'."""
-        held = self.lg.balance(BOOK, f"holder:{redeemer}", BOOK)
+        held = self._held(redeemer)
         units = held * percent // 100
         items = [{"side": "mint", "holder": minter, "cash": str(cash)}]
         if units:
@@ -258,7 +264,8 @@ class FundEconomics(FreshDatabaseMachine):
         self.model.accrue(self.clock.now())
         factor = Fraction(10) if kind == "split" else Fraction(1, 10)
         self.model.rescale(factor)
-        self.share_error *= factor
+        # The shares outstanding become floor(S x factor): one more base unit of rounding.
+        self.share_error = self.share_error * factor + Fraction(1, 10**18)
         self._step()
 
     def _order(self, call: Callable[[], Any], small: Reason | None = None) -> Any:
@@ -285,7 +292,7 @@ class FundEconomics(FreshDatabaseMachine):
         state = self.funds.state(BOOK)
         if state.supply == 0:
             return
-        shares = Fraction(state.supply, 10**18)
+        shares = Fraction(state.shares, 10**18)
         assert after >= before - USDT  # `before` is shown rounded down to a base unit
         # Gained by the others at most the displayed NAV's rounding and a few units of dust.
         assert after - before <= USDT + 10 * USDT / shares
@@ -303,7 +310,7 @@ class FundEconomics(FreshDatabaseMachine):
             engine_equity,
             model.equity,
         )
-        shares = Fraction(state.supply, 10**18)
+        shares = Fraction(state.shares, 10**18)
         # An order's equity is rounded down to a quote unit (its shares by 1 unit / NAV), and
         # it is priced at the engine's NAV, which carries the relative error so far.
         assert abs(shares - model.supply) <= self.share_error + Fraction(1, 10**15), (

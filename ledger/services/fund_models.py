@@ -56,6 +56,8 @@ class NavReport(FundModel):
     nav_per_share: Amount
     equity: Amount
     supply: Amount
+    units: Amount
+    index: str
     position: Amount
     price: Amount
     effective_multiple: Amount
@@ -76,6 +78,7 @@ class EntrySummary(FundModel):
     holder: str | None
     fee: Amount
     shares_delta: Amount | None = None
+    units_delta: Amount | None = None
     cash: Amount | None = None
     paid: Amount | None = None
     ratio_num: str | None = None
@@ -165,7 +168,9 @@ class SplitResult(FundModel):
     ratio_num: str
     ratio_den: str
     seq: int
+    epoch: int
     supply_before: Amount
+    supply_after: Amount
     remainder_to_treasury: Amount
     nav_before: Amount
     nav: NavReport
@@ -176,6 +181,7 @@ class HolderRow(FundModel):
 
     holder: str
     shares: Amount
+    units: Amount
     value: Amount
     address: str | None = None
 
@@ -186,6 +192,7 @@ class HoldersReport(FundModel):
     product: str
     nav: NavReport
     holders: list[HolderRow]
+    remainder: Amount
 
 
 class Statement(FundModel):

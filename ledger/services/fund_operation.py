@@ -14,6 +14,7 @@ from ledger.domain.fund.orders import fills_of
 from ledger.domain.fund.state import FundRecord, FundState, check_price_fresh
 from ledger.domain.fund.terms import Terms
 from ledger.domain.journal import Account, EntryDraft, JournalEntry
+from ledger.domain.money import parse_units
 from ledger.errors import Reason, Rejected
 from ledger.services.fund_report import utc_text
 from ledger.services.ledger import UnitOfWork
@@ -64,7 +65,7 @@ class FundOperation:
         original = self.uow.entry_with_key(self.terms.book, key)
         if original is None:
             return None
-        if _request_of(original) != request:
+        if _request_of(original, self.terms.share_asset.scale) != request:
             seq = original.seq
             raise Rejected(
                 Reason.IDEMPOTENCY_CONFLICT,
@@ -76,6 +77,13 @@ class FundOperation:
     def holders(self) -> dict[str, int]:
         """Return every holder's share units (one scan of the book's balances)."""
         return acc.holder_units(self.uow.balances(self.terms.book), self.terms.share_asset.code)
+
+    def held(self, holders: Sequence[str]) -> dict[str, int]:
+        """Return the units of each of `holders` (ids; 0 for a holder with none), one read."""
+        codes = [acc.HOLDER_PREFIX + h for h in holders]
+        found = self.uow.balances_of(self.terms.book, codes)
+        share = self.terms.share_asset.code
+        return {h: found.get((code, share), 0) for h, code in zip(holders, codes, strict=True)}
 
     def refuse_closed(self) -> None:
         """Refuse any operation on a closed fund: its book is sealed."""
@@ -126,14 +134,17 @@ class FundOperation:
         return made
 
 
-def _request_of(entry: JournalEntry) -> tuple[str, ...]:
-    """Return what identifies a holder request: kind, holder, cash asked, share units moved."""
+def _request_of(entry: JournalEntry, share_scale: int) -> tuple[str, ...]:
+    """Return what identifies a holder request: kind, holder, cash asked, shares redeemed
+    (as asked, under a share index; else the share units moved)."""
     draft = entry.draft
     meta = dict(draft.metadata)
     holder = meta.get("holder", "")
     code = acc.HOLDER_PREFIX + holder
-    moved = sum(p.amount for p in draft.postings if p.account == code)
     if draft.kind == "redeem":
+        if "shares" in meta:
+            return ("redeem", holder, "", str(-parse_units(meta["shares"], share_scale, "shares")))
+        moved = sum(p.amount for p in draft.postings if p.account == code)
         return ("redeem", holder, "", str(moved))
     if draft.kind == "orders":
         return ("orders", *(f"{f['side']}:{f['holder']}:{f['amount']}" for f in fills_of(meta)))

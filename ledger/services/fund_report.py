@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal, localcontext
 from typing import Any
 
 from ledger.domain.fund import accounts as acc
+from ledger.domain.fund.shareindex import INDEX_KEY, shares_of
 from ledger.domain.fund.state import FundState, effective_multiple, nav_per_share_units
 from ledger.domain.fund.terms import Terms
 from ledger.domain.journal import JournalEntry
@@ -29,13 +30,16 @@ def multiple_text(value: Decimal) -> str:
 
 
 def nav_payload(terms: Terms, state: FundState) -> dict[str, Any]:
-    """Return NAV per share, equity, supply, position and multiple of a state."""
+    """Return NAV per share, equity, supply (shares outstanding; `units`, the holders'
+    internal units, and `index`, the share index's ratios), position and multiple."""
     quote, share, pos = terms.quote_asset.scale, terms.share_asset.scale, terms.position_asset.scale
     return {
         "product": terms.book,
         "nav_per_share": format_units(nav_per_share_units(terms, state), quote),
         "equity": format_units(max(state.collateral, 0), quote),
-        "supply": format_units(state.supply, share),
+        "supply": format_units(state.shares, share),
+        "units": format_units(state.supply, share),
+        "index": " ".join(f"{num}/{den}" for num, den in state.index),
         "position": format_units(state.position, pos),
         "price": format_units(state.price, quote),
         "effective_multiple": multiple_text(effective_multiple(terms, state)),
@@ -46,18 +50,25 @@ def nav_payload(terms: Terms, state: FundState) -> dict[str, Any]:
 
 
 def holder_rows(terms: Terms, state: FundState, holders: Mapping[str, int]) -> list[dict[str, str]]:
-    """Return each holder's shares and value at NAV (value rounded down), by holder id."""
+    """Return each holder's shares (their units under the share index), units and value at
+    NAV (shares x NAV per share, rounded down), by holder id; holders with no units left out."""
     nav = nav_per_share_units(terms, state)
-    one = terms.share_one
-    return [
-        {
-            "holder": holder,
-            "shares": format_units(units, terms.share_asset.scale),
-            "value": format_units(mul_div(units, nav, one, Rounding.DOWN), terms.quote_asset.scale),
-        }
-        for holder, units in sorted(holders.items())
-        if units
-    ]
+    one, scale, quote = terms.share_one, terms.share_asset.scale, terms.quote_asset.scale
+    index = state.index
+    rows = []
+    for holder, units in sorted(holders.items()):
+        if not units:
+            continue
+        shares = shares_of(units, index)
+        rows.append(
+            {
+                "holder": holder,
+                "shares": format_units(shares, scale),
+                "units": format_units(units, scale),
+                "value": format_units(mul_div(shares, nav, one, Rounding.DOWN), quote),
+            }
+        )
+    return rows
 
 
 def entry_summary(
@@ -85,3 +96,31 @@ def entry_summary(
         if name in meta:
             summary[name] = meta[name]
     return summary
+
+
+def holder_entries(
+    terms: Terms, entries: Sequence[JournalEntry], holder: str
+) -> list[dict[str, Any]]:
+    """Return a holder's entries as `entry_summary`s with the change of their shares and
+    units at each: `entries` are the holder's own and the book's index splits, in order.
+
+    An index split moves no unit of the holder; their shares change by the ratio.
+    """
+    code = acc.HOLDER_PREFIX + holder
+    scale = terms.share_asset.scale
+    units, index = 0, ()  # type: tuple[int, tuple[tuple[int, int], ...]]
+    rows = []
+    for entry in entries:
+        meta = dict(entry.draft.metadata)
+        before = shares_of(units, index)
+        if INDEX_KEY in meta and entry.draft.kind in ("split", "merge"):
+            moved = 0
+            index = (*index, (int(meta["ratio_num"]), int(meta["ratio_den"])))
+        else:
+            moved = sum(p.amount for p in entry.draft.postings if p.account == code)
+            units += moved
+        row = entry_summary(terms, entry, holder=holder)
+        row["shares_delta"] = format_units(shares_of(units, index) - before, scale)
+        row["units_delta"] = format_units(moved, scale)
+        rows.append(row)
+    return rows

@@ -43,7 +43,8 @@ from ledger.domain.fund.product import (
     make_params,
 )
 from ledger.domain.fund.rebalance import on_price
-from ledger.domain.fund.split import parse_ratio, policy_ratio, split_shares
+from ledger.domain.fund.shareindex import INDEX_KEY, remainder, shares_of
+from ledger.domain.fund.split import index_split, parse_ratio, policy_ratio
 from ledger.domain.fund.state import (
     FundRecord,
     FundState,
@@ -70,6 +71,7 @@ from ledger.services.fund_operation import FUND_OWNER, FundOperation
 from ledger.services.fund_orders import batch_payload, parse_orders, request_of
 from ledger.services.fund_report import (
     entry_summary,
+    holder_entries,
     holder_rows,
     multiple_text,
     nav_payload,
@@ -279,13 +281,16 @@ class Funds:
                     due = policy_ratio(terms, state)
                     if due is not None:
                         kind, num, den = due
-                        draft, state, _ = split_shares(
-                            terms, state, op.holders(), num=num, den=den, at=moment, kind=kind
+                        draft, state = index_split(
+                            terms, state, num=num, den=den, at=moment, kind=kind
                         )
                         made.append(draft)
                     fund_store.mark_daily(uow.connection, terms.book, moment.astimezone(UTC).date())
-                # A book from before the insurance cover opens its account with its wipe-out.
+                # A book from before the insurance cover opens its account with its wipe-out;
+                # a fund's first index split opens the share index's.
                 cover = [acc.insurance_cover_account(terms.book)] if step.wiped_out else []
+                if state.index:
+                    cover.append(acc.share_index_account(terms.book))
                 op.commit(made, state, moment, priced=True, accounts=cover)
                 reports.append(
                     {
@@ -357,8 +362,10 @@ class Funds:
                 return MintResult.model_validate(self._order(terms, done, op.state, None))
             accrued = op.order_state(moment)  # fees for the time before it
             nav_before = nav_per_share_units(terms, accrued)
+            # Under a share index the shares a mint shows depend on the units already held.
+            held = op.held([holder])[holder] if accrued.index else 0
             draft, after, _ = entries.mint(
-                terms, accrued, holder=holder, cash=cash_units, at=moment, key=key
+                terms, accrued, holder=holder, cash=cash_units, at=moment, key=key, held=held
             )
             op.moment(moment)  # after the quote: the order's own refusal comes first
             # The holder's account opens in the posting's own transaction: a refusal writes nothing.
@@ -393,10 +400,8 @@ class Funds:
             done = op.replay(key, request)
             if done is not None:
                 return RedeemResult.model_validate(self._order(terms, done, op.state, None))
-            code = acc.holder_account_code(holder)
-            found = op.uow.balances_of(terms.book, [code, acc.TREASURY])
-            held = found.get((code, terms.share_asset.code), 0)
-            treasury = found.get((acc.TREASURY, terms.share_asset.code), 0)
+            found = op.held([holder, "treasury"])
+            held, treasury = found[holder], found["treasury"]
             accrued = op.order_state(moment)  # fees for the time held
             nav_before = nav_per_share_units(terms, accrued)
             draft, after, _ = entries.redeem(
@@ -437,16 +442,7 @@ class Funds:
             done = op.replay(key, request)
             if done is not None:
                 return self._batch(terms, done, op.state)
-            held = op.uow.balances_of(
-                terms.book,
-                [acc.TREASURY, *sorted({acc.HOLDER_PREFIX + o.holder for o in batch_orders})],
-            )
-            share = terms.share_asset.code
-            holdings = {
-                code[len(acc.HOLDER_PREFIX) :]: units
-                for (code, asset), units in held.items()
-                if asset == share
-            }
+            holdings = op.held(["treasury", *sorted({o.holder for o in batch_orders})])
             accrued = op.order_state(moment)
             draft, after, _ = batch(terms, accrued, batch_orders, holdings, at=moment, key=key)
             op.moment(moment)
@@ -506,18 +502,21 @@ class Funds:
     def split(
         self, product: str, ratio: str, *, kind: str = "split", at: datetime | None = None
     ) -> SplitResult:
-        """Split ("1:5") or merge ("5:1") every holder's units in one entry; value unchanged."""
+        """Split ("1:5") or merge ("5:1") every holder's shares in one entry, whatever the
+        number of holders: the ratio joins the share index (`shareindex.py`); every holder's
+        units, and so their value, are unchanged."""
         terms = self.terms(product)
         num, den = parse_ratio(ratio, kind=kind)
-        with gc_paused(), self._operation(product) as op:
+        with self._operation(product) as op:
             op.refuse_closed()
             moment = op.moment(self._now(at))
             state = op.accrued(moment)
             nav_before = nav_per_share_units(terms, state)
-            draft, after, _ = split_shares(
-                terms, state, op.holders(), num=num, den=den, at=moment, kind=kind
-            )
-            entry = op.commit([draft], after, moment)[-1]
+            draft, after = index_split(terms, state, num=num, den=den, at=moment, kind=kind)
+            entry = op.commit(
+                [draft], after, moment, accounts=[acc.share_index_account(terms.book)]
+            )[-1]
+        scale = terms.share_asset.scale
         return SplitResult.model_validate(
             {
                 "product": product,
@@ -525,10 +524,10 @@ class Funds:
                 "ratio_num": str(num),
                 "ratio_den": str(den),
                 "seq": entry.seq,
-                "supply_before": format_units(state.supply, terms.share_asset.scale),
-                "remainder_to_treasury": format_units(
-                    int(dict(draft.metadata)["remainder"]), terms.share_asset.scale
-                ),
+                "epoch": len(after.index),
+                "supply_before": format_units(state.shares, scale),
+                "supply_after": format_units(after.shares, scale),
+                "remainder_to_treasury": format_units(0, scale),
                 "nav_before": format_units(nav_before, terms.quote_asset.scale),
                 "nav": nav_payload(terms, after),
             }
@@ -545,13 +544,14 @@ class Funds:
         terms = self.terms(product)
         with self._operation(product) as op:
             moment = op.moment(self._now(at))
+            shares = op.state.shares
             draft, after = entries.close_fund(terms, op.state, op.holders(), at=moment)
             entry = op.commit([draft], after, moment)[-1]
         meta = dict(draft.metadata)
         return {
             "product": product,
             "seq": entry.seq,
-            "shares_cancelled": format_units(int(meta["supply"]), terms.share_asset.scale),
+            "shares_cancelled": format_units(shares, terms.share_asset.scale),
             "holders": int(meta["holders"]),
             "shortfall": meta["shortfall"],
             "closed": True,
@@ -586,28 +586,40 @@ class Funds:
         return acc.holder_units(balances, terms.share_asset.code)
 
     def holders(self, product: str) -> HoldersReport:
-        """Return every holder with shares, their units and their value at NAV (rounded down)."""
+        """Return every holder with units: their shares under the share index, their units
+        and their value at NAV (rounded down), and the split rounding no holder shows."""
         terms = self.terms(product)
         state = self.state(product)
+        held = self._holders(terms)
+        rows = holder_rows(terms, state, held)
+        shown = sum(shares_of(units, state.index) for units in held.values())
         return HoldersReport.model_validate(
             {
                 "product": product,
                 "nav": nav_payload(terms, state),
-                "holders": holder_rows(terms, state, self._holders(terms)),
+                "holders": rows,
+                "remainder": format_units(remainder(state, [shown]), terms.share_asset.scale),
             }
         )
 
     def statement(self, product: str, holder: str) -> Statement:
-        """Return a holder's entries (mint, redeem, split, merge) and current position."""
+        """Return a holder's entries (mint, redeem, orders, and the splits and merges while
+        they held units) with the change of their shares and units, and their position."""
         terms = self.terms(product)
         # The fund's own ids may be read (not minted to); customer ids in their canonical form.
         if holder.lower() not in RESERVED_HOLDER_IDS:
             holder = check_holder_id(holder)
         code = acc.HOLDER_PREFIX + holder
         history = self.lg.history(terms.book, code)
-        if not history:
+        if not history and holder not in RESERVED_HOLDER_IDS:
             raise Rejected(Reason.UNKNOWN_ACCOUNT, f"{holder} has no entries in {product}")
         state = self.state(product)
+        if state.index and history:
+            splits = self.lg.entries_of_kind(terms.book, ("split", "merge"))
+            first = history[0].seq
+            # An index split posts to no holder (a split from before the index is in history).
+            later = [e for e in splits if e.seq > first and INDEX_KEY in dict(e.draft.metadata)]
+            history = sorted([*history, *later], key=lambda e: e.seq)
         units = self.lg.balance(terms.book, code, terms.share_asset.code)
         rows = holder_rows(terms, state, {holder: units})
         return Statement.model_validate(
@@ -616,7 +628,7 @@ class Funds:
                 "holder": holder,
                 "shares": rows[0]["shares"] if rows else format_units(0, terms.share_asset.scale),
                 "value": rows[0]["value"] if rows else format_units(0, terms.quote_asset.scale),
-                "entries": [entry_summary(terms, e, holder=holder) for e in history],
+                "entries": holder_entries(terms, history, holder),
             }
         )
 

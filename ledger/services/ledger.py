@@ -492,6 +492,12 @@ class Ledger:
             seqs = store.account_seqs(book, check_account_code(account))
         return [self.entry(book, seq) for seq in seqs]
 
+    def entries_of_kind(self, book: str, kinds: Sequence[str]) -> list[JournalEntry]:
+        """Return the entries of the given kinds, in sequence order (few: splits, say)."""
+        with self._tx(write=False) as store:
+            seqs = store.kind_seqs(book, kinds)
+        return [self.entry(book, seq) for seq in seqs]
+
     def verify(self, book: str, *, progress: Callable[[int], None] | None = None) -> VerifyReport:
         """Walk a book's chain; recompute every hash and balance from the postings alone.
 

@@ -201,6 +201,9 @@ def encode_record(record: FundRecord) -> str:
     doc["accrued_at_us"] = None if state.accrued_at is None else str(to_micros(state.accrued_at))
     doc["last_at_us"] = None if record.last_at is None else str(to_micros(record.last_at))
     doc["price_at_us"] = None if record.price_at is None else str(to_micros(record.price_at))
+    if state.index:  # a book without a share index writes the record it always did
+        doc["index"] = " ".join(f"{num}/{den}" for num, den in state.index)
+        doc["index_gap"] = str(state.index_gap)
     return json.dumps(doc, sort_keys=True, separators=(",", ":"))
 
 
@@ -220,6 +223,8 @@ def decode_record(seq: int, text: str) -> FundRecord:
         accrued_at=None
         if doc.get("accrued_at_us") is None
         else from_micros(int(doc["accrued_at_us"])),
+        index=_index(doc.get("index")),
+        index_gap=int(doc.get("index_gap") or 0),
     )
     last, priced = doc["last_at_us"], doc["price_at_us"]
     return FundRecord(
@@ -228,6 +233,14 @@ def decode_record(seq: int, text: str) -> FundRecord:
         last_at=None if last is None else from_micros(int(last)),
         price_at=None if priced is None else from_micros(int(priced)),
     )
+
+
+def _index(text: str | None) -> tuple[tuple[int, int], ...]:
+    """Return the share index a state record wrote as "num/den num/den ..."."""
+    if not text:
+        return ()
+    pairs = (item.split("/") for item in text.split(" "))
+    return tuple((int(num), int(den)) for num, den in pairs)
 
 
 def load_record(target: Engine | Connection, book: str) -> FundRecord | None:

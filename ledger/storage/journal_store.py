@@ -331,6 +331,14 @@ class JournalStore:
         )
         return [int(row[0]) for row in rows]
 
+    def kind_seqs(self, book: str, kinds: Sequence[str]) -> list[int]:
+        marks = ", ".join("?" for _ in kinds)
+        rows = self.all(
+            f"SELECT seq FROM tl_entries WHERE book = ? AND kind IN ({marks}) ORDER BY seq",
+            (book, *kinds),
+        )
+        return [int(row[0]) for row in rows]
+
     def sum_postings(
         self,
         book: str,

@@ -22,6 +22,9 @@ POSITION_CONTRA = "equity:position-contra"
 CONTRIBUTED = "equity:contributed"
 ROUNDING = "equity:rounding"
 SHARES_OUTSTANDING = "equity:shares-outstanding"
+SHARE_INDEX = "equity:share-index"
+"""Shares outstanding less the holders' internal units, in the share asset (shareindex.py);
+opened by a fund's first index split."""
 TRADING_PNL = "income:trading-pnl"
 TRADING_FEES = "expense:trading-fees"
 FUNDING = "expense:funding"
@@ -70,6 +73,11 @@ def holder_account(book: str, holder: str) -> Account:
 def insurance_cover_account(book: str) -> Account:
     """Return the account of the venue's insurance cover (opened on demand in older books)."""
     return Account(book, INSURANCE_COVER, AccountType.INCOME, BalanceRule.NON_POSITIVE)
+
+
+def share_index_account(book: str) -> Account:
+    """Return the account of the share index (either sign: a merge makes it negative)."""
+    return Account(book, SHARE_INDEX, AccountType.EQUITY, BalanceRule.NONE)
 
 
 def chart_of_accounts(terms: Terms) -> tuple[Account, ...]:

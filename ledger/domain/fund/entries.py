@@ -23,6 +23,7 @@ from ledger.domain.fund.navmath import (
     target_position,
     trading_fee,
 )
+from ledger.domain.fund.shareindex import reindexed, units_to_cancel
 from ledger.domain.fund.state import FundState
 from ledger.domain.fund.terms import Ratio, Terms, ratio_of
 from ledger.domain.journal import EntryDraft, Posting, to_micros
@@ -95,6 +96,9 @@ def mark(
         state.daily_on,
         price,
         state.accrued_at,
+        state.closed,
+        state.index,
+        state.index_gap,
     )
     quote = terms.quote_asset.code
     postings = (Posting(acc.COLLATERAL, quote, pnl), Posting(acc.TRADING_PNL, quote, -pnl))
@@ -144,7 +148,8 @@ def wipeout(
 
 
 Line = tuple[str, str, int]
-"""One posting as (account, asset, amount): what a batch adds up before it posts."""
+"""One posting as (account, asset, amount): what a batch adds up before it posts (the same
+type as `shareindex.Line`)."""
 
 
 def mint_lines(terms: Terms, quote: MintQuote, holder: str) -> list[Line]:
@@ -182,6 +187,9 @@ def after_mint(state: FundState, quote: MintQuote, at: datetime) -> FundState:
         state.daily_on,
         state.price if quote.trade else state.mark_price,
         at if state.supply == 0 else state.accrued_at,  # the first shares start the clock
+        state.closed,
+        state.index,
+        state.index_gap,
     )
 
 
@@ -193,14 +201,17 @@ def mint(
     cash: int,
     at: datetime,
     key: str | None = None,
+    held: int = 0,
 ) -> tuple[EntryDraft, FundState, MintQuote]:
     """Issue shares at NAV for `cash` quote base units and trade the position they carry.
 
     Shares round down, fees round up, dust is kept; the order's part of the position is
-    bought in the same entry with its trading fee paid out of the order's cash.
+    bought in the same entry with its trading fee paid out of the order's cash. With a
+    share index the holder's `held` units before it set the shares the units show.
     """
     quote = quote_mint(terms, state, cash)
-    postings = tuple(Posting(a, s, u) for a, s, u in mint_lines(terms, quote, holder))
+    lines, gap = reindexed(terms, state.index, mint_lines(terms, quote, holder), {holder: held})
+    postings = tuple(Posting(a, s, u) for a, s, u in lines)
     meta: tuple[tuple[str, str], ...] = (
         ("cash", format_units(cash, terms.quote_asset.scale)),
         ("holder", holder),
@@ -208,7 +219,10 @@ def mint(
     if quote.trade:
         meta = (*meta, ("price", price_text(terms, state.price)))
     draft = EntryDraft(terms.book, "mint", at, postings, meta, key)
-    return draft, after_mint(state, quote, at), quote
+    after = after_mint(state, quote, at)
+    if gap:
+        after = replace(after, index_gap=after.index_gap + gap)
+    return draft, after, quote
 
 
 def redeem_lines(terms: Terms, quote: RedeemQuote, holder: str) -> list[Line]:
@@ -241,6 +255,9 @@ def after_redeem(state: FundState, quote: RedeemQuote) -> FundState:
         state.daily_on,
         state.price if quote.trade else state.mark_price,
         None if quote.shares == state.supply else state.accrued_at,  # no shares, no fees
+        state.closed,
+        state.index,
+        state.index_gap,
     )
 
 
@@ -255,20 +272,30 @@ def redeem(
     key: str | None = None,
     treasury: int = 0,
 ) -> tuple[EntryDraft, FundState, RedeemQuote]:
-    """Cancel `shares` of `holder` (who holds `held`) for cash at NAV, rounded down, less
-    the fees; the shares' part of the position is sold in the same entry (all of it when
-    only the treasury's `treasury` units would be left).
+    """Cancel `shares` of `holder` (who holds `held` units) for cash at NAV, rounded down,
+    less the fees; the shares' part of the position is sold in the same entry (all of it
+    when only the treasury's `treasury` units would be left).
+
+    With a share index `shares` are shares as the holder sees them: the units cancelled are
+    `shareindex.units_to_cancel`, and the entry records the shares asked as `shares`.
     """
-    quote = quote_redeem(terms, state, shares, held, treasury if holder != "treasury" else 0)
-    postings = tuple(Posting(a, s, u) for a, s, u in redeem_lines(terms, quote, holder))
+    units = units_to_cancel(shares, held, state.index)
+    quote = quote_redeem(terms, state, units, held, treasury if holder != "treasury" else 0)
+    lines, gap = reindexed(terms, state.index, redeem_lines(terms, quote, holder), {holder: held})
+    postings = tuple(Posting(a, s, u) for a, s, u in lines)
     meta: tuple[tuple[str, str], ...] = (
         ("holder", holder),
         ("paid", format_units(quote.paid, terms.quote_asset.scale)),
     )
+    if state.index:
+        meta = (*meta, ("shares", format_units(shares, terms.share_asset.scale)))
     if quote.trade:
         meta = (*meta, ("price", price_text(terms, state.price)))
-    draft = EntryDraft(terms.book, "redeem", at, postings, meta, key)
-    return draft, after_redeem(state, quote), quote
+    draft = EntryDraft(terms.book, "redeem", at, postings, tuple(sorted(meta)), key)
+    after = after_redeem(state, quote)
+    if gap:
+        after = replace(after, index_gap=after.index_gap + gap)
+    return draft, after, quote
 
 
 def close_position(
@@ -486,11 +513,13 @@ def close_fund(
         if units
     ]
     invariant(sum(-p.amount for p in postings) == state.supply, "holders must sum to the supply")
-    postings.append(Posting(acc.SHARES_OUTSTANDING, share, state.supply))
+    postings.append(Posting(acc.SHARES_OUTSTANDING, share, state.shares))
+    if state.index_gap:
+        postings.append(Posting(acc.SHARE_INDEX, share, -state.index_gap))
     meta = {
         "supply": str(state.supply),
         "holders": str(len(postings) - 1),
         "shortfall": format_units(state.shortfall, terms.quote_asset.scale),
     }
     draft = fund_draft(terms, "close", at, postings, meta)
-    return draft, replace(state, supply=0, accrued_at=None, closed=True)
+    return draft, replace(state, supply=0, index_gap=0, accrued_at=None, closed=True)

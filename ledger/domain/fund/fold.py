@@ -19,7 +19,13 @@ product's terms, the entry the fund engine must have posted, and compares postin
   (or the first shares) to this entry, pro rata, at its `price` (`accrual`);
 - `fee.management`, `funding` (books written before accruals): one day's fee on the equity,
   one day's funding on the position, once per `daily` day (`management_fee`, `funding`);
-- `split` / `merge`: its `ratio_num` / `ratio_den` over every holder's units (`split`);
+- `split` / `merge`: its `ratio_num` / `ratio_den` added to the share index, the shares
+  outstanding floor(S x num / den), its `shares_after` and `epoch` recorded (`split`); in a
+  book from before the index, the ratio over every holder's units, the remainder to the
+  treasury;
+- with a share index, every order's holders move the shares outstanding by their shares
+  under the index, the difference to their units posted to `equity:share-index` (the order's
+  own rule);
 - `close`: only for a wiped-out fund, every holder's shares cancelled (`close`); after it
   the book takes no entry at all (`sealed`);
 
@@ -36,8 +42,9 @@ from datetime import date, datetime
 
 from ledger.domain.fund import accounts as acc
 from ledger.domain.fund import entries, orders
-from ledger.domain.fund.split import split_shares
-from ledger.domain.fund.state import FundState, nav_per_share_units
+from ledger.domain.fund.shareindex import INDEX_KEY
+from ledger.domain.fund.split import index_split, split_shares
+from ledger.domain.fund.state import FundState, Index, nav_per_share_units
 from ledger.domain.fund.terms import Terms
 from ledger.domain.journal import EntryDraft, JournalEntry, Posting
 from ledger.domain.money import parse_units
@@ -122,6 +129,8 @@ class FundFold:
             return self._finding(entry, _RULES.get(draft.kind, "kind"), str(exc))
         if expected is None or not _same_postings(expected.postings, draft.postings):
             return self._finding(entry, rule, self._mismatch(expected, draft))
+        if draft.kind in ("split", "merge") and expected.metadata != draft.metadata:
+            return self._finding(entry, rule, "the split's recorded index is not its ratio's")
         if draft.kind == "orders" and expected.metadata != draft.metadata:
             # A batch's postings add its orders up: its fills (what each holder paid, got and
             # was rebated) are checked in its metadata.
@@ -140,7 +149,7 @@ class FundFold:
         quote, share = terms.quote_asset.code, terms.share_asset.code
         pos = terms.position_asset.code
         collateral, position = state.collateral, state.position
-        supply, shortfall = state.supply, state.shortfall
+        supply, shortfall, gap = state.supply, state.shortfall, state.index_gap
         for p in draft.postings:
             account, asset, amount = p.account, p.asset, p.amount
             if asset == quote:
@@ -151,6 +160,9 @@ class FundFold:
             elif asset == share:
                 if account == acc.SHARES_OUTSTANDING:
                     supply -= amount
+                elif account == acc.SHARE_INDEX:
+                    supply -= amount
+                    gap += amount
                 elif account.startswith(acc.HOLDER_PREFIX):
                     holder = account[len(acc.HOLDER_PREFIX) :]
                     self.holders[holder] = self.holders.get(holder, 0) + amount
@@ -179,6 +191,7 @@ class FundFold:
             if day is not None and (daily_on is None or day > daily_on):
                 daily_on = day
         accrued_at = _accrued_at(state.accrued_at, draft, meta, supply)
+        index = _index_after(state.index, draft.kind, meta)
         self.state = FundState(
             collateral,
             position,
@@ -190,6 +203,8 @@ class FundFold:
             mark_price,
             accrued_at,
             state.closed or draft.kind == "close",
+            index,
+            gap,
         )
         self.seq = entry.seq
         self.last_at = draft.effective_at
@@ -250,6 +265,11 @@ class FundFold:
             return made, after, "close"
         # split / merge
         num, den = int(meta["ratio_num"]), int(meta["ratio_den"])
+        if INDEX_KEY in meta:
+            made, after = index_split(terms, state, num=num, den=den, at=at, kind=kind, key=key)
+            return made, after, "split"
+        if state.index:
+            raise ValueError("a split after the share index's first must be an index split")
         made, after, _ = split_shares(
             terms, state, self.holders, num=num, den=den, at=at, kind=kind, key=key
         )
@@ -269,14 +289,24 @@ class FundFold:
         if kind == "mint":
             cash = parse_units(meta["cash"], terms.quote_asset.scale, "cash")
             self.order_navs[entry.seq] = nav_per_share_units(terms, state)
+            holder = meta["holder"]
             made, after, _ = entries.mint(
-                terms, state, holder=meta["holder"], cash=cash, at=at, key=key
+                terms,
+                state,
+                holder=holder,
+                cash=cash,
+                at=at,
+                key=key,
+                held=self.holders.get(holder, 0),
             )
             return made, after, "mint_price"
         if kind == "redeem":
             holder = meta["holder"]
             code = acc.holder_account_code(holder)
-            shares = -sum(p.amount for p in draft.postings if p.account == code)
+            if "shares" in meta:  # shares as the holder saw them (a fund with an index)
+                shares = parse_units(meta["shares"], terms.share_asset.scale, "shares")
+            else:
+                shares = -sum(p.amount for p in draft.postings if p.account == code)
             self.order_navs[entry.seq] = nav_per_share_units(terms, state)
             made, after, _ = entries.redeem(
                 terms,
@@ -323,6 +353,16 @@ class FundFold:
 
     def _finding(self, entry: JournalEntry, rule: str, problem: str) -> FundFinding:
         return FundFinding(entry.seq, rule, f"entry {entry.seq} ({entry.draft.kind}): {problem}")
+
+
+def _index_after(index: Index, kind: str, meta: dict[str, str]) -> Index:
+    """Return the share index after an entry: one ratio more after an index split."""
+    if INDEX_KEY not in meta or kind not in ("split", "merge"):
+        return index
+    try:
+        return (*index, (int(meta["ratio_num"]), int(meta["ratio_den"])))
+    except (KeyError, ValueError):
+        return index  # the check reported it
 
 
 def _utc(text: str) -> datetime:

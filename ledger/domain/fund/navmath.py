@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ledger.domain.fund.shareindex import shares_of, units_showing
 from ledger.domain.fund.state import FundState
 from ledger.domain.fund.terms import Ratio, Terms
 from ledger.domain.money import Rounding, div_round, mul_div
@@ -144,8 +145,11 @@ def quote_mint(terms: Terms, state: FundState, cash: int) -> MintQuote:
         shares = (net * state.supply) // state.collateral
         used = ceil_div(shares * state.collateral, state.supply)
     else:
-        shares = (net * terms.share_one) // terms.nav0_units
-        used = ceil_div(shares * terms.nav0_units, terms.share_one)
+        # The first units: each share at the initial NAV (under a share index, the units
+        # that show at most those shares; the cash they do not show is not used).
+        shares = units_showing((net * terms.share_one) // terms.nav0_units, state.index)
+        shown = shares_of(shares, state.index)
+        used = ceil_div(shown * terms.nav0_units, terms.share_one)
     if shares <= 0:
         raise Rejected(Reason.BELOW_MINIMUM, "cash buys less than one share base unit")
     dust = cash - fee - used - trade_fee

@@ -20,6 +20,7 @@ from datetime import datetime
 from ledger.domain.fund import accounts as acc
 from ledger.domain.fund import entries
 from ledger.domain.fund.navmath import quote_mint, quote_redeem, trading_fee
+from ledger.domain.fund.shareindex import reindexed, units_to_cancel
 from ledger.domain.fund.state import FundState, nav_per_share_units
 from ledger.domain.fund.terms import Terms
 from ledger.domain.journal import MAX_METADATA_ITEMS, EntryDraft, Posting
@@ -35,7 +36,7 @@ RECORD_TEXT = 4000
 @dataclass(frozen=True, slots=True)
 class Order:
     """One order of a batch: a mint of `amount` quote base units of cash, or a redemption
-    of `amount` share base units."""
+    of `amount` share base units (shares as the holder sees them, under the share index)."""
 
     side: str  # "mint" | "redeem"
     holder: str
@@ -113,6 +114,11 @@ def batch(
     _bump(lines, (acc.TRADING_FEES, qa), -saved)
     _bump(lines, (acc.CONTRIBUTED, qa), rebates)  # refunded to minters, paid to redeemers
     _bump(lines, (acc.COLLATERAL, qa), kept)
+    # With a share index the shares outstanding move by the holders' shares (net per holder).
+    made, gap = reindexed(terms, state.index, [(a, s, u) for (a, s), u in lines.items()], held)
+    if gap:
+        for account, asset, amount in made[len(lines) :]:
+            _bump(lines, (account, asset), amount)
     postings = tuple(Posting(a, s, u) for (a, s), u in lines.items() if u)
     meta = _metadata(terms, state, fills, net, net_fee, saved)
     # The batch carries its price (the mark basis moves to it, as any order that trades);
@@ -120,6 +126,7 @@ def batch(
     sized = state.position == 0 and running.position != 0
     after = replace(
         running,
+        index_gap=running.index_gap + gap,
         collateral=running.collateral + kept,
         mark_price=state.price or running.mark_price,
         rebalance_price=state.price if sized else state.rebalance_price,
@@ -174,9 +181,10 @@ def _chunks(records: list[str], limit: int) -> list[str]:
 FILL_FIELDS = ("side", "holder", "amount", "shares", "cash", "fee", "trade", "rebate")
 """The fields of one fill in an `orders` entry's `fills.NNN` metadata (space-separated;
 fills separated by ";"), in this order, amounts as integers of base units: amount is the
-cash asked (a mint, quote units) or the shares redeemed (share units); shares issued (> 0)
-or cancelled (< 0); cash is what the order paid in (a mint, after its rebate) or was paid
-(a redemption, rebate included); fee (quote); trade (position units); rebate (quote)."""
+cash asked (a mint, quote units) or the shares redeemed (share units); shares is the
+holder's units issued (> 0) or cancelled (< 0), which are shares until the fund's first
+index split; cash is what the order paid in (a mint, after its rebate) or was paid (a
+redemption, rebate included); fee (quote); trade (position units); rebate (quote)."""
 
 
 def fills_of(meta: dict[str, str]) -> list[dict[str, str]]:
@@ -204,8 +212,9 @@ def _alone(
     if order.side == "redeem":
         treasury = holdings.get("treasury", 0) if order.holder != "treasury" else 0
         held = holdings.get(order.holder, 0)
-        rq = quote_redeem(terms, state, order.amount, held, treasury)
-        filled = (-order.amount, rq.paid, rq.fee, rq.trade, rq.trade_fee)
+        units = units_to_cancel(order.amount, held, state.index)
+        rq = quote_redeem(terms, state, units, held, treasury)
+        filled = (-units, rq.paid, rq.fee, rq.trade, rq.trade_fee)
         return (
             entries.redeem_lines(terms, rq, order.holder),
             entries.after_redeem(state, rq),

@@ -1,9 +1,13 @@
-"""Split and merge: rescale every holder's units by N/D in one entry.
+"""Split and merge: one entry that adds the ratio N/D to the share index (`index_split`).
 
-Each holder's new units = floor(old x N / D); the new supply is floor(supply x N / D) and
-the remainder (supply_after - sum of holders' new units) goes to `holder:treasury`, so the
-supply still equals the sum of the holders. Total equity is untouched, so every holder's
-value is unchanged to within one share base unit x NAV; NAV per share scales by D / N.
+No holder is posted to: every holder's shares are their units under the index, each ratio
+applied in turn and rounded down (`shareindex.shares_of`), and the shares outstanding become
+floor(S x N / D). Total equity and every holder's units are untouched, so every holder's
+value in units is exactly unchanged and their shares' value within one share base unit x
+NAV per split; NAV per share scales by D / N.
+
+`split_shares` is the rule of books written before the index: each holder's units posted
+to floor(old x N / D), the remainder to `holder:treasury` (kept so they still verify).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from datetime import datetime
 
 from ledger.domain.fund import accounts as acc
 from ledger.domain.fund.entries import fund_draft
+from ledger.domain.fund.shareindex import INDEX_KEY
 from ledger.domain.fund.state import FundState, nav_per_share_units
 from ledger.domain.fund.terms import Terms
 from ledger.domain.journal import EntryDraft, Posting
@@ -49,6 +54,48 @@ def parse_ratio(text: str, *, kind: str) -> tuple[int, int]:
     return new, old
 
 
+def index_split(
+    terms: Terms,
+    state: FundState,
+    *,
+    num: int,
+    den: int,
+    at: datetime,
+    kind: str = "split",
+    key: str | None = None,
+) -> tuple[EntryDraft, FundState]:
+    """Return the one entry of a split or merge by num/den, and the state after it.
+
+    No holder is posted to: the ratio joins the index. The shares outstanding S become
+    floor(S * num / den). Refused for a fund without shares, a wiped-out fund, or a ratio
+    that leaves no share or changes none.
+    """
+    if state.supply == 0:
+        raise Rejected(Reason.BAD_INPUT, f"{terms.book} has no shares to {kind}")
+    if state.wiped_out:
+        raise Rejected(Reason.FUND_WIPED_OUT, f"{terms.book} is wiped out")
+    before = state.shares
+    after = before * num // den
+    if after == 0:
+        raise Rejected(Reason.BAD_INPUT, f"a {kind} by {den}:{num} leaves no shares")
+    if after == before:
+        raise Rejected(Reason.BAD_INPUT, f"a {kind} by {den}:{num} changes no share")
+    share = terms.share_asset.code
+    postings = [
+        Posting(acc.SHARES_OUTSTANDING, share, before - after),
+        Posting(acc.SHARE_INDEX, share, after - before),
+    ]
+    index = (*state.index, (num, den))
+    meta = {
+        "ratio_num": str(num),
+        "ratio_den": str(den),
+        "shares_after": str(after),
+        INDEX_KEY: str(len(index)),
+    }
+    draft = fund_draft(terms, kind, at, postings, meta, key)
+    return draft, replace(state, index=index, index_gap=state.index_gap + after - before)
+
+
 def split_shares(
     terms: Terms,
     state: FundState,
@@ -60,7 +107,8 @@ def split_shares(
     kind: str = "split",
     key: str | None = None,
 ) -> tuple[EntryDraft, FundState, dict[str, int]]:
-    """Rescale `holders` (holder id -> share units) by num/den, rounding each down.
+    """Rescale `holders` (holder id -> share units) by num/den, rounding each down: the
+    split of books written before the share index (the fold re-checks those with it).
 
     Returns the draft, the state after and every holder's units after (the treasury gets the
     remainder). Refused if the fund has no shares or is wiped out.

@@ -18,6 +18,9 @@ from ledger.errors import Reason, Rejected
 
 MULTIPLE_PRECISION = 28
 
+Index = tuple[tuple[int, int], ...]
+"""The share index: the (num, den) of every index split and merge, in order (shareindex.py)."""
+
 
 @dataclass(frozen=True, slots=True)
 class FundState:
@@ -31,6 +34,9 @@ class FundState:
     so that variation margin too small to post (under one quote unit) carries over to the
     next mark and the journal alone determines every mark. rebalance_price: the price of the
     last posted rebalance (0 if none). daily_on: UTC date of the last scheduled (daily) run.
+    index: the share index (empty until the first index split); supply counts internal
+    units, and index_gap is the balance of `equity:share-index`, shares outstanding less
+    units (0 without an index), so `shares` is the shares outstanding.
     """
 
     collateral: int = 0
@@ -43,6 +49,13 @@ class FundState:
     mark_price: int = 0
     accrued_at: datetime | None = None
     closed: bool = False  # a wiped-out fund whose shares were cancelled: sealed
+    index: Index = ()
+    index_gap: int = 0
+
+    @property
+    def shares(self) -> int:
+        """Return the shares outstanding in base units (the units when there is no index)."""
+        return self.supply + self.index_gap
 
     @property
     def wiped_out(self) -> bool:
@@ -53,13 +66,14 @@ class FundState:
 def nav_per_share_units(terms: Terms, state: FundState) -> int:
     """Return NAV per whole share in quote base units, rounded down; 0 if wiped out.
 
-    Before the first share exists the NAV is the product's initial NAV.
+    Before the first share exists the NAV is the product's initial NAV. With a share index
+    it is per share outstanding (orders are priced per unit, `navmath`).
     """
     if state.supply == 0:
         return terms.nav0_units
     if state.wiped_out:
         return 0
-    return mul_div(state.collateral, terms.share_one, state.supply, Rounding.DOWN)
+    return mul_div(state.collateral, terms.share_one, state.shares or state.supply, Rounding.DOWN)
 
 
 def exposure_units(terms: Terms, state: FundState) -> int:

@@ -1,0 +1,154 @@
+"""The share index: splits and merges in one entry, whatever the number of holders.
+
+A holder's `holder:<id>` balance holds fixed internal *units*; a split or merge never posts
+to it. The fund's state carries the index, the list of split/merge ratios (num, den) in the
+order they happened, and a holder's *shares* are their units with every ratio applied in
+turn, each rounded down:
+
+    shares(u) = floor(... floor(floor(u * n1 / d1) * n2 / d2) ... * nk / dk)
+
+which is exactly what the ERC-20 mirror's `balanceOf` computes from a balance and the ratios
+after it, so the mirror needs no correction after a split. Until a fund's first index split
+its index is empty and units are shares (books from before the index read the same).
+
+`equity:shares-outstanding` holds minus the shares outstanding (S); `equity:share-index`
+holds S - U, the difference between shares and the holders' units (U), so the share asset
+still sums to zero in every entry. A split or merge by n/d is one entry:
+S' = floor(S * n / d), posted as `equity:shares-outstanding` -(S' - S) against
+`equity:share-index` +(S' - S). An order moving a holder from u to u' units changes S by
+shares(u') - shares(u) (what the mirror's supply moves by), the difference to the units
+moved going to `equity:share-index`. The holders' shares sum to at most S: the difference,
+the split rounding remainder, is below one share base unit per holder and split, owned by
+no holder, and reported by `holders` and `verify` (docs/funds.md, "Share index").
+
+Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+from ledger.domain.fund import accounts as acc
+from ledger.domain.fund.state import FundState, Index
+from ledger.domain.fund.terms import Terms
+from ledger.domain.money import format_units
+from ledger.errors import Reason, Rejected, invariant
+
+Line = tuple[str, str, int]
+
+INDEX_KEY = "epoch"
+"""Metadata key that marks an index split/merge: the number of ratios in the index after it
+(a split entry without it is one of the per-holder splits written before the index)."""
+
+
+def shares_of(units: int, index: Index) -> int:
+    """Return the shares `units` show under `index`: every ratio in turn, rounded down."""
+    for num, den in index:
+        units = units * num // den
+    return units
+
+
+def units_to_cancel(shares: int, held: int, index: Index) -> int:
+    """Return the fewest of `held` units whose removal lowers the holder's shares by at
+    least `shares` (all of them when `shares` is the holder's whole balance).
+
+    A redemption of `shares` cancels these units and is paid their value: with the index
+    rounding down, the holder's shares fall by `shares`, or by one unit's worth more when a
+    unit is worth more than one share base unit (after large splits).
+    """
+    if not index:
+        return shares
+    shown = shares_of(held, index)
+    if shares > shown:
+        raise Rejected(
+            Reason.INSUFFICIENT_SHARES, f"redeeming {shares} share units but only {shown} held"
+        )
+    if shares == shown:
+        return held  # the whole balance: no unit is left behind showing no share
+    target = shown - shares
+    low, high = 0, held  # shares_of(held - high) <= target; find the least such high
+    while low < high:
+        middle = (low + high) // 2
+        if shares_of(held - middle, index) <= target:
+            high = middle
+        else:
+            low = middle + 1
+    return low
+
+
+def units_showing(shares: int, index: Index) -> int:
+    """Return the most units that show at most `shares` under `index` (a fund's first
+    units after an index split: priced so that a share is worth the initial NAV)."""
+    if not index:
+        return shares
+    num = den = 1
+    for n, d in index:
+        num, den = num * n, den * d
+    low, high = 0, (shares + 1) * den // num + 1  # shares_of(high) > shares
+    while shares_of(high, index) <= shares:
+        high *= 2
+    while low < high - 1:  # shares_of(low) <= shares < shares_of(high)
+        middle = (low + high) // 2
+        if shares_of(middle, index) <= shares:
+            low = middle
+        else:
+            high = middle
+    return low
+
+
+def reindexed(
+    terms: Terms, index: Index, lines: list[Line], held: Mapping[str, int]
+) -> tuple[list[Line], int]:
+    """Return an order's lines with the shares outstanding moved by the holders' shares,
+    and the change of `equity:share-index` (0, lines unchanged, when the index is empty).
+
+    `lines` post the holders' units against `equity:shares-outstanding` (as without an
+    index); `held` gives the units each holder in them had before.
+    """
+    if not index:
+        return lines, 0
+    share = terms.share_asset.code
+    cut = len(acc.HOLDER_PREFIX)
+    moved: dict[str, int] = {}
+    for account, asset, amount in lines:
+        if asset == share and account.startswith(acc.HOLDER_PREFIX):
+            holder = account[cut:]
+            moved[holder] = moved.get(holder, 0) + amount
+    units = sum(moved.values())
+    shares = sum(
+        shares_of(held.get(h, 0) + delta, index) - shares_of(held.get(h, 0), index)
+        for h, delta in moved.items()
+    )
+    gap = shares - units
+    if gap:
+        lines = [*lines, (acc.SHARES_OUTSTANDING, share, -gap), (acc.SHARE_INDEX, share, gap)]
+    return lines, gap
+
+
+def holder_shares(holders: Mapping[str, int], index: Index) -> dict[str, int]:
+    """Return {holder: shares} for {holder: units} under `index` (one pass)."""
+    if not index:
+        return dict(holders)
+    return {h: shares_of(u, index) for h, u in holders.items()}
+
+
+def remainder(state: FundState, holders: Iterable[int]) -> int:
+    """Return the shares outstanding no holder shows (the split rounding), given every
+    holder's shares; never negative in a sound book."""
+    left = state.shares - sum(holders)
+    invariant(left >= 0, "holders cannot show more shares than are outstanding")
+    return left
+
+
+def index_text(terms: Terms, state: FundState) -> dict[str, str]:
+    """Return the index as JSON-ready text: the ratios, units and shares outstanding."""
+    return {
+        "ratios": " ".join(f"{n}/{d}" for n, d in state.index),
+        "units": format_units(state.supply, terms.share_asset.scale),
+        "shares": format_units(state.shares, terms.share_asset.scale),
+    }
+
+
+def ratios(index: Sequence[tuple[int, int]]) -> Index:
+    """Return an index as a tuple of (num, den) tuples (from stored text, say)."""
+    return tuple((int(n), int(d)) for n, d in index)
