@@ -156,6 +156,19 @@ class FundEconomics(FreshDatabaseMachine):
         state = self.funds.state(BOOK)
         return Fraction(state.collateral, state.shares) * 10**12 if state.supply else NAV0
 
+    def _slack(self) -> Fraction:
+        """The most the shares one order shows can differ from its units x the index, in
+        shares: each ratio's rounding down (< 1 base unit) scaled by the ratios after it,
+        and one unit (worth the whole index) that a redemption may cancel beyond the shares
+        asked. 1e-18 without an index."""
+        index = self.funds.state(BOOK).index
+        ratios = [Fraction(num, den) for num, den in index]
+        slack, scale = Fraction(1), Fraction(1)
+        for ratio in reversed(ratios):
+            slack += scale
+            scale *= ratio
+        return (slack + scale) / 10**18 if index else Fraction(1, 10**18)
+
     def _held(self, holder: str) -> int:
         """The holder's shares as the engine shows them (their units under the share index)."""
         units = self.lg.balance(BOOK, f"holder:{holder}", BOOK)
@@ -195,7 +208,7 @@ class FundEconomics(FreshDatabaseMachine):
         # The order is priced at the engine's NAV, which carries the equity's rounding so far.
         relative = self.relative if self.model.supply else Fraction(0)
         minted = self.model.mint(holder, Fraction(cash), self.clock.now())
-        self.share_error += minted * relative + 2 * USDT / self.model.nav
+        self.share_error += minted * relative + 2 * USDT / self.model.nav + self._slack()
         self._step()
 
     @rule(holder=st.sampled_from(HOLDERS), percent=st.sampled_from([10, 50, 100]))
@@ -220,6 +233,7 @@ class FundEconomics(FreshDatabaseMachine):
         # The model redeems the same part of its own (exact) holding: all of it for 100%.
         part = self.model.holders[holder] * percent / 100 if units < held or percent == 100 else 0
         self.model.redeem(holder, part, self.clock.now())
+        self.share_error += self._slack()
         self._step()
 
     @rule(
@@ -246,7 +260,7 @@ class FundEconomics(FreshDatabaseMachine):
         now = self.clock.now()
         exact = self.model.holders.get(redeemer, Fraction(0))
         minted = self.model.mint(minter, Fraction(cash), now)
-        self.share_error += minted * relative + 2 * USDT / self.model.nav
+        self.share_error += minted * relative + 2 * USDT / self.model.nav + 2 * self._slack()
         if units:
             part = exact * percent / 100 if units < held or percent == 100 else Fraction(0)
             self.model.redeem(redeemer, part, now)
@@ -293,9 +307,12 @@ class FundEconomics(FreshDatabaseMachine):
         if state.supply == 0:
             return
         shares = Fraction(state.shares, 10**18)
-        assert after >= before - USDT  # `before` is shown rounded down to a base unit
+        # Priced per unit, the order leaves the others' value per unit as it was (in their
+        # favour only); per share, the shares it shows under the index round (`_slack`).
+        shown = self._slack() / shares
+        assert after >= before - USDT - 2 * after * shown  # `before` is shown rounded down
         # Gained by the others at most the displayed NAV's rounding and a few units of dust.
-        assert after - before <= USDT + 10 * USDT / shares
+        assert after - before <= USDT + 10 * USDT / shares + 2 * after * shown
 
     # --- invariants ----------------------------------------------------------------------------
     @invariant()

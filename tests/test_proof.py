@@ -251,8 +251,8 @@ def test_every_leaf_of_any_tree_verifies(leaves: list[tuple[bytes, int]]) -> Non
 
 # --- a fund -----------------------------------------------------------------------------------
 def _fund(lg: Ledger, holders: int) -> dict[str, int]:
-    """Mint `holders` holders, redeem some in part and some in full, split 2:3 (remainders to
-    the treasury), mint and redeem again; return the seq of each stage.
+    """Mint `holders` holders, redeem some in part and some in full, split 2:3 (one entry:
+    the share index), mint and redeem again; return the seq of each stage.
     """
     funds = Funds(lg, clock=FixedClock(T0))
     funds.create_product("BTC3L", max_price_age=None)
@@ -293,7 +293,11 @@ def _every_proof_verifies(lg: Ledger, seq: int) -> LiabilitiesRoot:
     found = liabilities_at(lg, "BTC3L", seq=seq)
     root, register = found.root(), found.register
     assert root.seq == seq
-    assert root.sum == register.shares_outstanding == sum(register.units.values())
+    # The leaves are the holders' shares under the index; the split rounding no holder shows
+    # makes up the rest of the shares outstanding (at most one base unit per holder).
+    assert root.sum == sum(register.units.values())
+    assert root.sum + register.remainder == register.shares_outstanding
+    assert 0 <= register.remainder <= len(register.units)
     assert root == reference_root(found.key, seq, register.units)
     for holder, units in register.units.items():
         proof = found.proof(holder)
@@ -318,11 +322,13 @@ def test_ten_thousand_holders_every_proof_verifies(big_fund: tuple[Ledger, dict[
     lg, seqs = big_fund
     root = _every_proof_verifies(lg, seqs["head"])
     funds = Funds(lg)
-    assert root.sum == funds.state("BTC3L").supply
     register = liabilities_at(lg, "BTC3L").register
-    # 10,000 minted, 200 redeemed in full, 20 late mints, and the treasury's split remainder.
-    assert len(register.units) == 10_000 - 200 + 20 + 1
-    assert register.units["treasury"] > 0
+    assert root.sum + register.remainder == funds.state("BTC3L").shares
+    assert funds.holders("BTC3L")["remainder"] == format_units(register.remainder, 18)
+    # 10,000 minted, 200 redeemed in full, 20 late mints; the split moves no unit, so the
+    # treasury gets nothing.
+    assert len(register.units) == 10_000 - 200 + 20
+    assert "treasury" not in register.units
     assert "h3" not in register.units
     assert root.depth == 14
 
@@ -380,7 +386,11 @@ def test_postgres_fund_every_proof_verifies(pg_url: str) -> None:
         seqs = _fund(lg, 300)
         for seq in seqs.values():
             _every_proof_verifies(lg, seq)
-        assert liabilities_root(lg, "BTC3L").sum == Funds(lg).state("BTC3L").supply
+        register = liabilities_at(lg, "BTC3L").register
+        assert (
+            liabilities_root(lg, "BTC3L").sum + register.remainder
+            == Funds(lg).state("BTC3L").shares
+        )
         proof = liability_proof(lg, "BTC3L", "h10", seq=seqs["split"])
         assert check_against_ledger(lg, proof) is None
         assert check_against_ledger(lg, replace(proof, units=proof.units + 1)) is not None

@@ -8,7 +8,10 @@ on chain with what the ledger says and never assumes which.
 
 Splits and merges are barriers: the chain is first brought to the ledger's state just before the
 split entry, then the split is mirrored as one `rebase` transaction (ratio applied to every
-holder at once, plus the ledger's dust corrections), then sync moves on.
+holder at once, plus the ledger's dust corrections), then sync moves on. Under the share index
+(ledger/domain/fund/shareindex.py) a holder's shares are their units with every ratio applied
+in turn and rounded down, exactly as `balanceOf` applies them, so an index split needs no
+correction; a per-holder split of a book from before the index may need some.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ledger.chain.holders import HolderId, holder_of
+from ledger.domain.fund.shareindex import holder_shares
 from ledger.domain.fund.split import MAX_RATIO
 from ledger.domain.journal import JournalEntry
 from ledger.domain.money import Rounding, mul_div
@@ -33,9 +37,17 @@ class LedgerSnapshot:
     head_seq: int
     head_hash: bytes
     holders: tuple[HolderId, ...]  # every holder account ever opened, sorted
-    balances: Mapping[HolderId, int]  # share units at head_seq (missing = 0)
+    balances: Mapping[HolderId, int]  # internal units at head_seq (missing = 0)
     entries: tuple[JournalEntry, ...]  # entries with seq > from_seq, in order
     from_seq: int
+    splits: tuple[tuple[int, int, int], ...] = ()  # (seq, num, den) of every index split
+    supply: int | None = None  # shares outstanding at head_seq (None: the holders' sum)
+
+    def shares_outstanding(self) -> int:
+        """Return the shares outstanding at head_seq (the holders' shares and the rounding)."""
+        if self.supply is not None:
+            return self.supply
+        return sum(balances_at(self, self.head_seq).values())
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +82,8 @@ def share_deltas(entry: JournalEntry, book: str) -> dict[HolderId, int]:
 
 
 def balances_at(snapshot: LedgerSnapshot, seq: int) -> dict[HolderId, int]:
-    """Return every holder's share units as of `seq` (from_seq <= seq <= head_seq)."""
+    """Return every holder's shares as of `seq` (from_seq <= seq <= head_seq): their units
+    then, under the share index then (each ratio in turn, rounded down, as `balanceOf`)."""
     if not snapshot.from_seq <= seq <= snapshot.head_seq:
         raise ValueError(f"seq {seq} outside {snapshot.from_seq}..{snapshot.head_seq}")
     result = {h: snapshot.balances.get(h, 0) for h in snapshot.holders}
@@ -79,7 +92,8 @@ def balances_at(snapshot: LedgerSnapshot, seq: int) -> dict[HolderId, int]:
             break
         for holder, delta in share_deltas(entry, snapshot.book).items():
             result[holder] = result.get(holder, 0) - delta
-    return result
+    index = tuple((num, den) for at, num, den in snapshot.splits if at <= seq)
+    return holder_shares(result, index) if index else result
 
 
 def split_ratio(entry: JournalEntry) -> tuple[int, int]:

@@ -13,6 +13,7 @@ from web3 import Web3
 
 from ledger.chain.deployment import attach
 from ledger.chain.holders import address_map
+from ledger.chain.plan import balances_at
 from ledger.chain.sync import read_snapshot
 from ledger.services.ledger import Ledger
 
@@ -40,10 +41,17 @@ class ReconcileReport:
     chain_supply: int
     chain_sum: int
     differences: list[HolderDifference] = field(default_factory=list)
+    ledger_sum: int | None = None
+    """The holders' shares in the ledger (below the supply by the share index's rounding)."""
 
     @property
     def ok(self) -> bool:
-        return not self.differences and self.ledger_supply == self.chain_supply == self.chain_sum
+        shown = self.ledger_supply if self.ledger_sum is None else self.ledger_sum
+        return (
+            not self.differences
+            and self.ledger_supply == self.chain_supply
+            and shown == self.chain_sum
+        )
 
     def as_json(self) -> dict[str, Any]:
         """Return the stable JSON form (`chain reconcile --json`); units as decimal strings."""
@@ -55,6 +63,7 @@ class ReconcileReport:
             "chain_seq": self.chain_seq,
             "holders": self.holders,
             "ledger_supply": str(self.ledger_supply),
+            "ledger_sum": str(self.ledger_supply if self.ledger_sum is None else self.ledger_sum),
             "chain_supply": str(self.chain_supply),
             "chain_sum": str(self.chain_sum),
             "differences": [
@@ -77,10 +86,11 @@ def reconcile_book(lg: Ledger, book: str, w3: Web3) -> ReconcileReport:
     addresses = address_map(snapshot.holders)
     chain = client.balances([addresses[h] for h in snapshot.holders])
     chain_supply = client.total_supply()
+    shares = balances_at(snapshot, snapshot.head_seq)
     diffs = [
-        HolderDifference(h, addresses[h], snapshot.balances.get(h, 0), units)
+        HolderDifference(h, addresses[h], shares.get(h, 0), units)
         for h, units in zip(snapshot.holders, chain, strict=True)
-        if units != snapshot.balances.get(h, 0)
+        if units != shares.get(h, 0)
     ]
     return ReconcileReport(
         book=book,
@@ -88,7 +98,8 @@ def reconcile_book(lg: Ledger, book: str, w3: Web3) -> ReconcileReport:
         ledger_seq=snapshot.head_seq,
         chain_seq=chain_seq,
         holders=len(snapshot.holders),
-        ledger_supply=sum(snapshot.balances.values()),
+        ledger_supply=snapshot.shares_outstanding(),
+        ledger_sum=sum(shares.values()),
         chain_supply=chain_supply,
         chain_sum=sum(chain),
         differences=diffs,

@@ -53,9 +53,11 @@ from ledger.chain.token import (
     sized,
 )
 from ledger.clock import Clock, SystemClock
+from ledger.domain.fund.accounts import SHARES_OUTSTANDING
 from ledger.domain.journal import JournalEntry, to_micros
 from ledger.errors import Reason, Rejected
 from ledger.services.ledger import Ledger
+from ledger.services.share_index import index_splits
 
 MAX_BATCH = 500
 MAX_FAILING_ROUNDS = 3
@@ -119,6 +121,9 @@ def read_snapshot(lg: Ledger, book: str, *, from_seq: int) -> LedgerSnapshot:
         for entry in unit.entries(book, from_seq=from_seq + 1, to_seq=head_seq):
             if kept or entry.draft.kind in SPLIT_KINDS:
                 kept.append(entry)
+    # The journal is append-only: its index splits up to head_seq read the same afterwards.
+    splits = tuple(s for s in index_splits(lg, book) if s[0] <= head_seq)
+    outstanding = share.get((SHARES_OUTSTANDING, book))
     return LedgerSnapshot(
         book=book,
         head_seq=head_seq,
@@ -127,6 +132,8 @@ def read_snapshot(lg: Ledger, book: str, *, from_seq: int) -> LedgerSnapshot:
         balances=balances,
         entries=tuple(kept),
         from_seq=kept[0].seq - 1 if kept else head_seq,
+        splits=splits,
+        supply=None if outstanding is None else -outstanding,
     )
 
 

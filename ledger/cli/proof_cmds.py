@@ -290,21 +290,24 @@ def root_cmd(
         "holders": len(register.units),
         "shares_outstanding": str(register.shares_outstanding),
         "shares_outstanding_amount": format_units(register.shares_outstanding, scale),
-        "sum_matches_shares_outstanding": root.sum == register.shares_outstanding,
+        "remainder": str(register.remainder),
+        "sum_matches_shares_outstanding": register.remainder >= 0
+        and root.sum + register.remainder == register.shares_outstanding,
     }
     if ref is not None:
         _compare_on_chain(ref, product, root, payload, rpc_url, allow_remote_rpc, chain_dir)
-    if root.sum != register.shares_outstanding:
+    if not payload["sum_matches_shares_outstanding"]:
         raise AuditFailed(
-            f"{product} at seq {root.seq}: the tree's sum {root.sum} is not the shares"
-            f" outstanding {register.shares_outstanding}",
+            f"{product} at seq {root.seq}: the tree's sum {root.sum} and the split rounding"
+            f" {register.remainder} are not the shares outstanding {register.shares_outstanding}",
             payload,
         )
     emit(
         payload,
         lambda: (
             f"{product} at seq {root.seq} (head {register.head_seq}): root {root.hash.hex()}\n"
-            f"sum {root.sum} = shares outstanding {payload['shares_outstanding_amount']},"
+            f"sum {root.sum} (+ split rounding {register.remainder}) = shares outstanding"
+            f" {payload['shares_outstanding_amount']},"
             f" depth {root.depth}, {payload['holders']} holders"
         ),
     )

@@ -52,6 +52,8 @@ def audit_fund(lg: Ledger, terms: Terms) -> FundFinding | None:
         head = unit.head(terms.book)[0]
         fold = FundFold(terms)
         finding = fold.apply_all(noting_accruals(unit.entries(terms.book, to_seq=head)))
+        if finding is None:
+            finding = fold.index_finding()
         if finding is not None:
             return finding
         record = fund_store.load_record(unit.connection, terms.book)
@@ -99,7 +101,7 @@ def compare_record(fold: FundFold, record: FundRecord, head: int) -> FundFinding
         return finding(f"describes seq {record.seq}, the book's head is {head}")
     want, have = fold.state, record.state
     names = ("collateral", "position", "supply", "shortfall", "mark_price", "rebalance_price")
-    for name in (*names, "accrued_at", "closed"):
+    for name in (*names, "accrued_at", "closed", "index", "index_gap"):
         if getattr(have, name) != getattr(want, name):
             return finding(
                 f"has {name} {getattr(have, name)}, the journal gives {getattr(want, name)}"

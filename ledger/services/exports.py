@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
+from ledger.domain.fund.shareindex import in_shares
+from ledger.domain.journal import JournalEntry
 from ledger.errors import Reason, Rejected
 from ledger.services.ledger import Ledger, VerifyReport
+from ledger.services.share_index import index_splits
 
 FORMATS = ("jsonl", "ledger", "beancount")
 _READ_BUFFER = 1 << 20
@@ -36,9 +39,11 @@ def export_book(lg: Ledger, book: str, fmt: str, out: TextIO) -> int:
             from ledger.export.ledgercli import write_ledger as write
         else:
             from ledger.export.beancount import write_beancount as write
-        return write(
-            out, book=book, assets=snap.assets, accounts=snap.accounts, entries=snap.entries
-        )
+        entries: Iterable[JournalEntry] = snap.entries
+        if any(seq <= snap.head_seq for seq, _, _ in index_splits(lg, book)):
+            # A fund with a share index: the tools read each holder's shares, not units.
+            entries = in_shares(entries, book)
+        return write(out, book=book, assets=snap.assets, accounts=snap.accounts, entries=entries)
 
 
 def export_to_path(lg: Ledger, book: str, fmt: str, path: Path) -> int:

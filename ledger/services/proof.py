@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 
 from ledger.domain.fund import accounts as acc
 from ledger.domain.fund.product import RESERVED_HOLDER_IDS, check_holder_id
+from ledger.domain.fund.shareindex import shares_of
 from ledger.domain.fund.terms import Terms
 from ledger.domain.proof import (
     ChainRef,
@@ -31,6 +32,7 @@ from ledger.domain.proof import (
 from ledger.errors import Reason, Rejected
 from ledger.services.funds import Funds
 from ledger.services.ledger import Ledger
+from ledger.services.share_index import index_at, index_splits
 from ledger.storage import proof_store
 
 KeySource = Callable[[int], bytes]
@@ -40,8 +42,11 @@ KeySource = Callable[[int], bytes]
 class Register:
     """A product's holders and their share units as of `seq` (zero holdings left out).
 
+    `units` are each holder's shares: their units under the share index at `seq`.
     `shares_outstanding` is minus the balance of equity:shares-outstanding at `seq`, folded
-    from the same postings, so a tree whose sum differs from it points at a broken book.
+    from the same postings; `remainder` is what of it no holder shows (the index's split
+    rounding, 0 in a book without an index), so a tree whose sum and remainder differ from it,
+    or a negative remainder, points at a broken book.
     """
 
     book: str
@@ -49,6 +54,7 @@ class Register:
     head_seq: int
     units: dict[str, int]
     shares_outstanding: int
+    remainder: int = 0
 
 
 @dataclass(frozen=True)
@@ -167,7 +173,11 @@ def register_at(lg: Ledger, terms: Terms, *, seq: int | None = None) -> Register
         outstanding = -proof_store.account_units_at(
             unit.connection, book, acc.SHARES_OUTSTANDING, share, at
         )
-    return Register(book, at, head, units, outstanding)
+    index = index_at(index_splits(lg, book), at)
+    if index:
+        shown = {h: shares_of(u, index) for h, u in units.items()}
+        units = {h: s for h, s in shown.items() if s}
+    return Register(book, at, head, units, outstanding, outstanding - sum(units.values()))
 
 
 def _canonical(holder: str) -> str:

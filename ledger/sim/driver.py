@@ -15,7 +15,8 @@ from ledger.clock import FixedClock
 from ledger.domain.fund import accounts as acc
 from ledger.domain.fund import orders
 from ledger.domain.fund.rebalance import on_price
-from ledger.domain.fund.split import policy_ratio, split_shares
+from ledger.domain.fund.shareindex import shares_of, units_to_cancel
+from ledger.domain.fund.split import index_split, policy_ratio
 from ledger.domain.fund.state import FundRecord, FundState, effective_multiple, nav_per_share_units
 from ledger.domain.fund.terms import Terms
 from ledger.domain.journal import EntryDraft
@@ -69,9 +70,8 @@ def _policy(run: ProductRun, at: datetime, drafts: list[EntryDraft]) -> None:
     if due is None:
         return
     kind, num, den = due
-    draft, run.state, run.holders = split_shares(
-        run.terms, run.state, run.holders, num=num, den=den, at=at, kind=kind
-    )
+    # One entry whatever the number of holders: the ratio joins the share index.
+    draft, run.state = index_split(run.terms, run.state, num=num, den=den, at=at, kind=kind)
     drafts.append(draft)
     run.split_factor *= Fraction(num, den)
     run.count(kind + "s")
@@ -84,15 +84,16 @@ def _on_orders(run: ProductRun, day: list[Order], at: datetime, drafts: list[Ent
     if run.state.wiped_out:
         run.count("refused", len(day))
         return
-    holdings = dict(run.holders)
+    holdings = dict(run.holders)  # units
+    index = run.state.index
     batch_orders: list[orders.Order] = []
     for order in day:
         held = holdings.get(order.holder, 0)
         if order.redeem:
-            shares = held * order.amount // 100
+            shares = shares_of(held, index) * order.amount // 100
             if shares <= 0:
                 continue
-            holdings[order.holder] = held - shares
+            holdings[order.holder] = held - units_to_cancel(shares, held, index)
             batch_orders.append(orders.Order("redeem", order.holder, shares))
         else:
             batch_orders.append(orders.Order("mint", order.holder, order.amount))
@@ -181,7 +182,9 @@ def setup_products(
                 f"book {name} already has entries in this database: pass --db with a new file"
                 " (or --replace for SQLite)",
             )
-        funds.lg.open_accounts([acc.holder_account(terms.book, h) for h in ids])
+        funds.lg.open_accounts(
+            [acc.share_index_account(terms.book), *(acc.holder_account(terms.book, h) for h in ids)]
+        )
         runs.append(ProductRun(terms=terms, state=FundState(), rng=random.Random(seed + index)))
     return runs
 

@@ -29,7 +29,9 @@ product's terms, the entry the fund engine must have posted, and compares postin
 - `close`: only for a wiped-out fund, every holder's shares cancelled (`close`); after it
   the book takes no entry at all (`sealed`);
 
-and after every entry: no entry reverses another (`no_reversal`), effective times never go
+at the end, the holders' shares under the index and the shares outstanding differ by no
+more than the index splits' rounding (`share_index`); and after every entry: no entry
+reverses another (`no_reversal`), effective times never go
 back (`time_order`), the position's sign is the product's side (`position_side`), and the kind
 is one the fund engine writes (`kind`). Pure: no I/O.
 """
@@ -42,7 +44,7 @@ from datetime import date, datetime
 
 from ledger.domain.fund import accounts as acc
 from ledger.domain.fund import entries, orders
-from ledger.domain.fund.shareindex import INDEX_KEY
+from ledger.domain.fund.shareindex import INDEX_KEY, shares_of
 from ledger.domain.fund.split import index_split, split_shares
 from ledger.domain.fund.state import FundState, Index, nav_per_share_units
 from ledger.domain.fund.terms import Terms
@@ -93,6 +95,9 @@ class FundFold:
     _prices: dict[str, int] = field(default_factory=dict, repr=False)
     order_navs: dict[int, int] = field(default_factory=dict)
     """NAV per share (quote base units, rounded down) that priced each mint and redeem, by seq."""
+    rounding_bound: int = 0
+    """The most split rounding the index splits so far can leave: one share base unit per
+    holder with units at each."""
 
     def apply_all(self, items: Iterable[JournalEntry]) -> FundFinding | None:
         """Apply entries in order; return the first finding, or None."""
@@ -108,6 +113,8 @@ class FundFold:
         self.seq = entry.seq
         meta = dict(entry.draft.metadata)
         finding = self._check(entry, meta)
+        if INDEX_KEY in meta and entry.draft.kind in ("split", "merge"):
+            self.rounding_bound += sum(1 for units in self.holders.values() if units)
         self.absorb(entry, meta)
         if finding is None and self.state.position * self.terms.multiple[0] < 0:
             return self._finding(entry, "position_side", "the position is on the wrong side")
@@ -208,6 +215,23 @@ class FundFold:
         )
         self.seq = entry.seq
         self.last_at = draft.effective_at
+
+    def index_finding(self) -> FundFinding | None:
+        """Return a finding if the holders' shares under the index exceed the shares
+        outstanding, or fall short of them by more than the index splits can round away."""
+        state = self.state
+        if not state.index:
+            return None
+        shown = sum(shares_of(units, state.index) for units in self.holders.values())
+        left = state.shares - shown
+        if 0 <= left <= self.rounding_bound:
+            return None
+        return FundFinding(
+            self.seq,
+            "share_index",
+            f"the holders show {shown} share units under the index, the shares outstanding are"
+            f" {state.shares}: a rounding of {left}, outside 0..{self.rounding_bound}",
+        )
 
     # --- the entry the engine must have posted ------------------------------------------------
     def _expected(

@@ -26,11 +26,13 @@ Pure: no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
 
 from ledger.domain.fund import accounts as acc
 from ledger.domain.fund.state import FundState, Index
 from ledger.domain.fund.terms import Terms
+from ledger.domain.journal import JournalEntry, Posting
 from ledger.domain.money import format_units
 from ledger.errors import Reason, Rejected, invariant
 
@@ -152,3 +154,71 @@ def index_text(terms: Terms, state: FundState) -> dict[str, str]:
 def ratios(index: Sequence[tuple[int, int]]) -> Index:
     """Return an index as a tuple of (num, den) tuples (from stored text, say)."""
     return tuple((int(n), int(d)) for n, d in index)
+
+
+def in_shares(entries: Iterable[JournalEntry], share: str) -> Iterator[JournalEntry]:
+    """Yield `entries` with every holder's share posting as the change of their shares:
+    what a third-party tool (ledger-cli, beancount) must read to show each holder's balance
+    as `holders` does, since it cannot apply an index.
+
+    Until the first index split the entries pass unchanged. An index split gets one posting
+    per holder whose shares it changes (the tools cannot rescale a balance), and in every
+    entry after it `equity:share-index` takes what balances the share asset: in the output
+    its balance is the split rounding no holder shows. Holds every holder's units in memory.
+    """
+    units: dict[str, int] = {}
+    index: Index = ()
+    cut = len(acc.HOLDER_PREFIX)
+    for entry in entries:
+        draft = entry.draft
+        meta = dict(draft.metadata) if draft.kind in ("split", "merge") else {}
+        if INDEX_KEY in meta:
+            before = index
+            index = (*index, (int(meta["ratio_num"]), int(meta["ratio_den"])))
+            moved = {h: shares_of(u, index) - shares_of(u, before) for h, u in units.items()}
+            yield _rewritten(entry, share, moved)
+            continue
+        if not index:
+            for p in draft.postings:
+                if p.asset == share and p.account.startswith(acc.HOLDER_PREFIX):
+                    holder = p.account[cut:]
+                    units[holder] = units.get(holder, 0) + p.amount
+            yield entry
+            continue
+        deltas: dict[str, int] = {}
+        for p in draft.postings:
+            if p.asset == share and p.account.startswith(acc.HOLDER_PREFIX):
+                holder = p.account[cut:]
+                deltas[holder] = deltas.get(holder, 0) + p.amount
+        if not deltas:
+            yield entry
+            continue
+        moved = {}
+        for holder, delta in deltas.items():
+            held = units.get(holder, 0)
+            units[holder] = held + delta
+            moved[holder] = shares_of(held + delta, index) - shares_of(held, index)
+        yield _rewritten(entry, share, moved)
+
+
+def _rewritten(entry: JournalEntry, share: str, moved: Mapping[str, int]) -> JournalEntry:
+    """Return `entry` with its holders' share postings replaced by `moved` (shares) and
+    `equity:share-index` set to balance the share asset (left out when zero)."""
+    draft = entry.draft
+    kept: list[Posting] = []
+    other = 0  # share postings that stay: the shares outstanding
+    for p in draft.postings:
+        if p.asset != share:
+            kept.append(p)
+        elif p.account == acc.SHARES_OUTSTANDING:
+            kept.append(p)
+            other += p.amount
+    holders = [
+        Posting(acc.HOLDER_PREFIX + h, share, amount)
+        for h, amount in sorted(moved.items())
+        if amount
+    ]
+    gap = -(other + sum(p.amount for p in holders))
+    tail = [Posting(acc.SHARE_INDEX, share, gap)] if gap else []
+    postings = (*kept, *holders, *tail)
+    return replace(entry, draft=replace(draft, postings=postings))
