@@ -288,8 +288,8 @@ def _split_text(payload: dict[str, Any]) -> str:
     return (
         f"{payload['kind']} {payload['product']} by {payload['ratio_num']}/{payload['ratio_den']}:"
         f" NAV {payload['nav_before']} -> {payload['nav']['nav_per_share']}, supply"
-        f" {payload['supply_before']} -> {payload['nav']['supply']}, remainder to treasury"
-        f" {payload['remainder_to_treasury']}"
+        f" {payload['supply_before']} -> {payload['supply_after']} (index epoch"
+        f" {payload['epoch']}, one entry; every holder's units unchanged)"
     )
 
 
@@ -300,7 +300,11 @@ def _split_text(payload: dict[str, Any]) -> str:
 @json_option
 @handle_errors
 def split_cmd(product: str, ratio: str, at: str | None) -> None:
-    """Split PRODUCT's units by RATIO OLD:NEW such as 1:5 (five times the shares, NAV / 5).
+    """Split PRODUCT's shares by RATIO OLD:NEW such as 1:5 (five times the shares, NAV / 5).
+
+    One entry whatever the number of holders: the ratio joins the fund's share index, and
+    every holder's shares are their units with each ratio applied in turn, rounded down
+    (docs/funds.md, "Share index"). The shares outstanding become floor(S x NEW / OLD).
 
     \b
     Example:
@@ -317,9 +321,11 @@ def split_cmd(product: str, ratio: str, at: str | None) -> None:
 @json_option
 @handle_errors
 def merge_cmd(product: str, ratio: str, at: str | None) -> None:
-    """Merge (reverse-split) PRODUCT's units by RATIO OLD:NEW such as 5:1 (NAV x 5).
+    """Merge (reverse-split) PRODUCT's shares by RATIO OLD:NEW such as 5:1 (NAV x 5).
 
-    Each holder's units round down; the remainder goes to holder:treasury.
+    One entry, as `split`: each holder's shares round down under the share index; their
+    units, and so their value, are unchanged. What the rounding leaves of the shares
+    outstanding is no holder's (`holders` reports it as the remainder).
 
     \b
     Example:
@@ -377,8 +383,10 @@ def nav_cmd(product: str, at: str | None) -> None:
 def holders_cmd(product: str) -> None:
     """List PRODUCT's holders with their shares, value at NAV and ERC-20 mirror address.
 
-    The address is the one `chain sync` mirrors the holder to (docs/chain.md): the holder id
-    itself when it is an 0x address, else derived from it deterministically.
+    A holder's shares are their units under the fund's share index (equal until its first
+    split or merge); `--json` gives both, and the split rounding no holder shows
+    (`remainder`). The address is the one `chain sync` mirrors the holder to (docs/chain.md):
+    the holder id itself when it is an 0x address, else derived from it deterministically.
 
     \b
     Example:
@@ -392,11 +400,18 @@ def holders_cmd(product: str) -> None:
     emit(
         payload,
         lambda: (
-            "\n".join(
-                f"{h['holder']:<24} {h['shares']:>34} {h['value']:>22}  {h['address']}"
-                for h in payload["holders"]
+            (
+                "\n".join(
+                    f"{h['holder']:<24} {h['shares']:>34} {h['value']:>22}  {h['address']}"
+                    for h in payload["holders"]
+                )
+                or "no holders"
             )
-            or "no holders"
+            + (
+                f"\nsplit rounding held by no holder: {payload['remainder']}"
+                if payload["remainder"].strip("0.")
+                else ""
+            )
         ),
     )
 

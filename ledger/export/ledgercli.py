@@ -87,6 +87,29 @@ def metadata_json(metadata: Sequence[tuple[str, str]]) -> str:
     return "{" + ",".join(f"{_json(k)}:{_json(v)}" for k, v in metadata) + "}"
 
 
+LEDGER_LINE_LIMIT = 4096
+"""ledger-cli refuses a journal line longer than this ("Line exceeds 4096 characters")."""
+_META_ROOM = LEDGER_LINE_LIMIT - len("    ; meta: ") - 1
+
+
+def metadata_lines(metadata: Sequence[tuple[str, str]]) -> list[str]:
+    """Return metadata as `metadata_json` objects, one per line, each short enough for
+    ledger-cli: one object when it fits, else consecutive pairs per line (a batch's fills
+    run to many kilobytes); the objects' union is the metadata."""
+    whole = metadata_json(metadata)
+    if len(whole) <= _META_ROOM:
+        return [whole]
+    found: list[str] = []
+    group: list[tuple[str, str]] = []
+    for pair in metadata:
+        if group and len(metadata_json([*group, pair])) > _META_ROOM:
+            found.append(metadata_json(group))
+            group = []
+        group.append(pair)
+    found.append(metadata_json(group))
+    return found
+
+
 def day_of(micros: int) -> date:
     """Return the UTC calendar day of a time in microseconds since the Unix epoch."""
     return date.fromordinal(_EPOCH_ORDINAL + micros // _MICROS_PER_DAY)
@@ -167,7 +190,7 @@ def _entry_text(
     if draft.reverses is not None:
         lines.append(f"    ; reverses: {draft.reverses}")
     if draft.metadata:
-        lines.append(f"    ; meta: {metadata_json(draft.metadata)}")
+        lines.extend(f"    ; meta: {text}" for text in metadata_lines(draft.metadata))
     for posting in draft.postings:
         unit, name = units.get(posting.asset), names.get(posting.account)
         if unit is None or name is None:

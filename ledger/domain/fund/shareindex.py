@@ -58,15 +58,13 @@ def units_to_cancel(shares: int, held: int, index: Index) -> int:
     rounding down, the holder's shares fall by `shares`, or by one unit's worth more when a
     unit is worth more than one share base unit (after large splits).
     """
-    if not index:
-        return shares
     shown = shares_of(held, index)
     if shares > shown:
         raise Rejected(
             Reason.INSUFFICIENT_SHARES, f"redeeming {shares} share units but only {shown} held"
         )
-    if shares == shown:
-        return held  # the whole balance: no unit is left behind showing no share
+    if shares == shown or not index:
+        return held if shares == shown else shares  # the whole balance: no unit left behind
     target = shown - shares
     low, high = 0, held  # shares_of(held - high) <= target; find the least such high
     while low < high:
