@@ -50,22 +50,29 @@ def nav_payload(terms: Terms, state: FundState) -> dict[str, Any]:
 
 
 def holder_rows(terms: Terms, state: FundState, holders: Mapping[str, int]) -> list[dict[str, str]]:
-    """Return each holder's shares (their units under the share index), units and value at
-    NAV (shares x NAV per share, rounded down), by holder id; holders with no units left out."""
+    """Return each holder's shares (their units under the share index), units and value, by
+    holder id; holders with no units left out. The value is shares x NAV per share (rounded
+    down) without an index; under one it is units x E / U, the exact value per unit rounded
+    down once (the NAV per share shown may round to nothing after many splits)."""
     nav = nav_per_share_units(terms, state)
     one, scale, quote = terms.share_one, terms.share_asset.scale, terms.quote_asset.scale
     index = state.index
+    equity, units_out = max(state.collateral, 0), state.supply
     rows = []
     for holder, units in sorted(holders.items()):
         if not units:
             continue
-        shares = shares_of(units, index)
+        if index:
+            shares = shares_of(units, index)
+            value = mul_div(units, equity, units_out, Rounding.DOWN) if units_out else 0
+        else:
+            shares, value = units, mul_div(units, nav, one, Rounding.DOWN)
         rows.append(
             {
                 "holder": holder,
                 "shares": format_units(shares, scale),
                 "units": format_units(units, scale),
-                "value": format_units(mul_div(shares, nav, one, Rounding.DOWN), quote),
+                "value": format_units(value, quote),
             }
         )
     return rows
@@ -91,7 +98,14 @@ def entry_summary(
         # The id as posted (no re-check): the treasury and ids from older entries read back too.
         code = acc.HOLDER_PREFIX + (holder or meta["holder"])
         delta = sum(p.amount for p in draft.postings if p.account == code)
-        summary["shares_delta"] = format_units(delta, terms.share_asset.scale)
+        shares = delta
+        if draft.kind in ("mint", "redeem") and any(
+            p.account == acc.SHARE_INDEX for p in draft.postings
+        ):
+            # Under a share index the shares outstanding move by this one holder's shares.
+            shares = -sum(p.amount for p in draft.postings if p.account == acc.SHARES_OUTSTANDING)
+        summary["shares_delta"] = format_units(shares, terms.share_asset.scale)
+        summary["units_delta"] = format_units(delta, terms.share_asset.scale)
     for name in ("cash", "paid", "ratio_num", "ratio_den"):
         if name in meta:
             summary[name] = meta[name]

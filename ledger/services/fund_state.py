@@ -13,6 +13,7 @@ from decimal import Decimal
 
 from ledger.domain.fund import accounts as acc
 from ledger.domain.fund.fold import FundFold
+from ledger.domain.fund.shareindex import INDEX_KEY
 from ledger.domain.fund.state import FundRecord, FundState
 from ledger.domain.fund.terms import Terms, quantise_units
 from ledger.services.ledger import Ledger, UnitOfWork
@@ -46,15 +47,29 @@ def rebuild_record(uow: UnitOfWork, terms: Terms, head_seq: int) -> FundRecord:
     return FundRecord(state=state, seq=head_seq, last_at=last_at, price_at=price_at)
 
 
+def _has_index(lg: Ledger, book: str) -> bool:
+    """Whether `book` has opened `equity:share-index` (its first index split did)."""
+    return any(a.code == acc.SHARE_INDEX for a in lg.accounts(book))
+
+
 def state_at(lg: Ledger, terms: Terms, at: datetime) -> FundState:
     """Return the fund's amounts as of effective time `at` (price from the feed or 0)."""
     book = terms.book
     quote, share, pos = terms.quote_asset.code, terms.share_asset.code, terms.position_asset.code
     feed = fund_store.latest_price(lg.engine, terms.underlying, at=at)
+    outstanding = -lg.balance(book, acc.SHARES_OUTSTANDING, share, as_of_time=at)
+    gap = lg.balance(book, acc.SHARE_INDEX, share, as_of_time=at) if _has_index(lg, book) else 0
+    index = tuple(
+        (int(meta["ratio_num"]), int(meta["ratio_den"]))
+        for entry in lg.entries_of_kind(book, ("split", "merge"))
+        if entry.draft.effective_at <= at and INDEX_KEY in (meta := dict(entry.draft.metadata))
+    )
     return FundState(
         collateral=lg.balance(book, acc.COLLATERAL, quote, as_of_time=at),
         position=lg.balance(book, acc.POSITION, pos, as_of_time=at),
-        supply=-lg.balance(book, acc.SHARES_OUTSTANDING, share, as_of_time=at),
+        supply=outstanding - gap,
+        index=index,
+        index_gap=gap,
         shortfall=-lg.balance(book, acc.INSURANCE_COVER, quote, as_of_time=at)
         - lg.balance(book, acc.SHORTFALL, quote, as_of_time=at),
         price=0 if feed is None else _decimal_units(feed[1], terms.quote_asset.scale),

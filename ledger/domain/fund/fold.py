@@ -30,9 +30,10 @@ product's terms, the entry the fund engine must have posted, and compares postin
   the book takes no entry at all (`sealed`);
 
 at the end, the holders' shares under the index and the shares outstanding differ by no
-more than the index splits' rounding (`share_index`); and after every entry: no entry
-reverses another (`no_reversal`), effective times never go
-back (`time_order`), the position's sign is the product's side (`position_side`), and the kind
+more than the index splits' rounding can (`share_index`: each split scales the rounding
+left so far by its ratio and adds one share base unit per holder with units); and after
+every entry: no entry reverses another (`no_reversal`), effective times never go back
+(`time_order`), the position's sign is the product's side (`position_side`), and the kind
 is one the fund engine writes (`kind`). Pure: no I/O.
 """
 
@@ -96,8 +97,8 @@ class FundFold:
     order_navs: dict[int, int] = field(default_factory=dict)
     """NAV per share (quote base units, rounded down) that priced each mint and redeem, by seq."""
     rounding_bound: int = 0
-    """The most split rounding the index splits so far can leave: one share base unit per
-    holder with units at each."""
+    """The most split rounding the index splits so far can leave: each scales what was left
+    by its ratio (rounded up) and adds one share base unit per holder with units."""
 
     def apply_all(self, items: Iterable[JournalEntry]) -> FundFinding | None:
         """Apply entries in order; return the first finding, or None."""
@@ -114,7 +115,11 @@ class FundFold:
         meta = dict(entry.draft.metadata)
         finding = self._check(entry, meta)
         if INDEX_KEY in meta and entry.draft.kind in ("split", "merge"):
-            self.rounding_bound += sum(1 for units in self.holders.values() if units)
+            # A ratio scales the rounding left so far, and rounds each holder once more.
+            ratio = _index_after((), entry.draft.kind, meta)  # () if malformed (a finding)
+            num, den = ratio[0] if ratio and ratio[0][1] > 0 else (1, 1)
+            held = sum(1 for units in self.holders.values() if units)
+            self.rounding_bound = -(-self.rounding_bound * num // den) + held
         self.absorb(entry, meta)
         if finding is None and self.state.position * self.terms.multiple[0] < 0:
             return self._finding(entry, "position_side", "the position is on the wrong side")

@@ -18,7 +18,8 @@ S' = floor(S * n / d), posted as `equity:shares-outstanding` -(S' - S) against
 `equity:share-index` +(S' - S). An order moving a holder from u to u' units changes S by
 shares(u') - shares(u) (what the mirror's supply moves by), the difference to the units
 moved going to `equity:share-index`. The holders' shares sum to at most S: the difference,
-the split rounding remainder, is below one share base unit per holder and split, owned by
+the split rounding remainder (each split scales it by its ratio, like any share amount, and
+adds under one share base unit per holder), is owned by
 no holder, and reported by `holders` and `verify` (docs/funds.md, "Share index").
 
 Pure: no I/O.
