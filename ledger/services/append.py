@@ -52,7 +52,7 @@ class AppendBatch:
         account_cache: dict[str, dict[str, tuple[str, str]]],
         now: datetime,
         rule_cache: dict[str, dict[str, BalanceRule]] | None = None,
-        rule_set_cache: dict[str, tuple[frozenset[str], frozenset[str]]] | None = None,
+        rule_set_cache: dict[str, tuple[set[str], set[str]]] | None = None,
         *,
         owner: str | None = None,
         owner_cache: dict[str, str] | None = None,
@@ -70,7 +70,7 @@ class AppendBatch:
         self.recorded_at = from_micros(self.recorded_us)
         self.heads: dict[str, tuple[int, bytes]] = {}
         self.rules: dict[str, dict[str, BalanceRule]] = {}
-        self.rule_sets: dict[str, tuple[frozenset[str], frozenset[str]]] = (
+        self.rule_sets: dict[str, tuple[set[str], set[str]]] = (
             {} if rule_set_cache is None else rule_set_cache
         )
         self.balances: dict[str, dict[tuple[str, str], int]] = {}
@@ -157,21 +157,38 @@ class AppendBatch:
             )
 
     def _load_accounts(self, book: str, drafts: list[EntryDraft]) -> None:
-        """Make sure every account posted to is open; reuse the cache until one is not."""
-        known = self.accounts.get(book)
+        """Make sure every account posted to is open, reading only the accounts the cache
+        does not know yet (a book of ten million holders is never read whole for one entry;
+        a batch posting to more than SCAN_THRESHOLD new accounts reads the book's in one scan).
+        """
         needed = {p.account for d in drafts for p in d.postings}
-        if known is None or book not in self.rule_cache or not needed <= known.keys():
-            known = self.accounts[book] = self.store.accounts(book)
+        known = self.accounts.get(book)
+        if known is None or book not in self.rule_cache:
+            known = self.accounts[book] = {}
+            self.rule_cache[book] = {}
             self.rule_sets.pop(book, None)
             self.definitions.pop(book, None)
-            self.rule_cache[book] = {
-                code: BalanceRule(rule) for code, (_, rule) in known.items() if rule != "none"
-            }
-        missing = sorted(needed - known.keys())
-        if missing:
-            raise Rejected(
-                Reason.UNKNOWN_ACCOUNT, f"account {missing[0]} is not open in book {book}"
+        missing = [code for code in needed if code not in known]  # not `needed - known.keys()`:
+        if missing:  # that walks every key of a book of millions of accounts
+            fetched = (
+                self.store.accounts(book)
+                if len(missing) > SCAN_THRESHOLD
+                else self.store.accounts_named(book, sorted(missing))
             )
+            known.update(fetched)
+            rules = self.rule_cache[book]
+            sets = self.rule_sets.get(book)
+            for code, (_, rule) in fetched.items():
+                if rule == "none":
+                    continue
+                rules[code] = BalanceRule(rule)
+                if sets is not None:
+                    (sets[0] if rules[code] is BalanceRule.NON_NEGATIVE else sets[1]).add(code)
+            unknown = sorted(code for code in needed if code not in known)
+            if unknown:
+                raise Rejected(
+                    Reason.UNKNOWN_ACCOUNT, f"account {unknown[0]} is not open in book {book}"
+                )
         self.rules[book] = self.rule_cache[book]
         if book not in self.definitions:
             self.definitions[book] = Definitions(self.assets, known)
@@ -319,14 +336,15 @@ class AppendBatch:
                 if (units < 0 and key[0] in non_negative) or (units > 0 and key[0] in non_positive):
                     check_rules({key: units}, rules)
 
-    def _rule_sets(self, book: str) -> tuple[frozenset[str], frozenset[str]]:
-        """Return the accounts that may not go below zero, and those that may not go above."""
+    def _rule_sets(self, book: str) -> tuple[set[str], set[str]]:
+        """Return the accounts that may not go below zero, and those that may not go above
+        (kept up to date as `_load_accounts` learns accounts)."""
         cached = self.rule_sets.get(book)
         if cached is None:
             rules = self.rules[book]
             cached = self.rule_sets[book] = (
-                frozenset(a for a, r in rules.items() if r is BalanceRule.NON_NEGATIVE),
-                frozenset(a for a, r in rules.items() if r is BalanceRule.NON_POSITIVE),
+                {a for a, r in rules.items() if r is BalanceRule.NON_NEGATIVE},
+                {a for a, r in rules.items() if r is BalanceRule.NON_POSITIVE},
             )
         return cached
 

@@ -95,7 +95,7 @@ class Ledger:
         self._assets: dict[str, int] = {}
         self._accounts: dict[str, dict[str, tuple[str, str]]] = {}
         self._rules: dict[str, dict[str, BalanceRule]] = {}
-        self._rule_sets: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
+        self._rule_sets: dict[str, tuple[set[str], set[str]]] = {}
         self._owners: dict[str, str] = {}
         self._definitions: dict[str, Definitions] = {}
         self._schema_checked = False
@@ -653,8 +653,11 @@ class UnitOfWork:
         return made
 
     def _forget(self, books: set[str]) -> None:
+        # The caches only ever hold accounts read from the database, and an account never
+        # changes once open: the ones opened here are read when first posted to. They are
+        # dropped only if this transaction rolls back (`release`), as they may be cached by
+        # then. Not dropping them now keeps a book of millions of holders cached.
         self._opened |= books
-        self._lg._forget(books)
 
     def release(self) -> None:
         """Drop the ledger's caches of books whose accounts this transaction opened (after a
