@@ -47,18 +47,13 @@ def rebuild_record(uow: UnitOfWork, terms: Terms, head_seq: int) -> FundRecord:
     return FundRecord(state=state, seq=head_seq, last_at=last_at, price_at=price_at)
 
 
-def _has_index(lg: Ledger, book: str) -> bool:
-    """Whether `book` has opened `equity:share-index` (its first index split did)."""
-    return any(a.code == acc.SHARE_INDEX for a in lg.accounts(book))
-
-
 def state_at(lg: Ledger, terms: Terms, at: datetime) -> FundState:
     """Return the fund's amounts as of effective time `at` (price from the feed or 0)."""
     book = terms.book
     quote, share, pos = terms.quote_asset.code, terms.share_asset.code, terms.position_asset.code
     feed = fund_store.latest_price(lg.engine, terms.underlying, at=at)
     outstanding = -lg.balance(book, acc.SHARES_OUTSTANDING, share, as_of_time=at)
-    gap = lg.balance(book, acc.SHARE_INDEX, share, as_of_time=at) if _has_index(lg, book) else 0
+    gap = lg.balance(book, acc.SHARE_INDEX, share, as_of_time=at)  # 0 before any index split
     index = tuple(
         (int(meta["ratio_num"]), int(meta["ratio_den"]))
         for entry in lg.entries_of_kind(book, ("split", "merge"))
