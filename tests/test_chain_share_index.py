@@ -18,9 +18,7 @@ from ledger.chain.records import ChainTxRow
 from ledger.chain.sync import sync_book
 from ledger.clock import FixedClock
 from ledger.domain.money import format_units, parse_units
-from ledger.services.funds import Funds
 from ledger.services.ledger import Ledger
-from tests.fund.helpers import ZERO_FEES
 from tests.test_chain_fixtures import (  # noqa: F401
     anvil_binary,
     anvil_node,
@@ -29,6 +27,7 @@ from tests.test_chain_fixtures import (  # noqa: F401
     w3,
 )
 from tests.test_chain_sync import _assert_fund_mirrors
+from tests.test_fund_share_index import populated
 
 pytestmark = pytest.mark.anvil
 BOOK = "BTC3L"
@@ -46,15 +45,7 @@ def test_several_index_splits_mirror_as_one_rebase_each(
     lg = share_ledger
     clock = lg.clock
     assert isinstance(clock, FixedClock)
-    funds = Funds(lg)
-    funds.create_product(BOOK, **ZERO_FEES, max_price_age=None, merge_nav_below=None)
-    funds.set_price("BTC", "100")
-    mints = [
-        {"side": "mint", "holder": f"h{i:04d}", "cash": str(10 + (i * 37) % 990)}
-        for i in range(HOLDERS)
-    ]
-    for start in range(0, HOLDERS, 200):
-        funds.orders(BOOK, mints[start : start + 200])
+    funds = populated(lg, HOLDERS)
     sync_book(lg, BOOK, w3, operator)
     for n, (kind, ratio) in enumerate(
         (

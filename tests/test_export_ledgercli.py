@@ -127,15 +127,22 @@ _CODES = {name: code for code, name in ledger_accounts(ACCOUNTS).items()}
 _ASSETS = {a.code: a for a in ASSETS}
 
 
-def parse_amount(text: str) -> tuple[str, int]:
+def parse_amount(text: str, assets: dict[str, Asset] | None = None) -> tuple[str, int]:
     """Parse a tool's `NUMBER COMMODITY` (commodity maybe quoted) to (asset code, units)."""
     number, _, symbol = text.strip().partition(" ")
-    asset = _ASSETS[symbol.strip('"')]
+    asset = (assets or _ASSETS)[symbol.strip('"')]
     return asset.code, parse_units(number, asset.scale)
 
 
-def ledger_balances(path: Path) -> dict[tuple[str, str], int]:
-    """Return the (account, asset) balances the real `ledger` binary computes from `path`."""
+def ledger_balances(
+    path: Path,
+    *,
+    codes: dict[str, str] | None = None,
+    assets: dict[str, Asset] | None = None,
+) -> dict[tuple[str, str], int]:
+    """Return the (account, asset) balances the real `ledger` binary computes from `path`
+    (`codes`: ledger account name -> our code, `assets`: symbol -> asset; this module's
+    book by default)."""
     result = subprocess.run(
         [
             need("ledger"),
@@ -155,13 +162,14 @@ def ledger_balances(path: Path) -> dict[tuple[str, str], int]:
         check=True,
     )
     assert result.stderr == ""
+    names = codes or _CODES
     balances = {}
     for line in result.stdout.splitlines():
         name, _, amounts = line.partition("\t")
         for text in amounts.split("\\n"):
             if text.strip() != "0":
-                asset, units = parse_amount(text)
-                balances[(_CODES[name], asset)] = units
+                asset, units = parse_amount(text, assets)
+                balances[(names[name], asset)] = units
     return balances
 
 

@@ -9,7 +9,6 @@ not from the engine's functions.
 from __future__ import annotations
 
 import shutil
-import subprocess
 from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
@@ -41,6 +40,7 @@ from ledger.services.ledger import Ledger, open_ledger
 from ledger.services.proof import liabilities_at
 from tests.conftest import T0, require
 from tests.fund.helpers import ZERO_FEES
+from tests.test_export_ledgercli import ledger_balances
 
 BOOK = "BTC3L"
 ONE = 10**18
@@ -119,6 +119,14 @@ def _fund(url: str, holders: int) -> tuple[Ledger, Funds, FixedClock]:
     clock = FixedClock(T0)
     lg = open_ledger(url, clock=clock)
     lg.init()
+    return lg, populated(lg, holders), clock
+
+
+def populated(lg: Ledger, holders: int) -> Funds:
+    """Create BTC3L (no fees, no price age, no merge policy) and mint `holders` holders in
+    netted batches of 500 (one second apart on the ledger's FixedClock)."""
+    clock = lg.clock
+    assert isinstance(clock, FixedClock)
     funds = Funds(lg)
     funds.create_product(BOOK, **ZERO_FEES, max_price_age=None, merge_nav_below=None)
     funds.set_price("BTC", "100")
@@ -129,7 +137,7 @@ def _fund(url: str, holders: int) -> tuple[Ledger, Funds, FixedClock]:
     for start in range(0, holders, 500):
         clock.moment += timedelta(seconds=1)
         funds.orders(BOOK, mints[start : start + 500])
-    return lg, funds, clock
+    return funds
 
 
 def _units(lg: Ledger) -> dict[str, int]:
@@ -182,35 +190,17 @@ _BOUND = [0]  # the rounding bound so far of the fund `_scenario` runs (one at a
 
 
 def _ledger_cli_holders(path: Path, lg: Ledger) -> dict[str, int]:
-    names = ledger_accounts(lg.accounts(BOOK))
-    codes = {name: code for code, name in names.items()}
-    result = subprocess.run(
-        [
-            "ledger",
-            "-f",
-            str(path),
-            "--pedantic",
-            "balance",
-            "--flat",
-            "--no-total",
-            "--balance-format",
-            "%(account)\t%(join(display_amount))\n",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    """Every holder's balance of shares and the share index's, as the `ledger` binary reads
+    the export."""
+    codes = {name: code for code, name in ledger_accounts(lg.accounts(BOOK)).items()}
+    assets = {a.code: a for a in lg.assets()}
     found: dict[str, int] = {}
     cut = len(acc.HOLDER_PREFIX)
-    for line in result.stdout.splitlines():
-        name, _, amounts = line.partition("\t")
-        code = codes[name]
-        for text in amounts.split("\\n"):
-            number, _, symbol = text.strip().partition(" ")
-            if symbol.strip('"') == BOOK and code.startswith(acc.HOLDER_PREFIX):
-                found[code[cut:]] = parse_units(number, 18)
-            elif symbol.strip('"') == BOOK and code == acc.SHARE_INDEX:
-                found["<remainder>"] = parse_units(number, 18)
+    for (code, asset), units in ledger_balances(path, codes=codes, assets=assets).items():
+        if asset == BOOK and code.startswith(acc.HOLDER_PREFIX) and units:
+            found[code[cut:]] = units
+        elif asset == BOOK and code == acc.SHARE_INDEX:
+            found["<remainder>"] = units
     return found
 
 
