@@ -116,10 +116,7 @@ def batch(
     _bump(lines, (acc.COLLATERAL, qa), kept)
     # With a share index the shares outstanding move by the holders' shares (net per holder).
     made, gap = reindexed(terms, state.index, [(a, s, u) for (a, s), u in lines.items()], held)
-    if gap:
-        for account, asset, amount in made[len(lines) :]:
-            _bump(lines, (account, asset), amount)
-    postings = tuple(Posting(a, s, u) for (a, s), u in lines.items() if u)
+    postings = tuple(Posting(a, s, u) for a, s, u in made if u)
     meta = _metadata(terms, state, fills, net, net_fee, saved)
     # The batch carries its price (the mark basis moves to it, as any order that trades);
     # a batch into a fund without a position sizes it (the ad-hoc move is measured from it).

@@ -122,7 +122,13 @@ def reindexed(
     )
     gap = shares - units
     if gap:
-        lines = [*lines, (acc.SHARES_OUTSTANDING, share, -gap), (acc.SHARE_INDEX, share, gap)]
+        # One posting per account: the shares outstanding move by -shares, not -units.
+        outstanding = (acc.SHARES_OUTSTANDING, share)
+        moved_out = -gap + sum(u for a, s, u in lines if (a, s) == outstanding)
+        lines = [line for line in lines if (line[0], line[1]) != outstanding]
+        if moved_out:
+            lines.append((acc.SHARES_OUTSTANDING, share, moved_out))
+        lines.append((acc.SHARE_INDEX, share, gap))
     return lines, gap
 
 
