@@ -1,5 +1,7 @@
-"""Split and merge: every holder's value is unchanged (to one base unit, the remainder to the
-treasury), the share count scales by the ratio, NAV scales inversely, one entry each."""
+"""Split and merge: the share count scales by the ratio, NAV scales inversely, one entry each;
+the per-holder rule of books from before the share index (`split_shares`, the remainder to the
+treasury) that `verify` still applies to them; ratios and the split policy. The share index
+itself: tests/test_fund_share_index.py."""
 
 from __future__ import annotations
 
