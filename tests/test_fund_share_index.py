@@ -446,3 +446,39 @@ def test_the_rounding_check_bounds_the_remainder() -> None:
     assert fold.index_finding() is not None
     fold.rounding_bound = 3
     assert fold.index_finding() is None
+
+
+def test_a_book_from_before_the_index_still_verifies_and_then_splits_by_it(
+    tmp_path: Path,
+) -> None:
+    """A per-holder split as the engine wrote it before the share index (holders posted, the
+    remainder to the treasury) folds and verifies by the old rule; the next split goes
+    through the index on top of it; a per-holder split after that is a finding."""
+    from ledger.domain.fund.split import split_shares
+    from ledger.services.fund_operation import FUND_OWNER
+
+    lg, funds, clock = _fund(f"sqlite:///{tmp_path / 'old.db'}", 20)
+    terms = funds.terms(BOOK)
+    clock.moment += timedelta(minutes=1)
+    old, state, _ = split_shares(
+        terms, funds.state(BOOK), _units(lg), num=1, den=7, at=clock.moment, kind="merge"
+    )
+    with lg.unit_of_work(owner=FUND_OWNER) as uow:
+        uow.post([old])
+    assert funds.record(BOOK).state.supply == state.supply  # the record rebuilt by the fold
+    assert _units(lg)["treasury"] > 0  # the old rule gave the remainder to the treasury
+    assert verify_book(lg, BOOK).ok
+    before = _shown(funds)
+    clock.moment += timedelta(minutes=1)
+    funds.split(BOOK, "1:3")
+    assert _shown(funds) == {h: s * 3 for h, s in before.items()}
+    assert verify_book(lg, BOOK).ok
+    late, _, _ = split_shares(
+        terms, funds.state(BOOK), _units(lg), num=2, den=1, at=clock.moment, kind="split"
+    )
+    with lg.unit_of_work(owner=FUND_OWNER) as uow:
+        uow.post([late])
+    report = verify_book(lg, BOOK)
+    assert not report.ok and report.first_bad_seq == lg.head(BOOK)[0]
+    assert "index split" in (report.problem or "")
+    lg.close()
