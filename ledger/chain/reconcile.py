@@ -38,19 +38,18 @@ class ReconcileReport:
     chain_seq: int
     holders: int
     ledger_supply: int
+    ledger_sum: int
+    """The holders' shares in the ledger (below the supply by the share index's rounding)."""
     chain_supply: int
     chain_sum: int
     differences: list[HolderDifference] = field(default_factory=list)
-    ledger_sum: int | None = None
-    """The holders' shares in the ledger (below the supply by the share index's rounding)."""
 
     @property
     def ok(self) -> bool:
-        shown = self.ledger_supply if self.ledger_sum is None else self.ledger_sum
         return (
             not self.differences
             and self.ledger_supply == self.chain_supply
-            and shown == self.chain_sum
+            and self.ledger_sum == self.chain_sum
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -63,7 +62,7 @@ class ReconcileReport:
             "chain_seq": self.chain_seq,
             "holders": self.holders,
             "ledger_supply": str(self.ledger_supply),
-            "ledger_sum": str(self.ledger_supply if self.ledger_sum is None else self.ledger_sum),
+            "ledger_sum": str(self.ledger_sum),
             "chain_supply": str(self.chain_supply),
             "chain_sum": str(self.chain_sum),
             "differences": [

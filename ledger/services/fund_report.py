@@ -8,7 +8,7 @@ from decimal import Decimal, localcontext
 from typing import Any
 
 from ledger.domain.fund import accounts as acc
-from ledger.domain.fund.shareindex import INDEX_KEY, shares_of
+from ledger.domain.fund.shareindex import index_ratio, shares_of
 from ledger.domain.fund.state import FundState, effective_multiple, nav_per_share_units
 from ledger.domain.fund.terms import Terms
 from ledger.domain.journal import JournalEntry
@@ -49,11 +49,17 @@ def nav_payload(terms: Terms, state: FundState) -> dict[str, Any]:
     }
 
 
-def holder_rows(terms: Terms, state: FundState, holders: Mapping[str, int]) -> list[dict[str, str]]:
+def holder_rows(
+    terms: Terms,
+    state: FundState,
+    holders: Mapping[str, int],
+    shares: Mapping[str, int] | None = None,
+) -> list[dict[str, str]]:
     """Return each holder's shares (their units under the share index), units and value, by
     holder id; holders with no units left out. The value is shares x NAV per share (rounded
     down) without an index; under one it is units x E / U, the exact value per unit rounded
-    down once (the NAV per share shown may round to nothing after many splits)."""
+    down once (the NAV per share shown may round to nothing after many splits). `shares`:
+    the holders' shares if the caller has them (`shareindex.holder_shares`)."""
     nav = nav_per_share_units(terms, state)
     one, scale, quote = terms.share_one, terms.share_asset.scale, terms.quote_asset.scale
     index = state.index
@@ -63,14 +69,14 @@ def holder_rows(terms: Terms, state: FundState, holders: Mapping[str, int]) -> l
         if not units:
             continue
         if index:
-            shares = shares_of(units, index)
+            shown = shares[holder] if shares is not None else shares_of(units, index)
             value = mul_div(units, equity, units_out, Rounding.DOWN) if units_out else 0
         else:
-            shares, value = units, mul_div(units, nav, one, Rounding.DOWN)
+            shown, value = units, mul_div(units, nav, one, Rounding.DOWN)
         rows.append(
             {
                 "holder": holder,
-                "shares": format_units(shares, scale),
+                "shares": format_units(shown, scale),
                 "units": format_units(units, scale),
                 "value": format_units(value, quote),
             }
@@ -125,11 +131,11 @@ def holder_entries(
     units, index = 0, ()  # type: tuple[int, tuple[tuple[int, int], ...]]
     rows = []
     for entry in entries:
-        meta = dict(entry.draft.metadata)
         before = shares_of(units, index)
-        if INDEX_KEY in meta and entry.draft.kind in ("split", "merge"):
+        ratio = index_ratio(entry.draft.kind, dict(entry.draft.metadata))
+        if ratio is not None:
             moved = 0
-            index = (*index, (int(meta["ratio_num"]), int(meta["ratio_den"])))
+            index = (*index, ratio)
         else:
             moved = sum(p.amount for p in entry.draft.postings if p.account == code)
             units += moved

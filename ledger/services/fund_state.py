@@ -13,10 +13,10 @@ from decimal import Decimal
 
 from ledger.domain.fund import accounts as acc
 from ledger.domain.fund.fold import FundFold
-from ledger.domain.fund.shareindex import INDEX_KEY
 from ledger.domain.fund.state import FundRecord, FundState
 from ledger.domain.fund.terms import Terms, quantise_units
 from ledger.services.ledger import Ledger, UnitOfWork
+from ledger.services.share_index import index_entries
 from ledger.storage import fund_store
 
 
@@ -55,9 +55,7 @@ def state_at(lg: Ledger, terms: Terms, at: datetime) -> FundState:
     outstanding = -lg.balance(book, acc.SHARES_OUTSTANDING, share, as_of_time=at)
     gap = lg.balance(book, acc.SHARE_INDEX, share, as_of_time=at)  # 0 before any index split
     index = tuple(
-        (int(meta["ratio_num"]), int(meta["ratio_den"]))
-        for entry in lg.entries_of_kind(book, ("split", "merge"))
-        if entry.draft.effective_at <= at and INDEX_KEY in (meta := dict(entry.draft.metadata))
+        ratio for entry, ratio in index_entries(lg, book) if entry.draft.effective_at <= at
     )
     return FundState(
         collateral=lg.balance(book, acc.COLLATERAL, quote, as_of_time=at),

@@ -43,7 +43,7 @@ from ledger.domain.fund.product import (
     make_params,
 )
 from ledger.domain.fund.rebalance import on_price
-from ledger.domain.fund.shareindex import INDEX_KEY, remainder, shares_of
+from ledger.domain.fund.shareindex import holder_shares, remainder
 from ledger.domain.fund.split import index_split, parse_ratio, policy_ratio
 from ledger.domain.fund.state import (
     FundRecord,
@@ -79,6 +79,7 @@ from ledger.services.fund_report import (
 )
 from ledger.services.fund_state import rebuild_record, state_at
 from ledger.services.ledger import Ledger, UnitOfWork
+from ledger.services.share_index import index_entries
 from ledger.storage import fund_store
 
 _PRICE = re.compile(r"^\d+(\.\d+)?$")
@@ -591,14 +592,15 @@ class Funds:
         terms = self.terms(product)
         state = self.state(product)
         held = self._holders(terms)
-        rows = holder_rows(terms, state, held)
-        shown = sum(shares_of(units, state.index) for units in held.values())
+        shares = holder_shares(held, state.index)
         return HoldersReport.model_validate(
             {
                 "product": product,
                 "nav": nav_payload(terms, state),
-                "holders": rows,
-                "remainder": format_units(remainder(state, [shown]), terms.share_asset.scale),
+                "holders": holder_rows(terms, state, held, shares),
+                "remainder": format_units(
+                    remainder(state, shares.values()), terms.share_asset.scale
+                ),
             }
         )
 
@@ -615,10 +617,9 @@ class Funds:
             raise Rejected(Reason.UNKNOWN_ACCOUNT, f"{holder} has no entries in {product}")
         state = self.state(product)
         if state.index and history:
-            splits = self.lg.entries_of_kind(terms.book, ("split", "merge"))
-            first = history[0].seq
             # An index split posts to no holder (a split from before the index is in history).
-            later = [e for e in splits if e.seq > first and INDEX_KEY in dict(e.draft.metadata)]
+            first = history[0].seq
+            later = [e for e, _ in index_entries(self.lg, terms.book) if e.seq > first]
             history = sorted([*history, *later], key=lambda e: e.seq)
         units = self.lg.balance(terms.book, code, terms.share_asset.code)
         rows = holder_rows(terms, state, {holder: units})

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
-from ledger.domain.fund.shareindex import INDEX_KEY
+from collections.abc import Iterator
+
+from ledger.domain.fund.shareindex import SPLIT_KINDS, index_ratio
 from ledger.domain.fund.state import Index
+from ledger.domain.journal import JournalEntry
 from ledger.services.ledger import Ledger
 
-SPLIT_KINDS = ("split", "merge")
+
+def index_entries(lg: Ledger, book: str) -> Iterator[tuple[JournalEntry, tuple[int, int]]]:
+    """Yield every index split and merge of `book` with its ratio, in order (few)."""
+    for entry in lg.entries_of_kind(book, SPLIT_KINDS):
+        ratio = index_ratio(entry.draft.kind, dict(entry.draft.metadata))
+        if ratio is not None:
+            yield entry, ratio
 
 
 def index_splits(lg: Ledger, book: str) -> tuple[tuple[int, int, int], ...]:
-    """Return (seq, num, den) of every index split and merge of `book`, in order (few)."""
-    found = []
-    for entry in lg.entries_of_kind(book, SPLIT_KINDS):
-        meta = dict(entry.draft.metadata)
-        if INDEX_KEY in meta:
-            found.append((entry.seq, int(meta["ratio_num"]), int(meta["ratio_den"])))
-    return tuple(found)
+    """Return (seq, num, den) of every index split and merge of `book`, in order."""
+    return tuple((entry.seq, num, den) for entry, (num, den) in index_entries(lg, book))
 
 
 def index_at(splits: tuple[tuple[int, int, int], ...], seq: int) -> Index:

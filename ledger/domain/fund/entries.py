@@ -23,7 +23,7 @@ from ledger.domain.fund.navmath import (
     target_position,
     trading_fee,
 )
-from ledger.domain.fund.shareindex import reindexed, units_to_cancel
+from ledger.domain.fund.shareindex import Line, reindexed, units_to_cancel
 from ledger.domain.fund.state import FundState
 from ledger.domain.fund.terms import Ratio, Terms, ratio_of
 from ledger.domain.journal import EntryDraft, Posting, to_micros
@@ -145,11 +145,6 @@ def wipeout(
         mark_price=price,
     )
     return fund_draft(terms, "wipeout", at, postings, meta), after
-
-
-Line = tuple[str, str, int]
-"""One posting as (account, asset, amount): what a batch adds up before it posts (the same
-type as `shareindex.Line`)."""
 
 
 def mint_lines(terms: Terms, quote: MintQuote, holder: str) -> list[Line]:

@@ -45,7 +45,7 @@ from datetime import date, datetime
 
 from ledger.domain.fund import accounts as acc
 from ledger.domain.fund import entries, orders
-from ledger.domain.fund.shareindex import INDEX_KEY, shares_of
+from ledger.domain.fund.shareindex import INDEX_KEY, index_ratio, shares_of
 from ledger.domain.fund.split import index_split, split_shares
 from ledger.domain.fund.state import FundState, Index, nav_per_share_units
 from ledger.domain.fund.terms import Terms
@@ -114,13 +114,14 @@ class FundFold:
         self.seq = entry.seq
         meta = dict(entry.draft.metadata)
         finding = self._check(entry, meta)
-        if INDEX_KEY in meta and entry.draft.kind in ("split", "merge"):
-            # A ratio scales the rounding left so far, and rounds each holder once more.
-            ratio = _index_after((), entry.draft.kind, meta)  # () if malformed (a finding)
-            num, den = ratio[0] if ratio and ratio[0][1] > 0 else (1, 1)
-            held = sum(1 for units in self.holders.values() if units)
-            self.rounding_bound = -(-self.rounding_bound * num // den) + held
+        grown = len(self.state.index)
         self.absorb(entry, meta)
+        if len(self.state.index) > grown:
+            # A ratio scales the rounding left so far, and rounds each holder once more (an
+            # index split moves no unit: the holders are those it rounded).
+            num, den = self.state.index[-1]
+            held = sum(1 for units in self.holders.values() if units)
+            self.rounding_bound = -(-self.rounding_bound * num // max(den, 1)) + held
         if finding is None and self.state.position * self.terms.multiple[0] < 0:
             return self._finding(entry, "position_side", "the position is on the wrong side")
         return finding
@@ -386,12 +387,11 @@ class FundFold:
 
 def _index_after(index: Index, kind: str, meta: dict[str, str]) -> Index:
     """Return the share index after an entry: one ratio more after an index split."""
-    if INDEX_KEY not in meta or kind not in ("split", "merge"):
-        return index
     try:
-        return (*index, (int(meta["ratio_num"]), int(meta["ratio_den"])))
-    except (KeyError, ValueError):
+        ratio = index_ratio(kind, meta)
+    except ValueError:
         return index  # the check reported it
+    return index if ratio is None else (*index, ratio)
 
 
 def _utc(text: str) -> datetime:

@@ -20,7 +20,7 @@ from datetime import datetime
 from ledger.domain.fund import accounts as acc
 from ledger.domain.fund import entries
 from ledger.domain.fund.navmath import quote_mint, quote_redeem, trading_fee
-from ledger.domain.fund.shareindex import reindexed, units_to_cancel
+from ledger.domain.fund.shareindex import Line, reindexed, units_to_cancel
 from ledger.domain.fund.state import FundState, nav_per_share_units
 from ledger.domain.fund.terms import Terms
 from ledger.domain.journal import MAX_METADATA_ITEMS, EntryDraft, Posting
@@ -195,7 +195,7 @@ def fills_of(meta: dict[str, str]) -> list[dict[str, str]]:
 
 def _alone(
     terms: Terms, state: FundState, order: Order, holdings: dict[str, int], at: datetime
-) -> tuple[list[entries.Line], FundState, tuple[int, int, int, int, int]]:
+) -> tuple[list[Line], FundState, tuple[int, int, int, int, int]]:
     """Price one order as if it came alone: its postings, the state after it, and (shares,
     cash, fee, trade, trade fee)."""
     if order.side == "mint":

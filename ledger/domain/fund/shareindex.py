@@ -27,21 +27,36 @@ Pure: no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
 
 from ledger.domain.fund import accounts as acc
 from ledger.domain.fund.state import FundState, Index
 from ledger.domain.fund.terms import Terms
 from ledger.domain.journal import JournalEntry, Posting
-from ledger.domain.money import format_units
 from ledger.errors import Reason, Rejected, invariant
 
 Line = tuple[str, str, int]
+"""One posting as (account, asset, amount): what an order or a batch adds up before it posts."""
 
 INDEX_KEY = "epoch"
 """Metadata key that marks an index split/merge: the number of ratios in the index after it
 (a split entry without it is one of the per-holder splits written before the index)."""
+
+
+SPLIT_KINDS = ("split", "merge")
+
+
+def index_ratio(kind: str, metadata: Mapping[str, str]) -> tuple[int, int] | None:
+    """Return the (num, den) an entry adds to the share index, or None if it is no index
+    split (another kind, or a per-holder split from before the index). Raises ValueError on
+    a ratio that is not two integers (the fold reports that as its finding)."""
+    if kind not in SPLIT_KINDS or INDEX_KEY not in metadata:
+        return None
+    try:
+        return int(metadata["ratio_num"]), int(metadata["ratio_den"])
+    except KeyError as exc:
+        raise ValueError(f"an index {kind} without {exc.args[0]}") from None
 
 
 def shares_of(units: int, index: Index) -> int:
@@ -139,26 +154,12 @@ def holder_shares(holders: Mapping[str, int], index: Index) -> dict[str, int]:
     return {h: shares_of(u, index) for h, u in holders.items()}
 
 
-def remainder(state: FundState, holders: Iterable[int]) -> int:
+def remainder(state: FundState, shares: Iterable[int]) -> int:
     """Return the shares outstanding no holder shows (the split rounding), given every
     holder's shares; never negative in a sound book."""
-    left = state.shares - sum(holders)
+    left = state.shares - sum(shares)
     invariant(left >= 0, "holders cannot show more shares than are outstanding")
     return left
-
-
-def index_text(terms: Terms, state: FundState) -> dict[str, str]:
-    """Return the index as JSON-ready text: the ratios, units and shares outstanding."""
-    return {
-        "ratios": " ".join(f"{n}/{d}" for n, d in state.index),
-        "units": format_units(state.supply, terms.share_asset.scale),
-        "shares": format_units(state.shares, terms.share_asset.scale),
-    }
-
-
-def ratios(index: Sequence[tuple[int, int]]) -> Index:
-    """Return an index as a tuple of (num, den) tuples (from stored text, say)."""
-    return tuple((int(n), int(d)) for n, d in index)
 
 
 def in_shares(entries: Iterable[JournalEntry], share: str) -> Iterator[JournalEntry]:
@@ -176,34 +177,24 @@ def in_shares(entries: Iterable[JournalEntry], share: str) -> Iterator[JournalEn
     cut = len(acc.HOLDER_PREFIX)
     for entry in entries:
         draft = entry.draft
-        meta = dict(draft.metadata) if draft.kind in ("split", "merge") else {}
-        if INDEX_KEY in meta:
-            before = index
-            index = (*index, (int(meta["ratio_num"]), int(meta["ratio_den"])))
+        ratio = index_ratio(draft.kind, dict(draft.metadata)) if draft.kind in SPLIT_KINDS else None
+        if ratio is not None:
+            before, index = index, (*index, ratio)
             moved = {h: shares_of(u, index) - shares_of(u, before) for h, u in units.items()}
             yield _rewritten(entry, share, moved)
-            continue
-        if not index:
-            for p in draft.postings:
-                if p.asset == share and p.account.startswith(acc.HOLDER_PREFIX):
-                    holder = p.account[cut:]
-                    units[holder] = units.get(holder, 0) + p.amount
-            yield entry
             continue
         deltas: dict[str, int] = {}
         for p in draft.postings:
             if p.asset == share and p.account.startswith(acc.HOLDER_PREFIX):
                 holder = p.account[cut:]
                 deltas[holder] = deltas.get(holder, 0) + p.amount
-        if not deltas:
-            yield entry
-            continue
         moved = {}
         for holder, delta in deltas.items():
             held = units.get(holder, 0)
             units[holder] = held + delta
             moved[holder] = shares_of(held + delta, index) - shares_of(held, index)
-        yield _rewritten(entry, share, moved)
+        # Until the first index split shares are units: the entry passes unchanged.
+        yield _rewritten(entry, share, moved) if index and moved else entry
 
 
 def _rewritten(entry: JournalEntry, share: str, moved: Mapping[str, int]) -> JournalEntry:
