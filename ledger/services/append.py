@@ -13,6 +13,8 @@ Nothing is written unless every draft passes, so a refused batch changes nothing
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
 from datetime import datetime
 
 from ledger.domain.balances import check_rules
@@ -35,11 +37,23 @@ from ledger.domain.journal import (
 )
 from ledger.domain.money import UINT256_MAX
 from ledger.errors import Reason, Rejected, invariant
-from ledger.storage.journal_store import JournalStore
+from ledger.storage.journal_store import COPY_THRESHOLD, JournalStore, Pending
 from ledger.storage.mapping import rows_to_entries
 
 SCAN_THRESHOLD = 20_000
 """Above this many accounts in one batch, read the book's balances in one scan, not by key."""
+
+
+@dataclass(frozen=True)
+class _Reads:
+    """What `_prepare` asked the store for one book, before any of it is read."""
+
+    held: tuple[int, bytes] | None  # the head, when this transaction holds it already
+    head: Pending[tuple[tuple[int, bytes], str | None] | None] | None
+    needed: set[str]
+    accounts: Pending[dict[str, tuple[str, str]]] | None
+    keys: Pending[dict[str, tuple[int, bytes]]] | None
+    balances: Pending[dict[tuple[str, str], int]]
 
 
 class AppendBatch:
@@ -87,16 +101,23 @@ class AppendBatch:
         """Check, seal and write `drafts`; return the recorded entries in order."""
         for draft in drafts:
             check_draft(draft)
-        self._prepare(drafts)
-        results: list[JournalEntry | int] = []
-        for draft in drafts:
-            duplicate = self._resolve_key(draft)
-            if duplicate is not None:
-                results.append(duplicate)
-                continue
-            seq, prev_hash = self.heads[draft.book]
-            results.append(self._append_one(draft, seq + 1, self.recorded_us, prev_hash))
-        self._write()
+        small = sum(len(d.postings) for d in drafts) < COPY_THRESHOLD
+        with self.store.pipelined() if small else nullcontext():
+            # A small batch is one pipeline on PostgreSQL: its reads go out together after
+            # the lock (one round trip), its writes with the end of the block or, inside the
+            # caller's pipeline, with the commit. A large one writes with COPY, which a
+            # pipeline cannot carry, so only its reads are pipelined.
+            with nullcontext() if small else self.store.pipelined():
+                self._prepare(drafts)
+            results: list[JournalEntry | int] = []
+            for draft in drafts:
+                duplicate = self._resolve_key(draft)
+                if duplicate is not None:
+                    results.append(duplicate)
+                    continue
+                seq, prev_hash = self.heads[draft.book]
+                results.append(self._append_one(draft, seq + 1, self.recorded_us, prev_hash))
+            self._write()
         return [
             r if isinstance(r, JournalEntry) else self._load(drafts[i].book, r)
             for i, r in enumerate(results)
@@ -104,37 +125,67 @@ class AppendBatch:
 
     # --- steps ----------------------------------------------------------------------------------
     def _prepare(self, drafts: Sequence[EntryDraft]) -> None:
+        """Read what the batch needs: every statement is sent before the first is read, so
+        on PostgreSQL (pipeline mode) the head locks and reads of all books cost one round
+        trip. Each read is sent after its book's lock, in sorted book order: the balances
+        are those the previous holder of the lock committed."""
         by_book: dict[str, list[EntryDraft]] = {}
         for draft in drafts:
             by_book.setdefault(draft.book, []).append(draft)
-        for book in sorted(by_book):
-            head = self._lock(book)
-            if head is None:
-                raise Rejected(
-                    Reason.UNKNOWN_BOOK, f"book {book!r} has no accounts: open one first"
-                )
-            self.heads[book] = head
-            self._check_owner(book)
-            self._load_accounts(book, by_book[book])
-            self._check_assets(by_book[book])
-            keys = sorted({d.idempotency_key for d in by_book[book] if d.idempotency_key})
-            self.used_keys[book] = self.store.keys_used(book, keys) if keys else {}
-            touched = {p.account for d in by_book[book] for p in d.postings}
-            self.balances[book] = (
-                self.store.all_balances(book)
-                if len(touched) > SCAN_THRESHOLD
-                else self.store.balances_of(book, touched)
-            )
-            self.dirty[book] = set()
+        asked = {book: self._ask(book, by_book[book]) for book in sorted(by_book)}
+        for book, reads in asked.items():
+            self._receive(book, by_book[book], reads)
 
-    def _lock(self, book: str) -> tuple[int, bytes] | None:
-        """Return the book's head, locked: as this transaction already holds it, or read with
-        the book's owner in the same statement (a reservation is write-once, so one found is
-        remembered; a book found free is looked up again by the next transaction)."""
+    def _ask(self, book: str, drafts: list[EntryDraft]) -> _Reads:
+        store = self.store
         held = self.locked.get(book)
-        if held is not None:
-            return held
-        found = self.store.lock_head_and_owner(book)
+        head = None if held is not None else store.ask_head_and_owner(book)
+        needed = {p.account for d in drafts for p in d.postings}
+        known = self.accounts.get(book)
+        if known is None or book not in self.rule_cache:
+            self.accounts[book] = {}
+            self.rule_cache[book] = {}
+            self.rule_sets.pop(book, None)
+            self.definitions.pop(book, None)
+            known = self.accounts[book]
+        missing = [code for code in needed if code not in known]  # not `needed - known.keys()`:
+        accounts = (  # that walks every key of a book of millions of accounts
+            None
+            if not missing
+            else store.ask_accounts(book)
+            if len(missing) > SCAN_THRESHOLD
+            else store.ask_accounts_named(book, missing)
+        )
+        keys = sorted({d.idempotency_key for d in drafts if d.idempotency_key})
+        return _Reads(
+            held=held,
+            head=head,
+            needed=needed,
+            accounts=accounts,
+            keys=store.ask_keys_used(book, keys) if keys else None,
+            balances=store.ask_all_balances(book)
+            if len(needed) > SCAN_THRESHOLD
+            else store.ask_balances_of(book, needed),
+        )
+
+    def _receive(self, book: str, drafts: list[EntryDraft], reads: _Reads) -> None:
+        head = reads.held if reads.head is None else self._locked_head(book, reads.head.result())
+        if head is None:
+            raise Rejected(Reason.UNKNOWN_BOOK, f"book {book!r} has no accounts: open one first")
+        self.heads[book] = head
+        self._check_owner(book)
+        self._load_accounts(book, reads)
+        self._check_assets(drafts)
+        self.used_keys[book] = {} if reads.keys is None else reads.keys.result()
+        self.balances[book] = reads.balances.result()
+        self.dirty[book] = set()
+
+    def _locked_head(
+        self, book: str, found: tuple[tuple[int, bytes], str | None] | None
+    ) -> tuple[int, bytes] | None:
+        """Return the head read with its lock, remembering the book's owner (a reservation
+        is write-once, so one found is kept; a book found free is looked up again by the
+        next transaction)."""
         if found is None:
             return None
         head, owner = found
@@ -147,7 +198,6 @@ class AppendBatch:
         owner = self.owners.get(book)  # read with the head lock, here or by the unit of work
         if owner is None:
             return
-        self.owners[book] = owner
         if owner != self.owner:
             raise Rejected(
                 Reason.FUND_BOOK,
@@ -156,25 +206,14 @@ class AppendBatch:
                 book=book,
             )
 
-    def _load_accounts(self, book: str, drafts: list[EntryDraft]) -> None:
-        """Make sure every account posted to is open, reading only the accounts the cache
-        does not know yet (a book of ten million holders is never read whole for one entry;
-        a batch posting to more than SCAN_THRESHOLD new accounts reads the book's in one scan).
+    def _load_accounts(self, book: str, reads: _Reads) -> None:
+        """Make sure every account posted to is open. Only the accounts the cache did not
+        know were read (a book of ten million holders is never read whole for one entry; a
+        batch posting to more than SCAN_THRESHOLD new accounts reads the book's in one scan).
         """
-        needed = {p.account for d in drafts for p in d.postings}
-        known = self.accounts.get(book)
-        if known is None or book not in self.rule_cache:
-            known = self.accounts[book] = {}
-            self.rule_cache[book] = {}
-            self.rule_sets.pop(book, None)
-            self.definitions.pop(book, None)
-        missing = [code for code in needed if code not in known]  # not `needed - known.keys()`:
-        if missing:  # that walks every key of a book of millions of accounts
-            fetched = (
-                self.store.accounts(book)
-                if len(missing) > SCAN_THRESHOLD
-                else self.store.accounts_named(book, sorted(missing))
-            )
+        known = self.accounts[book]
+        if reads.accounts is not None:
+            fetched = reads.accounts.result()
             known.update(fetched)
             rules = self.rule_cache[book]
             sets = self.rule_sets.get(book)
@@ -184,7 +223,7 @@ class AppendBatch:
                 rules[code] = BalanceRule(rule)
                 if sets is not None:
                     (sets[0] if rules[code] is BalanceRule.NON_NEGATIVE else sets[1]).add(code)
-            unknown = sorted(code for code in needed if code not in known)
+            unknown = sorted(code for code in reads.needed if code not in known)
             if unknown:
                 raise Rejected(
                     Reason.UNKNOWN_ACCOUNT, f"account {unknown[0]} is not open in book {book}"
@@ -349,14 +388,16 @@ class AppendBatch:
         return cached
 
     def _write(self) -> None:
-        store = self.store
-        store.insert_entries(self.entry_rows)
-        store.insert_postings(self.posting_rows)
-        for book, keys in self.dirty.items():
-            balances = self.balances[book]
-            store.upsert_balances(book, {key: balances[key] for key in keys})
-            seq, hash_ = self.heads[book]
-            store.set_head(book, seq, hash_)
+        changed = {
+            book: {key: self.balances[book][key] for key in keys}
+            for book, keys in self.dirty.items()
+        }
+        self.store.write_append(
+            self.entry_rows,
+            self.posting_rows,
+            changed,
+            {book: self.heads[book] for book in changed},
+        )
         invariant(
             len(self.entry_rows) == len({(r[0], r[1]) for r in self.entry_rows}),
             "a batch assigned one sequence number twice",

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -49,7 +49,7 @@ from ledger.storage import migrate
 from ledger.storage.engine import make_engine
 from ledger.storage.errors import DRIVER_ERRORS, connection_problem, translate
 from ledger.storage.guards import missing_guards
-from ledger.storage.journal_store import JournalStore
+from ledger.storage.journal_store import COPY_THRESHOLD, JournalStore
 from ledger.storage.mapping import rows_to_entries
 
 __all__ = ["Ledger", "UnitOfWork", "VerifyReport", "connection_problem", "open_ledger"]
@@ -102,11 +102,18 @@ class Ledger:
 
     # --- transactions -------------------------------------------------------------------------
     @contextmanager
-    def _tx(self, *, write: bool) -> Iterator[JournalStore]:
-        """Run one database transaction; map a busy database to a retryable rejection."""
+    def _tx(self, *, write: bool, pipelined: bool = False) -> Iterator[JournalStore]:
+        """Run one database transaction; map a busy database to a retryable rejection.
+
+        `pipelined` (PostgreSQL; for a transaction of raw statements only, no SQLAlchemy
+        Core, which cannot read results that are still on their way): the statements after
+        the schema check go in pipeline mode, and the last writes travel with the COMMIT in
+        one round trip; the pipeline ends after the commit.
+        """
         try:
             with (
                 self.engine.connect() as connection,
+                ExitStack() as after_commit,
                 connection.execution_options(tl_begin="IMMEDIATE" if write else "DEFERRED").begin(),
             ):
                 store = JournalStore(connection)
@@ -117,6 +124,8 @@ class Ledger:
                     store.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                 if write and not self._schema_checked:
                     self._check_schema(store)
+                if pipelined and not store.is_sqlite:
+                    after_commit.enter_context(store.raw.pipeline())
                 yield store
         except DRIVER_ERRORS as exc:
             translated = translate(exc)
@@ -230,11 +239,14 @@ class Ledger:
         """
         if not drafts and not accounts:
             return []
-        with self.unit_of_work() as uow:
+        small = sum(len(d.postings) for d in drafts) + len(accounts) < COPY_THRESHOLD
+        with self.unit_of_work(_pipelined=small) as uow:
             return uow.post(drafts, accounts=accounts)
 
     @contextmanager
-    def unit_of_work(self, *, owner: str | None = None) -> Iterator[UnitOfWork]:
+    def unit_of_work(
+        self, *, owner: str | None = None, _pipelined: bool = False
+    ) -> Iterator[UnitOfWork]:
         """Run one write transaction shared by everything done through the yielded object.
 
         Reads, appends and an adapter's own records (through `uow.connection` and the
@@ -243,7 +255,7 @@ class Ledger:
         """
         uow: UnitOfWork | None = None
         try:
-            with self._tx(write=True) as store:
+            with self._tx(write=True, pipelined=_pipelined) as store:
                 uow = UnitOfWork(self, store, owner)
                 yield uow
         except BaseException:

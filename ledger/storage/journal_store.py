@@ -8,18 +8,51 @@ database spells them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Generic, TypeVar
 
+from psycopg import pq
 from sqlalchemy import Connection
 
 from ledger.storage.amount import to_db
 
 CHUNK = 900  # stays under SQLite's default limit of bound parameters per statement
 COPY_THRESHOLD = 64  # below this many rows, COPY's setup costs more than it saves
+VALUES_ROWS = 1_000  # rows per multi-row VALUES statement (PostgreSQL allows 65,535 parameters)
+T = TypeVar("T")
+ENTRY_COLUMNS = (
+    "book, seq, kind, effective_us, recorded_us, idem_key, request_digest, reverses,"
+    " metadata_json, prev_hash, hash"
+)
+POSTING_COLUMNS = "book, seq, idx, account, asset, amount"
+UPSERT_BALANCE = " ON CONFLICT (book, account, asset) DO UPDATE SET amount = excluded.amount"
 
 EntryTuple = tuple[Any, ...]
 """(seq, kind, effective_us, recorded_us, idem_key, reverses, metadata_json, prev_hash, hash)"""
+
+
+class Pending(Generic[T]):
+    """Rows asked for and not read yet.
+
+    In PostgreSQL's pipeline mode (`JournalStore.pipelined`) statements sent one after another
+    travel to the server together, and the first `result()` waits for all of them: the reads
+    an append needs (the locked head, its accounts, keys and balances) cost one round trip.
+    Elsewhere the statement has already run and `result()` only reads its rows.
+    """
+
+    __slots__ = ("_convert", "_cursors")
+
+    def __init__(self, cursors: list[Any], convert: Callable[[list[Any]], T]) -> None:
+        self._cursors = cursors
+        self._convert = convert
+
+    def result(self) -> T:
+        rows: list[Any] = []
+        for cursor in self._cursors:
+            rows.extend(cursor.fetchall())
+            cursor.close()
+        return self._convert(rows)
 
 
 class JournalStore:
@@ -46,6 +79,44 @@ class JournalStore:
             cursor.execute(statement)
         return cursor
 
+    @property
+    def in_pipeline(self) -> bool:
+        """Whether the connection is in PostgreSQL's pipeline mode (no COPY there)."""
+        return not self.is_sqlite and self.raw.pgconn.pipeline_status != pq.PipelineStatus.OFF
+
+    @contextmanager
+    def pipelined(self) -> Iterator[None]:
+        """Send the block's statements in PostgreSQL's pipeline mode: they go out together
+        and a read waits only for what was sent before it. Leaving the block waits for them
+        all (one round trip), so an error in any of them is raised here. A no-op on SQLite
+        and inside a pipeline already (the caller's, which ends with its commit)."""
+        if self.is_sqlite or self.in_pipeline:
+            yield
+            return
+        with self.raw.pipeline():
+            yield
+
+    def ask(
+        self, statement: str, params: Sequence[Any], convert: Callable[[list[Any]], T]
+    ) -> Pending[T]:
+        """Send one statement; its rows, passed through `convert`, come with `result()`."""
+        return Pending([self.execute(statement, params)], convert)
+
+    def ask_chunked(
+        self,
+        template: str,
+        head: Sequence[Any],
+        items: Sequence[Any],
+        convert: Callable[[list[Any]], T],
+    ) -> Pending[T]:
+        """Send `template` (with `{marks}` for an IN list) once per CHUNK of `items`."""
+        cursors = []
+        for start in range(0, len(items), CHUNK):
+            chunk = items[start : start + CHUNK]
+            marks = ",".join("?" * len(chunk))
+            cursors.append(self.execute(template.format(marks=marks), (*head, *chunk)))
+        return Pending(cursors, convert)
+
     def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
         if rows:
             cursor = self.raw.cursor()
@@ -60,7 +131,7 @@ class JournalStore:
             marks = ",".join("?" * len(rows[0]))
             self.executemany(f"INSERT INTO {table} ({columns}) VALUES ({marks})", rows)
             return
-        if len(rows) < COPY_THRESHOLD:
+        if len(rows) < COPY_THRESHOLD or self.in_pipeline:
             self.values_insert(table, columns, rows)
             return
         cursor = self.raw.cursor()
@@ -88,22 +159,26 @@ class JournalStore:
         return int(self.all("SELECT scale FROM tl_assets WHERE code = ?", (code,))[0][0])
 
     def accounts(self, book: str) -> dict[str, tuple[str, str]]:
-        rows = self.all("SELECT code, type, rule FROM tl_accounts WHERE book = ?", (book,))
-        return {code: (type_, rule) for code, type_, rule in rows}
+        return self.ask_accounts(book).result()
+
+    def ask_accounts(self, book: str) -> Pending[dict[str, tuple[str, str]]]:
+        return self.ask(
+            "SELECT code, type, rule FROM tl_accounts WHERE book = ?", (book,), _accounts
+        )
 
     def accounts_named(self, book: str, codes: Sequence[str]) -> dict[str, tuple[str, str]]:
         """Return {code: (type, rule)} for those of `codes` that are open in `book`."""
-        wanted = sorted(set(codes))
-        found: dict[str, tuple[str, str]] = {}
-        for start in range(0, len(wanted), CHUNK):
-            chunk = wanted[start : start + CHUNK]
-            marks = ",".join("?" * len(chunk))
-            for code, type_, rule in self.all(
-                f"SELECT code, type, rule FROM tl_accounts WHERE book = ? AND code IN ({marks})",
-                (book, *chunk),
-            ):
-                found[code] = (type_, rule)
-        return found
+        return self.ask_accounts_named(book, codes).result()
+
+    def ask_accounts_named(
+        self, book: str, codes: Iterable[str]
+    ) -> Pending[dict[str, tuple[str, str]]]:
+        return self.ask_chunked(
+            "SELECT code, type, rule FROM tl_accounts WHERE book = ? AND code IN ({marks})",
+            (book,),
+            sorted(set(codes)),
+            _accounts,
+        )
 
     def insert_account(self, book: str, code: str, type_: str, rule: str) -> tuple[str, str]:
         """Insert an account unless it exists (a concurrent writer); return its (type, rule)."""
@@ -136,16 +211,16 @@ class JournalStore:
     def lock_head_and_owner(self, book: str) -> tuple[tuple[int, bytes], str | None] | None:
         """Return the book's head (locked until commit on PostgreSQL) and the owner it is
         reserved for, in one round trip; None for an unknown book."""
+        return self.ask_head_and_owner(book).result()
+
+    def ask_head_and_owner(self, book: str) -> Pending[tuple[tuple[int, bytes], str | None] | None]:
         lock = "" if self.is_sqlite else " FOR UPDATE"
-        rows = self.all(
+        return self.ask(
             "SELECT head_seq, head_hash, (SELECT owner FROM tl_book_owners WHERE book = ?)"
             f" FROM tl_books WHERE code = ?{lock}",
             (book, book),
+            _head_and_owner,
         )
-        if not rows:
-            return None
-        seq, hash_, owner = rows[0]
-        return (int(seq), bytes(hash_)), None if owner is None else str(owner)
 
     def head(self, book: str) -> tuple[int, bytes] | None:
         """Return (seq, hash) of the book's head without locking it, or None."""
@@ -171,26 +246,75 @@ class JournalStore:
         ).close()
 
     # --- appends ----------------------------------------------------------------------------
-    def insert_entries(self, rows: Sequence[Sequence[Any]]) -> None:
-        self.bulk_insert(
-            "tl_entries",
-            "book, seq, kind, effective_us, recorded_us, idem_key, request_digest, reverses,"
-            " metadata_json, prev_hash, hash",
-            rows,
+    def write_append(
+        self,
+        entries: Sequence[Sequence[Any]],
+        postings: Sequence[tuple[str, int, int, str, str, int]],
+        balances: dict[str, dict[tuple[str, str], int]],
+        heads: dict[str, tuple[int, bytes]],
+    ) -> None:
+        """Write one append: its entry and posting rows, each book's changed balances and new
+        head. On PostgreSQL a small append is one statement of data-modifying CTEs (one
+        statement's overhead, and in a pipeline it travels with the COMMIT); a large one, and
+        SQLite, use a statement per table (COPY for the large)."""
+        if self.is_sqlite or len(postings) >= COPY_THRESHOLD or not entries:
+            self.insert_entries(entries)
+            self.insert_postings(postings)
+            for book, changed in balances.items():
+                self.upsert_balances(book, changed)
+                self.set_head(book, *heads[book])
+            return
+        parts: list[str] = []
+        params: list[Any] = []
+
+        def values(
+            table: str, columns: str, rows: Sequence[Sequence[Any]], suffix: str = ""
+        ) -> None:
+            row = "(" + ",".join(["%s"] * len(rows[0])) + ")"
+            parts.append(
+                f"i{len(parts)} AS (INSERT INTO {table} ({columns}) VALUES "
+                + ",".join([row] * len(rows))
+                + suffix
+                + ")"
+            )
+            params.extend(value for r in rows for value in r)
+
+        values("tl_entries", ENTRY_COLUMNS, entries)
+        values("tl_postings", POSTING_COLUMNS, postings)
+        changed = [
+            (book, account, asset, units)
+            for book, rows in balances.items()
+            for (account, asset), units in rows.items()
+        ]
+        if changed:
+            values("tl_balances", "book, account, asset, amount", changed, UPSERT_BALANCE)
+        marks = ",".join(["(%s::text, %s::bigint, %s::bytea)"] * len(heads))
+        statement = (
+            "WITH "
+            + ", ".join(parts)
+            + " UPDATE tl_books SET head_seq = h.seq, head_hash = h.hash"
+            + f" FROM (VALUES {marks}) AS h (code, seq, hash) WHERE tl_books.code = h.code"
         )
+        params.extend(value for book, (seq, hash_) in heads.items() for value in (book, seq, hash_))
+        cursor = self.raw.cursor()
+        cursor.execute(statement, params)
+        cursor.close()
+
+    def insert_entries(self, rows: Sequence[Sequence[Any]]) -> None:
+        self.bulk_insert("tl_entries", ENTRY_COLUMNS, rows)
 
     def insert_postings(self, rows: Iterable[tuple[str, int, int, str, str, int]]) -> None:
         amount = self._amount
         self.bulk_insert(
             "tl_postings",
-            "book, seq, idx, account, asset, amount",
+            POSTING_COLUMNS,
             [(b, s, i, a, c, amount(u)) for b, s, i, a, c, u in rows],
         )
 
     def insert_posting_rows(self, rows: Sequence[Sequence[Any]]) -> None:
         """Insert (book, seq, idx, account, asset, amount) rows whose amounts already went
         through `db_amount`."""
-        self.bulk_insert("tl_postings", "book, seq, idx, account, asset, amount", rows)
+        self.bulk_insert("tl_postings", POSTING_COLUMNS, rows)
 
     def defer_posting_index(self) -> bool:
         """On SQLite with no posting at all yet (a replay into an empty database), drop the
@@ -207,7 +331,7 @@ class JournalStore:
 
     def upsert_balances(self, book: str, balances: dict[tuple[str, str], int]) -> None:
         amount = self._amount
-        if not self.is_sqlite and len(balances) >= COPY_THRESHOLD:
+        if not self.is_sqlite and len(balances) >= COPY_THRESHOLD and not self.in_pipeline:
             self._upsert_balances_by_copy(book, balances)
             return
         if not self.is_sqlite and balances:
@@ -215,7 +339,7 @@ class JournalStore:
                 "tl_balances",
                 "book, account, asset, amount",
                 [(book, account, asset, units) for (account, asset), units in balances.items()],
-                " ON CONFLICT (book, account, asset) DO UPDATE SET amount = excluded.amount",
+                UPSERT_BALANCE,
             )
             return
         self.executemany(
@@ -227,10 +351,12 @@ class JournalStore:
     def values_insert(
         self, table: str, columns: str, rows: Sequence[Sequence[Any]], suffix: str = ""
     ) -> None:
-        """Insert a few rows with one multi-row VALUES statement: one round trip."""
+        """Insert rows with multi-row VALUES statements, VALUES_ROWS rows each."""
         row = "(" + ",".join("?" * len(rows[0])) + ")"
-        statement = f"INSERT INTO {table} ({columns}) VALUES " + ",".join([row] * len(rows))
-        self.execute(statement + suffix, [value for r in rows for value in r]).close()
+        for start in range(0, len(rows), VALUES_ROWS):
+            chunk = rows[start : start + VALUES_ROWS]
+            statement = f"INSERT INTO {table} ({columns}) VALUES " + ",".join([row] * len(chunk))
+            self.execute(statement + suffix, [value for r in chunk for value in r]).close()
 
     def _upsert_balances_by_copy(self, book: str, balances: dict[tuple[str, str], int]) -> None:
         """COPY the new balances into a scratch table, then upsert them in one statement."""
@@ -253,36 +379,41 @@ class JournalStore:
     # --- lookups ----------------------------------------------------------------------------
     def balances_of(self, book: str, accounts: Iterable[str]) -> dict[tuple[str, str], int]:
         """Return stored balances of `accounts` (every asset), chunked for large sets."""
-        wanted = sorted(set(accounts))
-        result: dict[tuple[str, str], int] = {}
-        for start in range(0, len(wanted), CHUNK):
-            chunk = wanted[start : start + CHUNK]
-            marks = ",".join("?" * len(chunk))
-            for account, asset, units in self.all(
-                f"SELECT account, asset, amount FROM tl_balances WHERE book = ?"
-                f" AND account IN ({marks})",
-                (book, *chunk),
-            ):
-                result[(account, asset)] = int(units)
-        return result
+        return self.ask_balances_of(book, accounts).result()
+
+    def ask_balances_of(
+        self, book: str, accounts: Iterable[str]
+    ) -> Pending[dict[tuple[str, str], int]]:
+        return self.ask_chunked(
+            "SELECT account, asset, amount FROM tl_balances WHERE book = ?"
+            " AND account IN ({marks})",
+            (book,),
+            sorted(set(accounts)),
+            _balances,
+        )
 
     def all_balances(self, book: str) -> dict[tuple[str, str], int]:
-        rows = self.all("SELECT account, asset, amount FROM tl_balances WHERE book = ?", (book,))
-        return {(account, asset): int(units) for account, asset, units in rows}
+        return self.ask_all_balances(book).result()
+
+    def ask_all_balances(self, book: str) -> Pending[dict[tuple[str, str], int]]:
+        return self.ask(
+            "SELECT account, asset, amount FROM tl_balances WHERE book = ?", (book,), _balances
+        )
 
     def keys_used(self, book: str, keys: Sequence[str]) -> dict[str, tuple[int, bytes]]:
         """Return {key: (seq, request_digest)} for the keys already used in `book`."""
-        found: dict[str, tuple[int, bytes]] = {}
-        for start in range(0, len(keys), CHUNK):
-            chunk = list(keys[start : start + CHUNK])
-            marks = ",".join("?" * len(chunk))
-            for key, seq, digest in self.all(
-                f"SELECT idem_key, seq, request_digest FROM tl_entries WHERE book = ?"
-                f" AND idem_key IN ({marks})",
-                (book, *chunk),
-            ):
-                found[key] = (int(seq), bytes(digest))
-        return found
+        return self.ask_keys_used(book, keys).result()
+
+    def ask_keys_used(
+        self, book: str, keys: Sequence[str]
+    ) -> Pending[dict[str, tuple[int, bytes]]]:
+        return self.ask_chunked(
+            "SELECT idem_key, seq, request_digest FROM tl_entries WHERE book = ?"
+            " AND idem_key IN ({marks})",
+            (book,),
+            list(keys),
+            _keys,
+        )
 
     def reversed_by(self, book: str, seq: int) -> int | None:
         rows = self.all("SELECT seq FROM tl_entries WHERE book = ? AND reverses = ?", (book, seq))
@@ -366,3 +497,22 @@ class JournalStore:
 
 def _same(units: int) -> int:
     return units
+
+
+def _accounts(rows: list[Any]) -> dict[str, tuple[str, str]]:
+    return {code: (type_, rule) for code, type_, rule in rows}
+
+
+def _balances(rows: list[Any]) -> dict[tuple[str, str], int]:
+    return {(account, asset): int(units) for account, asset, units in rows}
+
+
+def _keys(rows: list[Any]) -> dict[str, tuple[int, bytes]]:
+    return {key: (int(seq), bytes(digest)) for key, seq, digest in rows}
+
+
+def _head_and_owner(rows: list[Any]) -> tuple[tuple[int, bytes], str | None] | None:
+    if not rows:
+        return None
+    seq, hash_, owner = rows[0]
+    return (int(seq), bytes(hash_)), None if owner is None else str(owner)
