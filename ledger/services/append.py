@@ -13,7 +13,6 @@ Nothing is written unless every draft passes, so a refused batch changes nothing
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -37,7 +36,7 @@ from ledger.domain.journal import (
 )
 from ledger.domain.money import UINT256_MAX
 from ledger.errors import Reason, Rejected, invariant
-from ledger.storage.journal_store import COPY_THRESHOLD, JournalStore, Pending
+from ledger.storage.journal_store import JournalStore, Pending, small_append
 from ledger.storage.mapping import rows_to_entries
 
 SCAN_THRESHOLD = 20_000
@@ -101,29 +100,37 @@ class AppendBatch:
         """Check, seal and write `drafts`; return the recorded entries in order."""
         for draft in drafts:
             check_draft(draft)
-        small = sum(len(d.postings) for d in drafts) < COPY_THRESHOLD
-        with self.store.pipelined() if small else nullcontext():
-            # A small batch is one pipeline on PostgreSQL: its reads go out together after
-            # the lock (one round trip), its writes with the end of the block or, inside the
-            # caller's pipeline, with the commit. A large one writes with COPY, which a
-            # pipeline cannot carry, so only its reads are pipelined.
-            with nullcontext() if small else self.store.pipelined():
+        if small_append(sum(len(d.postings) for d in drafts)):
+            # One pipeline on PostgreSQL: the reads go out together after the lock (one
+            # round trip), the writes with the end of the block or, inside the caller's
+            # pipeline, with the commit.
+            with self.store.pipelined():
                 self._prepare(drafts)
-            results: list[JournalEntry | int] = []
-            for draft in drafts:
-                duplicate = self._resolve_key(draft)
-                if duplicate is not None:
-                    results.append(duplicate)
-                    continue
-                seq, prev_hash = self.heads[draft.book]
-                results.append(self._append_one(draft, seq + 1, self.recorded_us, prev_hash))
-            self._write()
+                results = self._seal(drafts)
+        else:  # written with COPY, which a pipeline cannot carry: only the reads are
+            with self.store.pipelined():
+                self._prepare(drafts)
+            results = self._seal(drafts)
         return [
             r if isinstance(r, JournalEntry) else self._load(drafts[i].book, r)
             for i, r in enumerate(results)
         ]
 
     # --- steps ----------------------------------------------------------------------------------
+    def _seal(self, drafts: Sequence[EntryDraft]) -> list[JournalEntry | int]:
+        """Seal every draft into its book's chain (a repeated key: the original's entry or
+        seq) and write the batch."""
+        results: list[JournalEntry | int] = []
+        for draft in drafts:
+            duplicate = self._resolve_key(draft)
+            if duplicate is not None:
+                results.append(duplicate)
+                continue
+            seq, prev_hash = self.heads[draft.book]
+            results.append(self._append_one(draft, seq + 1, self.recorded_us, prev_hash))
+        self._write()
+        return results
+
     def _prepare(self, drafts: Sequence[EntryDraft]) -> None:
         """Read what the batch needs: every statement is sent before the first is read, so
         on PostgreSQL (pipeline mode) the head locks and reads of all books cost one round

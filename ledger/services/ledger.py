@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -49,7 +49,7 @@ from ledger.storage import migrate
 from ledger.storage.engine import make_engine
 from ledger.storage.errors import DRIVER_ERRORS, connection_problem, translate
 from ledger.storage.guards import missing_guards
-from ledger.storage.journal_store import COPY_THRESHOLD, JournalStore
+from ledger.storage.journal_store import JournalStore, small_append
 from ledger.storage.mapping import rows_to_entries
 
 __all__ = ["Ledger", "UnitOfWork", "VerifyReport", "connection_problem", "open_ledger"]
@@ -239,23 +239,25 @@ class Ledger:
         """
         if not drafts and not accounts:
             return []
-        small = sum(len(d.postings) for d in drafts) + len(accounts) < COPY_THRESHOLD
-        with self.unit_of_work(_pipelined=small) as uow:
+        small = small_append(sum(len(d.postings) for d in drafts) + len(accounts))
+        with self._unit_of_work(None, pipelined=small) as uow:
             return uow.post(drafts, accounts=accounts)
 
-    @contextmanager
-    def unit_of_work(
-        self, *, owner: str | None = None, _pipelined: bool = False
-    ) -> Iterator[UnitOfWork]:
+    def unit_of_work(self, *, owner: str | None = None) -> AbstractContextManager[UnitOfWork]:
         """Run one write transaction shared by everything done through the yielded object.
 
         Reads, appends and an adapter's own records (through `uow.connection` and the
         storage functions) commit together or not at all. `owner` is the writer the
         transaction acts for: a book reserved for an owner accepts appends only from it.
         """
+        return self._unit_of_work(owner, pipelined=False)
+
+    @contextmanager
+    def _unit_of_work(self, owner: str | None, *, pipelined: bool) -> Iterator[UnitOfWork]:
+        """`unit_of_work`; `pipelined` only for raw statements (see `_tx`): `post_many`."""
         uow: UnitOfWork | None = None
         try:
-            with self._tx(write=True, pipelined=_pipelined) as store:
+            with self._tx(write=True, pipelined=pipelined) as store:
                 uow = UnitOfWork(self, store, owner)
                 yield uow
         except BaseException:

@@ -21,11 +21,21 @@ CHUNK = 900  # stays under SQLite's default limit of bound parameters per statem
 COPY_THRESHOLD = 64  # below this many rows, COPY's setup costs more than it saves
 VALUES_ROWS = 1_000  # rows per multi-row VALUES statement (PostgreSQL allows 65,535 parameters)
 T = TypeVar("T")
+
+
+def small_append(postings: int) -> bool:
+    """Whether an append of this many postings is small: on PostgreSQL it is written with one
+    statement and sent in one pipeline; a larger one is written with COPY, which a pipeline
+    cannot carry."""
+    return postings < COPY_THRESHOLD
+
+
 ENTRY_COLUMNS = (
     "book, seq, kind, effective_us, recorded_us, idem_key, request_digest, reverses,"
     " metadata_json, prev_hash, hash"
 )
 POSTING_COLUMNS = "book, seq, idx, account, asset, amount"
+BALANCE_COLUMNS = "book, account, asset, amount"
 UPSERT_BALANCE = " ON CONFLICT (book, account, asset) DO UPDATE SET amount = excluded.amount"
 
 EntryTuple = tuple[Any, ...]
@@ -257,48 +267,34 @@ class JournalStore:
         head. On PostgreSQL a small append is one statement of data-modifying CTEs (one
         statement's overhead, and in a pipeline it travels with the COMMIT); a large one, and
         SQLite, use a statement per table (COPY for the large)."""
-        if self.is_sqlite or len(postings) >= COPY_THRESHOLD or not entries:
+        if self.is_sqlite or not small_append(len(postings)) or not entries:
             self.insert_entries(entries)
             self.insert_postings(postings)
-            for book, changed in balances.items():
-                self.upsert_balances(book, changed)
+            for book, book_balances in balances.items():
+                self.upsert_balances(book, book_balances)
                 self.set_head(book, *heads[book])
             return
-        parts: list[str] = []
-        params: list[Any] = []
-
-        def values(
-            table: str, columns: str, rows: Sequence[Sequence[Any]], suffix: str = ""
-        ) -> None:
-            row = "(" + ",".join(["%s"] * len(rows[0])) + ")"
-            parts.append(
-                f"i{len(parts)} AS (INSERT INTO {table} ({columns}) VALUES "
-                + ",".join([row] * len(rows))
-                + suffix
-                + ")"
-            )
-            params.extend(value for r in rows for value in r)
-
-        values("tl_entries", ENTRY_COLUMNS, entries)
-        values("tl_postings", POSTING_COLUMNS, postings)
         changed = [
             (book, account, asset, units)
             for book, rows in balances.items()
             for (account, asset), units in rows.items()
         ]
+        inserts = [
+            _values_insert("tl_entries", ENTRY_COLUMNS, entries),
+            _values_insert("tl_postings", POSTING_COLUMNS, postings),
+        ]
         if changed:
-            values("tl_balances", "book, account, asset, amount", changed, UPSERT_BALANCE)
-        marks = ",".join(["(%s::text, %s::bigint, %s::bytea)"] * len(heads))
+            inserts.append(_values_insert("tl_balances", BALANCE_COLUMNS, changed, UPSERT_BALANCE))
+        marks = ",".join(["(?::text, ?::bigint, ?::bytea)"] * len(heads))
         statement = (
             "WITH "
-            + ", ".join(parts)
+            + ", ".join(f"i{n} AS ({sql})" for n, (sql, _) in enumerate(inserts))
             + " UPDATE tl_books SET head_seq = h.seq, head_hash = h.hash"
             + f" FROM (VALUES {marks}) AS h (code, seq, hash) WHERE tl_books.code = h.code"
         )
+        params = [value for _, values in inserts for value in values]
         params.extend(value for book, (seq, hash_) in heads.items() for value in (book, seq, hash_))
-        cursor = self.raw.cursor()
-        cursor.execute(statement, params)
-        cursor.close()
+        self.execute(statement, params).close()
 
     def insert_entries(self, rows: Sequence[Sequence[Any]]) -> None:
         self.bulk_insert("tl_entries", ENTRY_COLUMNS, rows)
@@ -337,7 +333,7 @@ class JournalStore:
         if not self.is_sqlite and balances:
             self.values_insert(
                 "tl_balances",
-                "book, account, asset, amount",
+                BALANCE_COLUMNS,
                 [(book, account, asset, units) for (account, asset), units in balances.items()],
                 UPSERT_BALANCE,
             )
@@ -352,11 +348,10 @@ class JournalStore:
         self, table: str, columns: str, rows: Sequence[Sequence[Any]], suffix: str = ""
     ) -> None:
         """Insert rows with multi-row VALUES statements, VALUES_ROWS rows each."""
-        row = "(" + ",".join("?" * len(rows[0])) + ")"
         for start in range(0, len(rows), VALUES_ROWS):
-            chunk = rows[start : start + VALUES_ROWS]
-            statement = f"INSERT INTO {table} ({columns}) VALUES " + ",".join([row] * len(chunk))
-            self.execute(statement + suffix, [value for r in chunk for value in r]).close()
+            self.execute(
+                *_values_insert(table, columns, rows[start : start + VALUES_ROWS], suffix)
+            ).close()
 
     def _upsert_balances_by_copy(self, book: str, balances: dict[tuple[str, str], int]) -> None:
         """COPY the new balances into a scratch table, then upsert them in one statement."""
@@ -497,6 +492,15 @@ class JournalStore:
 
 def _same(units: int) -> int:
     return units
+
+
+def _values_insert(
+    table: str, columns: str, rows: Sequence[Sequence[Any]], suffix: str = ""
+) -> tuple[str, list[Any]]:
+    """Return one multi-row INSERT of `rows` (`?` placeholders) and its flat parameters."""
+    row = "(" + ",".join("?" * len(rows[0])) + ")"
+    statement = f"INSERT INTO {table} ({columns}) VALUES " + ",".join([row] * len(rows))
+    return statement + suffix, [value for r in rows for value in r]
 
 
 def _accounts(rows: list[Any]) -> dict[str, tuple[str, str]]:
