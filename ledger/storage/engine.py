@@ -18,6 +18,10 @@ from sqlalchemy.pool import StaticPool
 from ledger.errors import Reason, Rejected
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+SQLITE_CACHE_KIB = 65_536
+"""Page cache per SQLite connection (SQLite's default is 2 MiB). A book of a million entries
+has an 80 MB posting index whose pages an ingest touches at every account; with 2 MiB they
+are read back from the OS for each batch (145k posting rows/s here, 210k with 64 MiB)."""
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -65,6 +69,7 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = FULL")
+        cursor.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
         cursor.execute("PRAGMA recursive_triggers = ON")
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()

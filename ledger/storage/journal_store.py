@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from operator import itemgetter
 from typing import Any, Generic, TypeVar
 
 from psycopg import pq
@@ -21,6 +22,8 @@ CHUNK = 900  # stays under SQLite's default limit of bound parameters per statem
 COPY_THRESHOLD = 64  # below this many rows, COPY's setup costs more than it saves
 VALUES_ROWS = 1_000  # rows per multi-row VALUES statement (PostgreSQL allows 65,535 parameters)
 T = TypeVar("T")
+
+_BY_ACCOUNT = itemgetter(0, 3)  # (book, account) of a posting row; sorts are stable
 
 
 def small_append(postings: int) -> bool:
@@ -301,11 +304,12 @@ class JournalStore:
 
     def insert_postings(self, rows: Iterable[tuple[str, int, int, str, str, int]]) -> None:
         amount = self._amount
-        self.bulk_insert(
-            "tl_postings",
-            POSTING_COLUMNS,
-            [(b, s, i, a, c, amount(u)) for b, s, i, a, c, u in rows],
-        )
+        converted = [(b, s, i, a, c, amount(u)) for b, s, i, a, c, u in rows]
+        if self.is_sqlite:
+            # In the order of the account index: each account's new rows go into its index
+            # leaf together, not one random leaf per row (about 1.5x on a large book).
+            converted.sort(key=_BY_ACCOUNT)
+        self.bulk_insert("tl_postings", POSTING_COLUMNS, converted)
 
     def insert_posting_rows(self, rows: Sequence[Sequence[Any]]) -> None:
         """Insert (book, seq, idx, account, asset, amount) rows whose amounts already went
