@@ -132,7 +132,9 @@ def raw_schema_ingest(folder: Path, total: int) -> float:
     digest = bytes(32)
     entry_sql = f"INSERT INTO tl_entries ({ENTRY_COLUMNS}) VALUES ({','.join('?' * 11)})"
     posting_sql = f"INSERT INTO tl_postings ({POSTING_COLUMNS}) VALUES (?,?,?,?,?,?)"
-    balance_sql = "INSERT OR REPLACE INTO tl_balances (book, account, asset, amount) VALUES (?,?,?,?)"
+    balance_sql = (
+        "INSERT OR REPLACE INTO tl_balances (book, account, asset, amount) VALUES (?,?,?,?)"
+    )
     elapsed = 0.0
     for start in range(0, total, CHUNK):
         seqs = range(start + 1, min(start + CHUNK, total) + 1)
