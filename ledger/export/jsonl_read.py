@@ -103,10 +103,11 @@ def read_jsonl(lines: Iterable[str]) -> JsonlBook:
         raise _fail(1, "empty file, expected the book header", Reason.TRUNCATED_EXPORT)
     book, assets, accounts = _parse_header(first)
     records = _EntryReader(book, definitions_of(assets, accounts)).read(iterator)
-    return JsonlBook(book, assets, accounts, records, _entries(book, records))
+    return JsonlBook(book, assets, accounts, records, entries_of(book, records))
 
 
-def _entries(book: str, records: Iterator[Record]) -> Iterator[JournalEntry]:
+def entries_of(book: str, records: Iterator[Record]) -> Iterator[JournalEntry]:
+    """Return the domain entries of `book`'s checked records, lazily."""
     for row, postings in records:
         seq, kind, eff, rec, key, reverses, meta, prev, hash_ = row
         draft = EntryDraft(
@@ -254,9 +255,11 @@ class _EntryReader:
         self.book = book
         self.book_json = _s(book)
         self.definitions = definitions
-        self.assets = frozenset(definitions.scales)
-        self.accounts = frozenset(definitions.accounts)
-        self.kinds: set[str] = set()
+        # Each code maps to one string object, which every record then shares (fewer objects
+        # in memory, and a pickle of many records carries each code once).
+        self.assets = {code: code for code in definitions.scales}
+        self.accounts = {code: code for code in definitions.accounts}
+        self.kinds: dict[str, str] = {}
 
     def read(self, lines: Iterator[str]) -> Iterator[Record]:
         """Yield the checked records of the entry lines, then check the trailer."""
@@ -313,11 +316,12 @@ class _EntryReader:
             raise _fail(number, f"seq {stated_seq} where {seq} was expected (gap or reorder)")
         effective_us = _micros(obj["effective_us"], "effective_us", number)
         recorded_us = _micros(obj["recorded_us"], "recorded_us", number)
-        kind = obj["kind"]
-        if kind not in self.kinds:
+        kind = self.kinds.get(obj["kind"])
+        if kind is None:
+            kind = obj["kind"]
             if not isinstance(kind, str) or not _KIND.fullmatch(kind):
                 raise _fail(number, f"kind {kind!r} must match [a-z][a-z0-9_.]*")
-            self.kinds.add(kind)
+            self.kinds[kind] = kind
         key = obj["key"]
         if key is not None:
             _check_key(key, number)
@@ -380,11 +384,11 @@ class _EntryReader:
             for item in value:
                 text = item["amount"]
                 amount = int(text)
-                account, asset = item["account"], item["asset"]
+                account, asset = accounts.get(item["account"]), assets.get(item["asset"])
                 if (
                     len(item) != 3
-                    or account not in accounts
-                    or asset not in assets
+                    or account is None
+                    or asset is None
                     or str(amount) != text
                     or amount == 0
                     or not -UINT256_MAX <= amount <= UINT256_MAX

@@ -22,7 +22,6 @@ from ledger.services.ledger import Ledger, VerifyReport
 from ledger.services.share_index import index_splits
 
 FORMATS = ("jsonl", "ledger", "beancount")
-_READ_BUFFER = 1 << 20
 
 
 def export_book(lg: Ledger, book: str, fmt: str, out: TextIO) -> int:
@@ -112,18 +111,22 @@ def _fsync_directory(folder: Path) -> None:
 
 
 def replay_file(
-    lg: Ledger, path: Path, *, progress: Callable[[int], None] | None = None
+    lg: Ledger,
+    path: Path,
+    *,
+    progress: Callable[[int], None] | None = None,
+    parallel: bool | None = None,
 ) -> VerifyReport:
     """Replay a JSON Lines export into `lg` (all or nothing); return what it established.
 
     The replay checks everything `verify` checks while it appends (hashes against the
     header's definitions, links, balances, rules, reversals, the trailer), so it needs no
-    second pass: the report is the replayed head.
+    second pass: the report is the replayed head. A large file is parsed in a second process
+    while this one writes (`ledger.export.jsonl_parallel`; `parallel` forces either way).
     """
-    from ledger.export.jsonl import read_jsonl
+    from ledger.export.jsonl_parallel import open_jsonl
 
-    with path.open(encoding="utf-8", buffering=_READ_BUFFER) as lines:
-        parsed = read_jsonl(lines)
+    with open_jsonl(path, parallel=parallel) as parsed:
         count, head_seq, head_hash = lg.replay(
             parsed.book,
             parsed.records,

@@ -43,6 +43,7 @@ from ledger.domain.journal import (
 from ledger.domain.money import Asset
 from ledger.errors import Reason, Rejected, invariant
 from ledger.services.append import AppendBatch
+from ledger.services.bulk import BULK_POSTINGS, collector_paused
 from ledger.services.prefetch import prefetch
 from ledger.services.restore import Record, Restore
 from ledger.storage import migrate
@@ -239,8 +240,11 @@ class Ledger:
         """
         if not drafts and not accounts:
             return []
-        small = small_append(sum(len(d.postings) for d in drafts) + len(accounts))
-        with self._unit_of_work(None, pipelined=small) as uow:
+        size = sum(len(d.postings) for d in drafts) + len(accounts)
+        with (
+            collector_paused(size >= BULK_POSTINGS),
+            self._unit_of_work(None, pipelined=small_append(size)) as uow,
+        ):
             return uow.post(drafts, accounts=accounts)
 
     def unit_of_work(self, *, owner: str | None = None) -> AbstractContextManager[UnitOfWork]:
@@ -337,7 +341,7 @@ class Ledger:
     ) -> tuple[int, int, bytes]:
         self._forget([book])
         try:
-            with self._tx(write=True) as store:
+            with collector_paused(), self._tx(write=True) as store:
                 _add_assets(store, assets)
                 _open_accounts(store, accounts)
                 store.ensure_book(check_book(book), GENESIS_HASH)
