@@ -21,6 +21,25 @@ def machine() -> str:
     return f"{platform.python_implementation()} {platform.python_version()}, {platform.machine()}"
 
 
+def cpu_ticks() -> tuple[int, int] | None:
+    """Return (all, stolen) CPU ticks since boot from /proc/stat, or None off Linux. On a
+    virtual machine, stolen time is when the host ran someone else on our cores: a run with
+    much of it measures the neighbours as much as the code."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return sum(fields[:8]), fields[7] if len(fields) > 7 else 0
+
+
+def steal_since(start: tuple[int, int] | None) -> str:
+    """Return the share of CPU time stolen by the host since `start`, as text."""
+    end = cpu_ticks()
+    if start is None or end is None or end[0] == start[0]:
+        return "not available"
+    return f"{(end[1] - start[1]) / (end[0] - start[0]):.0%} of all CPU time"
+
+
 def write_section(heading: str, body: str) -> None:
     """Replace (or append) the section `## heading` of BENCHMARKS.md with `body`."""
     text = BENCHMARKS.read_text() if BENCHMARKS.exists() else PREAMBLE

@@ -28,7 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._report import write_section
+from bench._report import cpu_ticks, steal_since, write_section
 from ledger.clock import FixedClock
 from ledger.domain.journal import Account, AccountType, BalanceRule, EntryDraft, Posting
 from ledger.domain.money import Asset
@@ -307,6 +307,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="tl-bench-") as tmp:
         folder = Path(tmp)
         say(f"| load average at start | {' / '.join(f'{x:.2f}' for x in os.getloadavg())} |")
+        ticks = cpu_ticks()
         raw_rate, raw_commit = raw_sqlite_baselines(folder)
         say(f"| reference: raw sqlite3 executemany (3 columns) | {raw_rate:,.0f} rows/s |")
         say(
@@ -420,6 +421,7 @@ def main() -> None:
                 plg.close()
             finally:
                 drop_schema(schema)
+        say(f"| CPU time stolen by the host during the run (/proc/stat) | {steal_since(ticks)} |")
 
     table = "| measure | figure |\n|---|---|\n" + "\n".join(lines)
     if not args.no_record:
