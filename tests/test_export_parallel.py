@@ -109,12 +109,14 @@ def big_book(tmp_path: Path) -> tuple[Ledger, Path]:
     return lg, path
 
 
-def test_a_replay_through_a_child_is_the_replay_in_process(tmp_path: Path) -> None:
-    """Same head, same balances, same rows; and the records streamed in several chunks."""
+def test_a_replay_through_a_child_is_the_replay_in_process(tmp_path: Path, db_url: str) -> None:
+    """Same head, same balances, same rows, on SQLite and PostgreSQL; and the records
+    streamed in several chunks."""
     source, path = big_book(tmp_path)
     heads = []
     for parallel in (False, True):
-        lg = open_ledger(f"sqlite:///{tmp_path / f'replay-{parallel}.db'}", clock=FixedClock(T0))
+        url = db_url if parallel else f"sqlite:///{tmp_path / 'replay.db'}"
+        lg = open_ledger(url, clock=FixedClock(T0))
         lg.init()
         report = replay_file(lg, path, parallel=parallel)
         assert report.ok and report.entries == ENTRIES
@@ -126,7 +128,7 @@ def test_a_replay_through_a_child_is_the_replay_in_process(tmp_path: Path) -> No
     assert heads[0][1] == source.head("B")[1].hex()
 
 
-def test_a_lie_deep_in_the_file_writes_nothing(tmp_path: Path) -> None:
+def test_a_lie_deep_in_the_file_writes_nothing(tmp_path: Path, db_url: str) -> None:
     """An amount edited in the third chunk: refused at its line, after the parent wrote two
     chunks inside its transaction, and the database holds nothing of it."""
     _, path = big_book(tmp_path)
@@ -134,7 +136,7 @@ def test_a_lie_deep_in_the_file_writes_nothing(tmp_path: Path) -> None:
     lines[11_001] = lines[11_001].replace('"amount":"11001"', '"amount":"11002"', 1)
     lines[11_001] = lines[11_001].replace('"amount":"-11001"', '"amount":"-11002"', 1)
     path.write_text("\n".join(lines), encoding="utf-8")
-    lg = open_ledger(f"sqlite:///{tmp_path / 'replay.db'}", clock=FixedClock(T0))
+    lg = open_ledger(db_url, clock=FixedClock(T0))
     lg.init()
     with pytest.raises(Rejected) as caught:
         replay_file(lg, path, parallel=True)
