@@ -146,12 +146,15 @@ def test_a_lie_deep_in_the_file_writes_nothing(tmp_path: Path, db_url: str) -> N
     assert lg.assets() == []
 
 
-def test_a_reader_that_dies_is_a_failure_not_the_end(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "written",
+    [b"\0\0\0", b"\0\0\0\0\0\0\0\x10" + b"\x80\x05"],
+    ids=["cut in a frame's length", "cut in a frame's pickle"],
+)
+def test_a_reader_that_dies_is_a_failure_not_the_end(written: bytes) -> None:
     """A child cut off mid-message (killed, or a crash before its report) is ReaderFailed."""
-    child = subprocess.Popen(
-        [sys.executable, "-c", "import sys; sys.stdout.buffer.write(b'\\0\\0\\0'); sys.exit(9)"],
-        stdout=subprocess.PIPE,
-    )
+    script = f"import sys; sys.stdout.buffer.write({written!r}); sys.exit(9)"
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
     with tempfile.TemporaryFile() as errors:
         frames = jsonl_parallel._Frames(child, errors)
         try:

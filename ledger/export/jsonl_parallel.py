@@ -97,17 +97,19 @@ class _Frames:
         stream = self.child.stdout
         assert stream is not None
         while not self.stopping.is_set():
-            size = stream.read(_SIZE.size)
-            frame = stream.read(_SIZE.unpack(size)[0]) if len(size) == _SIZE.size else b""
-            item = frame or None  # None: the pipe closed
-            while not self.stopping.is_set():
-                try:
-                    self.frames.put(item, timeout=0.1)
-                    break
-                except queue.Full:
-                    continue
-            if item is None:
+            frame = _read_frame(stream)
+            self._put(frame)
+            if frame is None:
                 return
+
+    def _put(self, frame: bytes | None) -> None:
+        """Queue `frame`, waiting for room unless the reader is being stopped."""
+        while not self.stopping.is_set():
+            try:
+                self.frames.put(frame, timeout=0.1)
+                return
+            except queue.Full:
+                continue
 
     def records(self) -> Iterator[Record]:
         while True:
@@ -147,6 +149,17 @@ class _Frames:
         self.pump.join()
         assert self.child.stdout is not None
         self.child.stdout.close()
+
+
+def _read_frame(stream: IO[bytes]) -> bytes | None:
+    """Return the next whole frame's pickle, or None if the pipe closed before one ended
+    (the child exited, or was killed in the middle of writing it)."""
+    head = stream.read(_SIZE.size)
+    if len(head) != _SIZE.size:
+        return None
+    (size,) = _SIZE.unpack(head)
+    frame = stream.read(size)
+    return frame if len(frame) == size else None
 
 
 def _read_into(path: str, out: IO[bytes]) -> None:
