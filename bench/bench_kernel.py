@@ -130,8 +130,8 @@ def raw_schema_ingest(folder: Path, total: int) -> float:
     con.execute("PRAGMA synchronous=FULL")
     con.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
     digest = bytes(32)
-    entry_sql = f"INSERT INTO tl_entries ({ENTRY_COLUMNS}) VALUES ({','.join('?' * 11)})"
-    posting_sql = f"INSERT INTO tl_postings ({POSTING_COLUMNS}) VALUES (?,?,?,?,?,?)"
+    entry_sql = f"INSERT INTO tl_entries ({ENTRY_COLUMNS}) VALUES ({_marks(ENTRY_COLUMNS)})"
+    posting_sql = f"INSERT INTO tl_postings ({POSTING_COLUMNS}) VALUES ({_marks(POSTING_COLUMNS)})"
     balance_sql = (
         "INSERT OR REPLACE INTO tl_balances (book, account, asset, amount) VALUES (?,?,?,?)"
     )
@@ -158,6 +158,11 @@ def raw_schema_ingest(folder: Path, total: int) -> float:
         elapsed += time.perf_counter() - began
     con.close()
     return 2 * total / elapsed
+
+
+def _marks(columns: str) -> str:
+    """Return one `?` per column of a comma-separated column list."""
+    return ",".join("?" * len(columns.split(",")))
 
 
 def raw_pg_commit() -> float:

@@ -307,7 +307,8 @@ class JournalStore:
         converted = [(b, s, i, a, c, amount(u)) for b, s, i, a, c, u in rows]
         if self.is_sqlite:
             # In the order of the account index: each account's new rows go into its index
-            # leaf together, not one random leaf per row (about 1.5x on a large book).
+            # leaf together, not one random leaf per row (the postings' insert 8.9 -> 7.5 s
+            # for a million entries over 1,000 accounts).
             converted.sort(key=_BY_ACCOUNT)
         self.bulk_insert("tl_postings", POSTING_COLUMNS, converted)
 
