@@ -1,4 +1,4 @@
-"""A JSON Lines export read in a child process (ledger.export.jsonl_parallel) is read exactly
+"""A JSON Lines export read in a child process (ledger.services.jsonl_parallel) is read exactly
 as in-process: the same records, the same refusal at the same line, nothing written when a
 replay is refused, and a reader that dies is never taken for the end of the file."""
 
@@ -17,9 +17,9 @@ from ledger.clock import FixedClock
 from ledger.domain.journal import Account, AccountType, BalanceRule, EntryDraft, Posting
 from ledger.domain.money import Asset
 from ledger.errors import Reason, Rejected
-from ledger.export import jsonl_parallel
-from ledger.export.jsonl_parallel import ReaderFailed, open_jsonl
+from ledger.services import jsonl_parallel
 from ledger.services.exports import export_to_path, replay_file
+from ledger.services.jsonl_parallel import ReaderFailed, open_jsonl
 from ledger.services.ledger import Ledger, open_ledger
 from tests.test_export_jsonl import CASES, EVIDENCE_CASES, SMALL_BOOK, export
 
@@ -185,4 +185,4 @@ def test_the_default_reads_a_large_file_in_a_child(
     lg2.init()
     monkeypatch.setattr(jsonl_parallel, "PARALLEL_BYTES", path.stat().st_size)
     assert replay_file(lg2, path).ok
-    assert started == [[sys.executable, "-m", "ledger.export.jsonl_parallel", str(path)]]
+    assert started == [[sys.executable, "-m", "ledger.services.jsonl_parallel", str(path)]]

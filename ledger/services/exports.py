@@ -122,9 +122,9 @@ def replay_file(
     The replay checks everything `verify` checks while it appends (hashes against the
     header's definitions, links, balances, rules, reversals, the trailer), so it needs no
     second pass: the report is the replayed head. A large file is parsed in a second process
-    while this one writes (`ledger.export.jsonl_parallel`; `parallel` forces either way).
+    while this one writes (`ledger.services.jsonl_parallel`; `parallel` forces either way).
     """
-    from ledger.export.jsonl_parallel import open_jsonl
+    from ledger.services.jsonl_parallel import open_jsonl
 
     with open_jsonl(path, parallel=parallel) as parsed:
         count, head_seq, head_hash = lg.replay(

@@ -2,7 +2,7 @@
 
 A replay spends about half its time parsing lines and recomputing their hashes, and half
 checking balances and writing rows. Parsing line n needs nothing from the database, so for
-a large file a child process (`python -m ledger.export.jsonl_parallel FILE`) runs
+a large file a child process (`python -m ledger.services.jsonl_parallel FILE`) runs
 `read_jsonl` over it, every check in order, and streams the checked records to the parent
 in pickled chunks over a pipe, while the parent checks balances and writes the previous
 chunk: on two cores the two halves overlap. A bounded queue in the parent bounds how far the
@@ -22,12 +22,10 @@ from __future__ import annotations
 import itertools
 import os
 import pickle
-import queue
 import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,6 +34,7 @@ from typing import IO, Any
 
 from ledger.errors import Reason, Rejected
 from ledger.export.jsonl_read import JsonlBook, Record, entries_of, read_jsonl
+from ledger.services.prefetch import prefetch
 
 PARALLEL_BYTES = 8 << 20
 """Files at least this large (about 25,000 entries) are parsed in a child process; below it
@@ -66,7 +65,7 @@ def open_jsonl(path: Path, *, parallel: bool | None = None) -> Iterator[JsonlBoo
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_ROOT, env.get("PYTHONPATH")]))
     with tempfile.TemporaryFile() as errors:
         child = subprocess.Popen(
-            [sys.executable, "-m", "ledger.export.jsonl_parallel", str(path)],
+            [sys.executable, "-m", "ledger.services.jsonl_parallel", str(path)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=errors,
@@ -83,33 +82,14 @@ def open_jsonl(path: Path, *, parallel: bool | None = None) -> Iterator[JsonlBoo
 
 class _Frames:
     """The parent's end of the pipe. A thread reads the child's frames as they come (the
-    read releases the GIL) into a bounded queue, so the child parses ahead while this
-    process writes; `receive` unpickles them in the caller's thread, in order."""
+    read releases the GIL) a bounded number ahead (`prefetch`), so the child parses ahead
+    while this process writes; `receive` unpickles them in the caller's thread, in order."""
 
     def __init__(self, child: subprocess.Popen[bytes], errors: IO[bytes]) -> None:
         self.child, self.errors = child, errors
-        self.frames: queue.Queue[bytes | None] = queue.Queue(maxsize=QUEUED)
-        self.stopping = threading.Event()
-        self.pump = threading.Thread(target=self._pump, name="token-ledger-jsonl", daemon=True)
-        self.pump.start()
-
-    def _pump(self) -> None:
-        stream = self.child.stdout
+        stream = child.stdout
         assert stream is not None
-        while not self.stopping.is_set():
-            frame = _read_frame(stream)
-            self._put(frame)
-            if frame is None:
-                return
-
-    def _put(self, frame: bytes | None) -> None:
-        """Queue `frame`, waiting for room unless the reader is being stopped."""
-        while not self.stopping.is_set():
-            try:
-                self.frames.put(frame, timeout=0.1)
-                return
-            except queue.Full:
-                continue
+        self.frames = prefetch(lambda: _frames_of(stream), depth=QUEUED)
 
     def records(self) -> Iterator[Record]:
         while True:
@@ -120,7 +100,7 @@ class _Frames:
 
     def receive(self) -> tuple[Any, ...]:
         """Return the child's next message; raise what it reported, or that it died."""
-        frame = self.frames.get()
+        frame = next(self.frames, None)
         if frame is None:
             code = self.child.wait()
             self.errors.seek(0)
@@ -142,24 +122,23 @@ class _Frames:
         return message
 
     def stop(self) -> None:
-        """Stop the child and the thread, whatever state they are in."""
-        self.stopping.set()
+        """Stop the child, then the thread (its read ends when the pipe does)."""
         self.child.kill()  # a no-op once it has exited
         self.child.wait()
-        self.pump.join()
+        self.frames.close()
         assert self.child.stdout is not None
         self.child.stdout.close()
 
 
-def _read_frame(stream: IO[bytes]) -> bytes | None:
-    """Return the next whole frame's pickle, or None if the pipe closed before one ended
-    (the child exited, or was killed in the middle of writing it)."""
-    head = stream.read(_SIZE.size)
-    if len(head) != _SIZE.size:
-        return None
-    (size,) = _SIZE.unpack(head)
-    frame = stream.read(size)
-    return frame if len(frame) == size else None
+def _frames_of(stream: IO[bytes]) -> Iterator[bytes]:
+    """Yield each whole frame's pickle until the pipe closes; a frame cut short (the child
+    exited, or was killed in the middle of writing it) ends the stream like a closed pipe."""
+    while len(head := stream.read(_SIZE.size)) == _SIZE.size:
+        (size,) = _SIZE.unpack(head)
+        frame = stream.read(size)
+        if len(frame) != size:
+            return
+        yield frame
 
 
 def _read_into(path: str, out: IO[bytes]) -> None:
