@@ -27,6 +27,9 @@ EntryRow = tuple[int, str, int, int, str | None, int | None, str, bytes, bytes]
 PostingRow = tuple[int, str, str, int]
 """(seq, account, asset, units)"""
 
+BalanceKey = tuple[str, str]
+"""(account, asset)"""
+
 _HASH_PROBLEM = (
     "hash does not match the entry's canonical encoding (its content, or for encoding 2 the"
     " definition of an asset or account it posts to, changed)"
@@ -59,6 +62,19 @@ class Auditor:
     head_encoding: int | None = None
     """The encoding of the last entry fed (None before the first)."""
     finding: Finding | None = None
+    from_seq: int = 1
+    """The first entry this fold sees: above 1, a slice (see the module's docstring)."""
+    anchor: bytes = GENESIS_HASH
+    """The hash the first entry must link to (a slice: the stored hash before it)."""
+    first_encoding: int | None = None
+    """A slice: the encoding of its first entry (what the entry before it allows is not
+    known to it)."""
+    extremes: dict[BalanceKey, int] = field(default_factory=dict)
+    """A slice: per balance under a rule, the delta from the slice's start furthest past
+    the rule (the lowest of an account that may not go below zero, the highest of one that
+    may not go above)."""
+    open_reversals: list[tuple[int, int, list[tuple[str, str, int]]]] = field(default_factory=list)
+    """A slice: (seq, target, postings sorted) of each reversal of an entry before it."""
     _rules: dict[str, BalanceRule] = field(default_factory=dict)
     _kept: dict[int, list[tuple[str, str, int]]] = field(default_factory=dict)
     _reversed: set[int] = field(default_factory=set)
@@ -70,9 +86,60 @@ class Auditor:
             if rule != BalanceRule.NONE.value
         }
 
+    @classmethod
+    def slice(
+        cls,
+        book: str,
+        definitions: Definitions,
+        reversal_targets: Collection[int],
+        *,
+        from_seq: int,
+        anchor: bytes,
+    ) -> Auditor:
+        """Return a fold of entries `from_seq`.. whose first links to `anchor`, the stored
+        hash of entry `from_seq - 1`: to be joined after the entries before it."""
+        return cls(
+            book,
+            definitions,
+            reversal_targets,
+            head_seq=from_seq - 1,
+            head_hash=anchor,
+            from_seq=from_seq,
+            anchor=anchor,
+        )
+
     @property
     def rules(self) -> Mapping[str, BalanceRule]:
         return self._rules
+
+    def join(self, part: Auditor) -> bool:
+        """Extend this fold, which has seen every entry before `part.from_seq`, with the
+        slice `part`; return False (this fold is then not to be used) when the slice found a
+        problem or a question it kept fails here."""
+        if self.finding is not None or part.finding is not None:
+            return False
+        if part.from_seq != self.head_seq + 1 or part.anchor != self.head_hash:
+            return False
+        if part.head_seq == self.head_seq:  # an empty slice: nothing to join
+            return True
+        if self.head_encoding == ENCODING and part.first_encoding != ENCODING:
+            return False  # an encoding that goes back
+        balances = self.balances
+        for key, delta in part.extremes.items():
+            rule = self._rules.get(key[0])
+            if rule is None or not rule.allows(balances.get(key, 0) + delta):
+                return False
+        for _seq, target, lines in part.open_reversals:
+            if self._kept.pop(target, None) != lines:  # none kept: unknown or reversed
+                return False
+            self._reversed.add(target)
+        for key, delta in part.balances.items():
+            balances[key] = balances.get(key, 0) + delta
+        self._kept.update(part._kept)
+        self._reversed |= part._reversed
+        self.head_seq, self.head_hash = part.head_seq, part.head_hash
+        self.head_encoding = part.head_encoding
+        return True
 
     def feed(self, row: EntryRow, postings: Sequence[tuple[str, str, int]]) -> bool:
         """Check one entry; return False (and keep the finding) at the first problem.
@@ -136,6 +203,8 @@ class Auditor:
                 )
                 if found is None:
                     return self._found(seq, _HASH_PROBLEM)
+                if head_encoding is None:
+                    self.first_encoding = found
                 head_encoding = found
             totals: dict[str, int] = {}
             for _, account, asset, units in lines:
@@ -149,10 +218,12 @@ class Auditor:
             if rules:
                 for _, account, asset, _units in lines:
                     rule = rules.get(account)
-                    if rule is not None and not rule.allows(balances[(account, asset)]):
-                        return self._found(
-                            seq, f"{account} breaks its rule {rule.value} in {asset}"
-                        )
+                    if (
+                        rule is not None
+                        and not rule.allows(balances[(account, asset)])
+                        and self._breaks(seq, (account, asset), rule)
+                    ):
+                        return False
             if targets and seq in targets:
                 self._kept[seq] = sorted((a, c, -u) for _, a, c, u in lines)
             if reverses is not None:
@@ -165,10 +236,24 @@ class Auditor:
             return self._found(postings[i][0], "postings exist for an entry that does not")
         return True
 
+    def _breaks(self, seq: int, key: BalanceKey, rule: BalanceRule) -> bool:
+        """A balance is past its rule after entry `seq`: a finding (return True), or in a
+        slice, where it is a delta from an unknown start, kept for `join`: the delta
+        furthest past the rule (a rule is one-sided: the one furthest from zero)."""
+        if self.from_seq == 1:
+            return not self._found(seq, f"{key[0]} breaks its rule {rule.value} in {key[1]}")
+        delta = self.balances[key]
+        if abs(delta) > abs(self.extremes.get(key, 0)):
+            self.extremes[key] = delta
+        return False
+
     def _check_reversal(self, seq: int, target: int, lines: Sequence[PostingRow]) -> str | None:
         """Return what is wrong with entry `seq` reversing `target`, or None."""
         if not 1 <= target < seq:
             return f"reverses {target}, which is not an earlier entry"
+        if target < self.from_seq:  # a slice: `join` checks it against the entries before
+            self.open_reversals.append((seq, target, sorted((a, c, u) for _, a, c, u in lines)))
+            return None
         if target in self._reversed:
             return f"reverses {target}, which an earlier entry already reversed"
         kept = self._kept.pop(target, None)
