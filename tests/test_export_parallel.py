@@ -18,6 +18,7 @@ from ledger.domain.journal import Account, AccountType, BalanceRule, EntryDraft,
 from ledger.domain.money import Asset
 from ledger.errors import Reason, Rejected
 from ledger.services import jsonl_parallel
+from ledger.services.child import Child
 from ledger.services.exports import export_to_path, replay_file
 from ledger.services.jsonl_parallel import ReaderFailed, open_jsonl
 from ledger.services.ledger import Ledger, open_ledger
@@ -156,7 +157,9 @@ def test_a_reader_that_dies_is_a_failure_not_the_end(written: bytes) -> None:
     script = f"import sys; sys.stdout.buffer.write({written!r}); sys.exit(9)"
     child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
     with tempfile.TemporaryFile() as errors:
-        frames = jsonl_parallel._Frames(child, errors)
+        frames = Child(
+            child, errors, doing="reading the export", until="the end", failure=ReaderFailed
+        )
         try:
             with pytest.raises(ReaderFailed, match=r"exited \(code 9\) before the end"):
                 frames.receive()
@@ -176,7 +179,7 @@ def test_the_default_reads_a_large_file_in_a_child(
         started.append(args)
         return real(args, **kwargs)  # type: ignore[call-overload, no-any-return]
 
-    monkeypatch.setattr(jsonl_parallel.subprocess, "Popen", popen)
+    monkeypatch.setattr(subprocess, "Popen", popen)
     lg = open_ledger(f"sqlite:///{tmp_path / 'replay.db'}", clock=FixedClock(T0))
     lg.init()
     monkeypatch.setattr(jsonl_parallel, "PARALLEL_BYTES", path.stat().st_size + 1)
