@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 _DONE = object()
 
 
-def prefetch(make: Callable[[], Iterator[T]], *, depth: int = 2) -> Iterator[T]:
+def prefetch(make: Callable[[], Iterator[T]], *, depth: int = 2) -> Generator[T, None, None]:
     """Yield the items of `make()`, produced in a thread up to `depth` items ahead.
 
     An exception in the producer is raised in the consumer. Closing the returned generator
