@@ -9,10 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner, Result
 
 from ledger.cli.main import cli
-from ledger.services.ledger import Ledger
+from ledger.services.ledger import Ledger, open_ledger
 from tests.test_kernel_support import BOOK, execute_sql, mint, move, setup_book
 
 TOKEN_LEDGER = Path(sys.executable).parent / "token-ledger"
@@ -82,6 +83,21 @@ def test_tampered_amount_names_the_entry(ledger: Ledger, db_url: str) -> None:
     _assert_names_seq(db_url, ledger, 3, "hash does not match")
 
 
+@pytest.mark.parametrize("stored", ["CAST(amount AS REAL)", "CAST(CAST(amount AS TEXT) AS BLOB)"])
+def test_an_amount_stored_inexactly_is_named(sqlite_url: str, stored: str) -> None:
+    """SQLite's amount column takes any type: the same value rewritten as a REAL (exact here,
+    10**20 = 1e+20) or as the BLOB of its digits is not taken for the integer it resembles."""
+    lg = open_ledger(sqlite_url)
+    lg.init()
+    try:
+        _five_entries(lg)
+        _unguard(lg, "tl_postings", "update")
+        execute_sql(lg, f"UPDATE tl_postings SET amount = {stored} WHERE seq = 3 AND idx = 0")
+        _assert_names_seq(sqlite_url, lg, 3, "an amount is stored as ")
+    finally:
+        lg.close()
+
+
 def test_balanced_forgery_names_the_entry(ledger: Ledger, db_url: str) -> None:
     """A forgery that keeps the entry balanced (both postings edited) is still found."""
     _five_entries(ledger)
@@ -145,8 +161,6 @@ def test_tampered_balance_cache_is_found(ledger: Ledger, db_url: str) -> None:
 
 def test_sqlite_replace_from_a_foreign_connection_is_found(sqlite_url: str, tmp_path: Path) -> None:
     """INSERT OR REPLACE from a connection without recursive_triggers is caught by verify."""
-    from ledger.services.ledger import open_ledger
-
     lg = open_ledger(sqlite_url)
     lg.init()
     _five_entries(lg)
@@ -165,8 +179,6 @@ def test_sqlite_replace_from_a_foreign_connection_is_found(sqlite_url: str, tmp_
 
 def test_installed_binary_exits_3_naming_the_entry(sqlite_url: str) -> None:
     """The installed `token-ledger` binary exits 3 and names the tampered entry's seq."""
-    from ledger.services.ledger import open_ledger
-
     lg = open_ledger(sqlite_url)
     lg.init()
     _five_entries(lg)

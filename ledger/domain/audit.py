@@ -36,6 +36,19 @@ _HASH_PROBLEM = (
 )
 
 
+def _hash_problem(lines: Sequence[PostingRow]) -> str:
+    """Say why an entry's hash failed; name an amount the database holds inexactly (a REAL
+    written into SQLite's amount column by hand, say), which cannot match an exact hash."""
+    for line in lines:
+        units = line[3]
+        if units.__class__ is not int:
+            return (
+                f"an amount is stored as {type(units).__name__} {units!r}, not as an exact"
+                " integer, so the hash cannot match"
+            )
+    return _HASH_PROBLEM
+
+
 @dataclass
 class Finding:
     """The first disagreement found, with the sequence number it concerns (0: the book)."""
@@ -192,7 +205,7 @@ class Auditor:
             )
             if head_encoding == ENCODING:  # the common case: one hash
                 if sha256(head_hash + f'["tl2"{body}{defs}]'.encode()).digest() != stored:
-                    return self._found(seq, _HASH_PROBLEM)
+                    return self._found(seq, _hash_problem(lines))
             else:
                 found = matching_encoding(
                     prev_hash=head_hash,
@@ -202,7 +215,7 @@ class Auditor:
                     last=head_encoding,
                 )
                 if found is None:
-                    return self._found(seq, _HASH_PROBLEM)
+                    return self._found(seq, _hash_problem(lines))
                 if head_encoding is None:
                     self.first_encoding = found
                 head_encoding = found

@@ -155,7 +155,7 @@ class JournalStore:
 
     def all(self, statement: str, params: Sequence[Any] = ()) -> list[Any]:
         cursor = self.execute(statement, params)
-        rows = cursor.fetchall()
+        rows: list[Any] = cursor.fetchall()
         cursor.close()
         return rows
 
@@ -442,8 +442,10 @@ class JournalStore:
             (book, first, last),
         )
         # SQLite keeps amounts beyond 64 bits as TEXT; PostgreSQL loads NUMERIC as int (see
-        # engine.py). Either way the caller sees Python ints.
-        return [r if r[3].__class__ is int else (r[0], r[1], r[2], int(r[3])) for r in rows]
+        # engine.py). Either way the caller sees Python ints; anything else SQLite holds (a
+        # REAL or a BLOB written behind the library's back) is passed on as it is, for the
+        # audit to name (int() would take 2.2e19 or b"5" without a word).
+        return [r if r[3].__class__ is not str else (r[0], r[1], r[2], int(r[3])) for r in rows]
 
     def iter_chunks(
         self, book: str, first: int, last: int, size: int
