@@ -107,3 +107,19 @@ def lg(db: str) -> Iterator[Ledger]:
     ledger = open_ledger(db)
     yield ledger
     ledger.close()
+
+
+@pytest.fixture(params=["one pass", "two slices"])
+def verify_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run the test with `verify` in one pass, then with every book of two or more entries
+    audited in two slices (the second in a child process), as long books are by default."""
+    import ledger.services.ledger as module
+
+    forced = request.param == "two slices"
+    real = module.split_point
+
+    def split_point(last: int, *, parallel: bool | None) -> int | None:
+        return real(last, parallel=forced if parallel is None else parallel)
+
+    monkeypatch.setattr(module, "split_point", split_point)
+    return str(request.param)

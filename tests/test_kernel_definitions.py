@@ -18,6 +18,8 @@ from ledger.services.exports import export_to_path, replay_file
 from ledger.services.ledger import Ledger, open_ledger
 from tests.test_kernel_support import BOOK, execute_sql, mint, move, row_counts, setup_book
 
+pytestmark = pytest.mark.usefixtures("verify_mode")
+
 
 def _unguard(lg: Ledger, table: str) -> None:
     """Remove the update guard of `table` as an owner of the database could."""

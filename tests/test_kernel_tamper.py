@@ -17,6 +17,7 @@ from ledger.services.ledger import Ledger, open_ledger
 from tests.test_kernel_support import BOOK, execute_sql, mint, move, setup_book
 
 TOKEN_LEDGER = Path(sys.executable).parent / "token-ledger"
+pytestmark = pytest.mark.usefixtures("verify_mode")
 
 
 def _five_entries(lg: Ledger) -> None:

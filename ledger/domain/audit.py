@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from json.encoder import encode_basestring as _s
 
 from ledger.domain.canonical import ENCODING, GENESIS_HASH, Definitions, matching_encoding
@@ -124,6 +124,11 @@ class Auditor:
     @property
     def rules(self) -> Mapping[str, BalanceRule]:
         return self._rules
+
+    def detached(self) -> Auditor:
+        """Return this fold without the book's definitions: what `join` reads of a slice,
+        small enough to send to another process."""
+        return replace(self, definitions=Definitions({}, {}), reversal_targets=frozenset())
 
     def join(self, part: Auditor) -> bool:
         """Extend this fold, which has seen every entry before `part.from_seq`, with the

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine
 
 from ledger.clock import Clock, SystemClock
-from ledger.domain.audit import Auditor
+from ledger.domain.audit import Auditor, Finding
 from ledger.domain.canonical import GENESIS_HASH, Definitions, encode_metadata
 from ledger.domain.journal import (
     Account,
@@ -46,6 +46,7 @@ from ledger.services.append import AppendBatch
 from ledger.services.bulk import BULK_POSTINGS, collector_paused
 from ledger.services.prefetch import prefetch
 from ledger.services.restore import Record, Restore
+from ledger.services.verify_slice import SliceHelper, SliceJob, slice_child, split_point
 from ledger.storage import migrate
 from ledger.storage.engine import make_engine
 from ledger.storage.errors import DRIVER_ERRORS, connection_problem, translate
@@ -103,8 +104,13 @@ class Ledger:
 
     # --- transactions -------------------------------------------------------------------------
     @contextmanager
-    def _tx(self, *, write: bool, pipelined: bool = False) -> Iterator[JournalStore]:
+    def _tx(
+        self, *, write: bool, pipelined: bool = False, snapshot: str | None = None
+    ) -> Iterator[JournalStore]:
         """Run one database transaction; map a busy database to a retryable rejection.
+
+        `snapshot` (PostgreSQL, a read): see what another transaction sees, the one that
+        exported it (`JournalStore.export_snapshot`) and is still open.
 
         `pipelined` (PostgreSQL; for a transaction of raw statements only, no SQLAlchemy
         Core, which cannot read results that are still on their way): the statements after
@@ -123,6 +129,8 @@ class Ledger:
                     # new one per statement, and an audit beside a live writer would see a
                     # head, entries and balances from different moments).
                     store.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    if snapshot is not None:
+                        store.import_snapshot(snapshot)
                 if write and not self._schema_checked:
                     self._check_schema(store)
                 if pipelined and not store.is_sqlite:
@@ -516,28 +524,44 @@ class Ledger:
             seqs = store.kind_seqs(book, kinds)
         return [self.entry(book, seq) for seq in seqs]
 
-    def verify(self, book: str, *, progress: Callable[[int], None] | None = None) -> VerifyReport:
+    def verify(
+        self,
+        book: str,
+        *,
+        progress: Callable[[int], None] | None = None,
+        parallel: bool | None = None,
+    ) -> VerifyReport:
         """Walk a book's chain; recompute every hash and balance from the postings alone.
 
-        Everything is read in one read transaction (one snapshot), by a background thread
-        that stays a chunk ahead of the audit.
+        Everything is read in one snapshot, by a background thread that stays a chunk ahead
+        of the audit. A long book on a machine of two or more cores (`parallel` forces either
+        way) is audited in two slices at once, the second in a child process
+        (`ledger.services.verify_slice`); the report is the one-pass audit's either way.
         """
-        feed = prefetch(lambda: self._audit_rows(book))
-        stored_head, definitions, targets = next(feed)
-        auditor = Auditor(book, definitions, targets)
-        count = 0
-        stored_balances: dict[tuple[str, str], int] = {}
-        for item in feed:
-            if isinstance(item, dict):
-                stored_balances = item
-                continue
-            rows, postings = item
-            if not auditor.feed_chunk(rows, postings):
-                feed.close()
-                break
-            count += len(rows)
-            if progress is not None:
-                progress(len(rows))
+        helper: list[SliceHelper] = []
+        feed = prefetch(lambda: self._audit_rows(book, parallel, helper))
+        try:
+            stored_head, definitions, targets = next(feed)
+            auditor = Auditor(book, definitions, targets)
+            stored_balances: dict[tuple[str, str], int] = {}
+            for item in feed:
+                if isinstance(item, dict):
+                    stored_balances = item
+                    break
+                rows, postings = item
+                if not auditor.feed_chunk(rows, postings):
+                    break
+                if progress is not None:
+                    progress(len(rows))
+            if helper and auditor.finding is None:
+                part = helper[0].result(progress)
+                if part is None or not auditor.join(part):
+                    done = auditor.head_seq + helper[0].reported  # reported so far
+                    return self.verify(book, progress=_credited(progress, done), parallel=False)
+        finally:
+            if helper:
+                helper[0].settle()
+            feed.close()
         finding = auditor.finish(stored_balances=stored_balances, stored_head=stored_head)
         return VerifyReport(
             book=book,
@@ -549,9 +573,13 @@ class Ledger:
             problem=None if finding is None else finding.problem,
         )
 
-    def _audit_rows(self, book: str) -> Iterator[Any]:
+    def _audit_rows(
+        self, book: str, parallel: bool | None, helper: list[SliceHelper]
+    ) -> Iterator[Any]:
         """Yield (stored head, definitions, reversal targets), then (entry rows, posting rows)
-        chunks, then the stored balances."""
+        chunks, then the stored balances; with a child auditing the rest of the book
+        (appended to `helper`), the chunks stop where its slice begins, and the snapshot is
+        held until the parent is done with the child."""
         with self._tx(write=False) as store:
             stored_head = store.head(book)
             if stored_head is None:
@@ -559,8 +587,64 @@ class Ledger:
             definitions = Definitions(store.assets(), store.accounts(book))
             yield stored_head, definitions, frozenset(store.reversal_targets(book))
             last = max(stored_head[0], store.max_seq(book))
-            yield from store.iter_chunks(book, 1, last, VERIFY_CHUNK)
-            yield store.all_balances(book)
+            if parallel is False or not self._url():
+                first = None  # one pass (the fallback's too), or no other process can read
+            else:
+                first = split_point(last, parallel=parallel)
+            if first is None:
+                yield from store.iter_chunks(book, 1, last, VERIFY_CHUNK)
+                yield store.all_balances(book)
+                return
+            job = SliceJob(self._url() or "", book, first, last, store.export_snapshot())
+            with slice_child(job) as child:
+                helper.append(child)
+                yield from store.iter_chunks(book, 1, first - 1, VERIFY_CHUNK)
+                yield store.all_balances(book)
+                child.settled.wait()
+
+    def audit_slice(
+        self,
+        book: str,
+        first: int,
+        last: int,
+        *,
+        snapshot: str | None,
+        progress: Callable[[int], None],
+    ) -> Auditor:
+        """Fold entries `first`..`last` as an `Auditor.slice` anchored at the stored hash of
+        entry `first - 1` (the child's half of a parallel `verify`), in `snapshot`."""
+        feed = prefetch(lambda: self._slice_rows(book, first, last, snapshot))
+        try:
+            definitions, targets, anchor = next(feed)
+            auditor = Auditor.slice(book, definitions, targets, from_seq=first, anchor=anchor)
+            if anchor is None:
+                auditor.finding = Finding(first - 1, "the entry before the slice is missing")
+                return auditor
+            for rows, postings in feed:
+                if not auditor.feed_chunk(rows, postings):
+                    break
+                progress(len(rows))
+            return auditor
+        finally:
+            feed.close()
+
+    def _slice_rows(self, book: str, first: int, last: int, snapshot: str | None) -> Iterator[Any]:
+        with self._tx(write=False, snapshot=snapshot) as store:
+            definitions = Definitions(store.assets(), store.accounts(book))
+            before = store.entry_rows(book, first - 1, first - 1)
+            yield (
+                definitions,
+                frozenset(store.reversal_targets(book)),
+                (before[0][-1] if before else None),
+            )
+            yield from store.iter_chunks(book, first, last, VERIFY_CHUNK)
+
+    def _url(self) -> str | None:
+        """The database's URL for another process, or None (an in-memory database)."""
+        url = self.engine.url
+        if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+            return None
+        return url.render_as_string(hide_password=False)
 
     def close(self) -> None:
         """Release the database connections."""
@@ -738,6 +822,22 @@ def _record(book: str, draft: EntryDraft, entry: JournalEntry) -> Record:
         entry.hash,
     )
     return row, [(p.account, p.asset, p.amount) for p in draft.postings]
+
+
+def _credited(progress: Callable[[int], None] | None, done: int) -> Callable[[int], None] | None:
+    """Return `progress` that passes on counts only beyond the first `done` (a pass that
+    repeats work already reported)."""
+    if progress is None:
+        return None
+    owed = [done]
+
+    def report(count: int) -> None:
+        skip = min(owed[0], count)
+        owed[0] -= skip
+        if count > skip:
+            progress(count - skip)
+
+    return report
 
 
 T = TypeVar("T")

@@ -8,6 +8,7 @@ database spells them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from operator import itemgetter
@@ -418,6 +419,19 @@ class JournalStore:
     def reversed_by(self, book: str, seq: int) -> int | None:
         rows = self.all("SELECT seq FROM tl_entries WHERE book = ? AND reverses = ?", (book, seq))
         return None if not rows else int(rows[0][0])
+
+    def export_snapshot(self) -> str | None:
+        """PostgreSQL: return this transaction's snapshot for another to import (valid while
+        this one is open); SQLite: None."""
+        if self.is_sqlite:
+            return None
+        return str(self.all("SELECT pg_export_snapshot()")[0][0])
+
+    def import_snapshot(self, snapshot: str) -> None:
+        """PostgreSQL, first in a REPEATABLE READ transaction: take an exported snapshot."""
+        if not re.fullmatch(r"[0-9A-F]+-[0-9A-F]+(-[0-9]+)?", snapshot):
+            raise ValueError(f"not a snapshot identifier: {snapshot!r}")
+        self.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")  # takes no parameter
 
     def reversal_targets(self, book: str) -> list[int]:
         """Return the sequence numbers that some entry of `book` reverses."""
