@@ -14,7 +14,7 @@ test: setup
 	.venv/bin/ruff check .
 	.venv/bin/lint-imports
 	.venv/bin/mypy
-	.venv/bin/python -m pytest -q
+	.venv/bin/python -m pytest -q --numprocesses=auto --maxprocesses=4
 
 lint: setup
 	.venv/bin/ruff check .
