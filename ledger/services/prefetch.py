@@ -24,20 +24,24 @@ def prefetch(make: Callable[[], Iterator[T]], *, depth: int = 2) -> Generator[T,
     items: queue.Queue[Any] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
+    def put(item: object) -> bool:
+        """Queue `item`; False when the consumer has gone (its queue may stay full)."""
+        while not stop.is_set():
+            try:
+                items.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce() -> None:
         try:
             for item in make():
-                while not stop.is_set():
-                    try:
-                        items.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not put(item):
                     return
-            items.put(_DONE)
+            put(_DONE)
         except BaseException as exc:  # handed to the consumer, which re-raises it
-            items.put(exc)
+            put(exc)
 
     worker = threading.Thread(target=produce, name="tl-prefetch", daemon=True)
     worker.start()
