@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import logging
 import subprocess
+import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -61,13 +63,14 @@ def _verify(lg: Ledger, **kwargs: Any) -> tuple[VerifyReport, int]:
 @contextmanager
 def _spied(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, list[Any]]]:
     """Record every child started and every join's answer."""
-    seen: dict[str, list[Any]] = {"children": [], "joins": []}
+    seen: dict[str, list[Any]] = {"children": [], "joins": [], "processes": []}
     popen = subprocess.Popen
     join = Auditor.join
 
     def spy_popen(args: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
         seen["children"].append(args)
-        return popen(args, **kwargs)
+        seen["processes"].append(process := popen(args, **kwargs))
+        return process
 
     def spy_join(self: Auditor, part: Auditor) -> bool:
         seen["joins"].append(answer := join(self, part))
@@ -143,8 +146,8 @@ def test_a_child_that_dies_leaves_the_one_pass_answer_and_a_warning(
     real = ledger_module.slice_child
 
     @contextmanager
-    def killed(job: SliceJob) -> Iterator[SliceHelper]:
-        with real(job) as helper:
+    def killed(job: SliceJob, settled: threading.Event) -> Iterator[SliceHelper]:
+        with real(job, settled) as helper:
             helper.child.process.kill()
             yield helper
 
@@ -152,6 +155,32 @@ def test_a_child_that_dies_leaves_the_one_pass_answer_and_a_warning(
     with caplog.at_level(logging.WARNING, logger=verify_slice.__name__):
         assert _verify(book, parallel=True) == one_pass  # progress counts each entry once
     assert "the audit of entries from" in caplog.text and "exited" in caplog.text
+
+
+def test_a_verify_that_fails_early_leaves_no_thread_process_or_snapshot(
+    book: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The parent raises once it has the book's header, by when its reader thread has
+    started the child, queued the parent's rows and waits to release the snapshot: the
+    thread, the child and the read transaction all end."""
+
+    def broken(*args: object, **kwargs: object) -> Auditor:
+        time.sleep(0.5)
+        raise RuntimeError("a bug in the parent")
+
+    monkeypatch.setattr(ledger_module, "Auditor", broken)
+    with _spied(monkeypatch) as seen, pytest.raises(RuntimeError, match="a bug in the parent"):
+        book.verify(BOOK, parallel=True)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(
+        t.name == "tl-prefetch" for t in threading.enumerate()
+    ):
+        time.sleep(0.05)
+    assert not [t for t in threading.enumerate() if t.name == "tl-prefetch"]
+    assert all(process.poll() is not None for process in seen["processes"])
+    monkeypatch.undo()
+    book.post(mint("holder:alice", 1))  # no read transaction left holding anything up
+    assert book.verify(BOOK).ok
 
 
 def test_entries_appended_during_the_audit_are_not_part_of_it(
@@ -164,14 +193,14 @@ def test_entries_appended_during_the_audit_are_not_part_of_it(
     real = ledger_module.slice_child
 
     @contextmanager
-    def with_a_writer(job: SliceJob) -> Iterator[SliceHelper]:
+    def with_a_writer(job: SliceJob, settled: threading.Event) -> Iterator[SliceHelper]:
         writer = open_ledger(db_url)
         try:
             writer.post(mint("holder:alice", 7))
             writer.post(move("holder:alice", "holder:bob", 7, "ETH"))
         finally:
             writer.close()
-        with real(job) as helper:
+        with real(job, settled) as helper:
             yield helper
 
     monkeypatch.setattr(ledger_module, "slice_child", with_a_writer)
@@ -202,7 +231,7 @@ def test_one_core_or_a_short_book_is_audited_in_one_pass(
     monkeypatch.setattr(verify_slice.os, "cpu_count", lambda: cores)
     with _spied(monkeypatch) as seen:
         assert _verify(book) == (book.verify(BOOK, parallel=False), ENTRIES)
-    assert seen == {"children": [], "joins": []}
+    assert seen == {"children": [], "joins": [], "processes": []}
 
 
 def test_an_in_memory_database_is_audited_in_one_pass(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -16,6 +16,7 @@ each other.
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
@@ -539,7 +540,8 @@ class Ledger:
         (`ledger.services.verify_slice`); the report is the one-pass audit's either way.
         """
         helper: list[SliceHelper] = []
-        feed = prefetch(lambda: self._audit_rows(book, parallel, helper))
+        settled = threading.Event()  # the snapshot may go: the child is done or given up
+        feed = prefetch(lambda: self._audit_rows(book, parallel, helper, settled))
         try:
             stored_head, definitions, targets = next(feed)
             auditor = Auditor(book, definitions, targets)
@@ -559,8 +561,7 @@ class Ledger:
                     done = auditor.head_seq + helper[0].reported  # reported so far
                     return self.verify(book, progress=_credited(progress, done), parallel=False)
         finally:
-            if helper:
-                helper[0].settle()
+            settled.set()
             feed.close()
         finding = auditor.finish(stored_balances=stored_balances, stored_head=stored_head)
         return VerifyReport(
@@ -574,12 +575,16 @@ class Ledger:
         )
 
     def _audit_rows(
-        self, book: str, parallel: bool | None, helper: list[SliceHelper]
+        self,
+        book: str,
+        parallel: bool | None,
+        helper: list[SliceHelper],
+        settled: threading.Event,
     ) -> Iterator[Any]:
         """Yield (stored head, definitions, reversal targets), then (entry rows, posting rows)
         chunks, then the stored balances; with a child auditing the rest of the book
         (appended to `helper`), the chunks stop where its slice begins, and the snapshot is
-        held until the parent is done with the child."""
+        held until `settled`."""
         with self._tx(write=False) as store:
             stored_head = store.head(book)
             if stored_head is None:
@@ -596,11 +601,11 @@ class Ledger:
                 yield store.all_balances(book)
                 return
             job = SliceJob(self._url() or "", book, first, last, store.export_snapshot())
-            with slice_child(job) as child:
+            with slice_child(job, settled) as child:
                 helper.append(child)
                 yield from store.iter_chunks(book, 1, first - 1, VERIFY_CHUNK)
                 yield store.all_balances(book)
-                child.settled.wait()
+                settled.wait()
 
     def audit_slice(
         self,

@@ -63,10 +63,10 @@ class SliceHelper:
     """The parent's view of the child: its result, and when the parent's own transaction
     (whose snapshot the child imports) may end."""
 
-    def __init__(self, child: Child, first: int) -> None:
+    def __init__(self, child: Child, first: int, settled: threading.Event) -> None:
         self.child = child
         self.first = first
-        self.settled = threading.Event()  # the parent is done with the child
+        self.settled = settled  # set when the parent is done with the child
         self.reported = 0  # entries of the slice reported to `progress`
 
     def result(self, progress: Callable[[int], None] | None) -> Auditor | None:
@@ -94,8 +94,9 @@ class SliceHelper:
 
 
 @contextmanager
-def slice_child(job: SliceJob) -> Iterator[SliceHelper]:
-    """Start the child auditing `job`; leaving the context stops it."""
+def slice_child(job: SliceJob, settled: threading.Event) -> Iterator[SliceHelper]:
+    """Start the child auditing `job`; leaving the context stops it. `settled` is set when
+    the parent has the child's result, or gave up on it."""
     with run_child(
         "ledger.services.verify_slice",
         [job.book, f"{job.first}-{job.last}"],  # for `ps`; the job itself goes on stdin
@@ -103,7 +104,7 @@ def slice_child(job: SliceJob) -> Iterator[SliceHelper]:
         until="its report",
         given=job,
     ) as child:
-        yield SliceHelper(child, job.first)
+        yield SliceHelper(child, job.first, settled)
 
 
 def _audit(send: Send) -> None:
