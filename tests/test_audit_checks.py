@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger.domain.audit import Auditor
-from ledger.domain.canonical import GENESIS_HASH, definitions_of, encode_metadata, seal
+from ledger.domain.audit import Auditor, rows_of
+from ledger.domain.canonical import GENESIS_HASH, definitions_of, seal
 from ledger.domain.journal import (
     Account,
     AccountType,
@@ -24,7 +24,6 @@ from ledger.domain.journal import (
     EntryDraft,
     JournalEntry,
     Posting,
-    to_micros,
 )
 from ledger.domain.money import UINT256_MAX, Asset
 
@@ -111,21 +110,7 @@ def test_the_audit_judges_each_entry_as_the_model_does(
     book: list[list[tuple[str, str, int]]],
 ) -> None:
     entries = _sealed(book)
-    rows = [
-        (
-            e.seq,
-            e.draft.kind,
-            to_micros(e.draft.effective_at),
-            to_micros(e.recorded_at),
-            None,
-            None,
-            encode_metadata(e.draft.metadata),
-            e.prev_hash,
-            e.hash,
-        )
-        for e in entries
-    ]
-    postings = [(e.seq, p.account, p.asset, p.amount) for e in entries for p in e.postings]
+    rows, postings = rows_of(entries)
     auditor = Auditor(BOOK, definitions_of(ASSETS, ACCOUNTS))
     vouched = auditor.feed_chunk(rows, postings)
     expected = model(book)

@@ -15,8 +15,8 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from ledger.domain.audit import Auditor, EntryRow, PostingRow
-from ledger.domain.canonical import GENESIS_HASH, Definitions, definitions_of, encode_metadata, seal
+from ledger.domain.audit import Auditor, EntryRow, PostingRow, rows_of
+from ledger.domain.canonical import GENESIS_HASH, Definitions, definitions_of, seal
 from ledger.domain.journal import (
     Account,
     AccountType,
@@ -105,25 +105,6 @@ def build(
         entries.append(entry)
         prev = entry.hash
     return entries
-
-
-def rows_of(entries: list[JournalEntry]) -> tuple[list[EntryRow], list[PostingRow]]:
-    rows: list[EntryRow] = [
-        (
-            e.seq,
-            e.draft.kind,
-            to_micros(e.draft.effective_at),
-            to_micros(e.recorded_at),
-            e.draft.idempotency_key,
-            e.draft.reverses,
-            encode_metadata(e.draft.metadata),
-            e.prev_hash,
-            e.hash,
-        )
-        for e in entries
-    ]
-    postings = [(e.seq, p.account, p.asset, p.amount) for e in entries for p in e.postings]
-    return rows, postings
 
 
 def tampered(

@@ -16,13 +16,12 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger.domain.audit import Auditor
+from ledger.domain.audit import Auditor, rows_of
 from ledger.domain.canonical import (
     GENESIS_HASH,
     Definitions,
     definitions_of,
     encode_entry,
-    encode_metadata,
     request_digest,
     seal,
 )
@@ -171,29 +170,10 @@ def test_documented_legacy_vector_and_request_digest() -> None:
     assert request_digest(MINT).hex() == vectors["request_digest_1"]
 
 
-def _rows(entries: list[JournalEntry]) -> tuple[list, list]:  # type: ignore[type-arg]
-    rows = [
-        (
-            e.seq,
-            e.draft.kind,
-            to_micros(e.draft.effective_at),
-            to_micros(e.recorded_at),
-            e.draft.idempotency_key,
-            e.draft.reverses,
-            encode_metadata(e.draft.metadata),
-            e.prev_hash,
-            e.hash,
-        )
-        for e in entries
-    ]
-    postings = [(e.seq, p.account, p.asset, p.amount) for e in entries for p in e.postings]
-    return rows, postings
-
-
 def test_the_auditor_accepts_the_vectors_and_refuses_changed_definitions() -> None:
     """The documented chain verifies; with USDT at scale 2, or alice's rule removed, it does
     not, at the first entry that uses the changed definition."""
-    rows, postings = _rows(vector_chain())
+    rows, postings = rows_of(vector_chain())
     good = Auditor(BOOK, definitions_of(ASSETS, ACCOUNTS), frozenset({2}))
     assert good.feed_chunk(rows, postings) and good.head_seq == 3
     scale = Auditor(BOOK, definitions_of((ASSETS[0], Asset("USDT", 2)), ACCOUNTS), {2})
@@ -217,9 +197,9 @@ def test_a_legacy_chain_verifies_and_cannot_go_back_after_encoding_2() -> None:
         MINT, seq=3, recorded_us=3, prev_hash=two.hash, definitions=definitions, encoding=1
     )
     ok = Auditor(BOOK, definitions)
-    assert ok.feed_chunk(*_rows([one, two])) and ok.head_encoding == 2
+    assert ok.feed_chunk(*rows_of([one, two])) and ok.head_encoding == 2
     back = Auditor(BOOK, definitions)
-    assert not back.feed_chunk(*_rows([one, two, three]))
+    assert not back.feed_chunk(*rows_of([one, two, three]))
     assert back.finding is not None and back.finding.seq == 3
 
 

@@ -16,8 +16,14 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from json.encoder import encode_basestring as _s
 
-from ledger.domain.canonical import ENCODING, GENESIS_HASH, Definitions, matching_encoding
-from ledger.domain.journal import BalanceRule
+from ledger.domain.canonical import (
+    ENCODING,
+    GENESIS_HASH,
+    Definitions,
+    encode_metadata,
+    matching_encoding,
+)
+from ledger.domain.journal import BalanceRule, JournalEntry, to_micros
 from ledger.domain.money import UINT256_MAX
 from ledger.errors import Rejected
 
@@ -25,11 +31,36 @@ EntryRow = tuple[int, str, int, int, str | None, int | None, str, bytes, bytes]
 """(seq, kind, effective_us, recorded_us, key, reverses, metadata_json, prev_hash, hash)"""
 
 PostingRow = tuple[int, str, str, int]
-_Pair = tuple[str, str, str, tuple[str, str], tuple[str, str]]
 """(seq, account, asset, units)"""
+
+_Pair = tuple[str, str, str, tuple[str, str], tuple[str, str]]
 
 BalanceKey = tuple[str, str]
 """(account, asset)"""
+
+
+def entry_row(entry: JournalEntry) -> EntryRow:
+    """Return `entry` as the row the journal stores (and the audit reads)."""
+    draft = entry.draft
+    return (
+        entry.seq,
+        draft.kind,
+        to_micros(draft.effective_at),
+        to_micros(entry.recorded_at),
+        draft.idempotency_key,
+        draft.reverses,
+        encode_metadata(draft.metadata),
+        entry.prev_hash,
+        entry.hash,
+    )
+
+
+def rows_of(entries: Sequence[JournalEntry]) -> tuple[list[EntryRow], list[PostingRow]]:
+    """Return `entries` as `feed_chunk` takes them: their rows and their posting rows."""
+    rows = [entry_row(e) for e in entries]
+    postings = [(e.seq, p.account, p.asset, p.amount) for e in entries for p in e.postings]
+    return rows, postings
+
 
 _HASH_PROBLEM = (
     "hash does not match the entry's canonical encoding (its content, or for encoding 2 the"

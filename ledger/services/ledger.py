@@ -26,8 +26,8 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine
 
 from ledger.clock import Clock, SystemClock
-from ledger.domain.audit import Auditor, Finding
-from ledger.domain.canonical import GENESIS_HASH, Definitions, encode_metadata
+from ledger.domain.audit import Auditor, Finding, entry_row
+from ledger.domain.canonical import GENESIS_HASH, Definitions
 from ledger.domain.journal import (
     Account,
     AccountType,
@@ -815,18 +815,7 @@ def _record(book: str, draft: EntryDraft, entry: JournalEntry) -> Record:
     """Return a sealed entry as a replay record (its hash is checked by `Restore`)."""
     if draft.book != book:
         raise Rejected(Reason.BAD_INPUT, f"entry {entry.seq} belongs to {draft.book}")
-    row = (
-        entry.seq,
-        draft.kind,
-        to_micros(draft.effective_at),
-        to_micros(entry.recorded_at),
-        draft.idempotency_key,
-        draft.reverses,
-        encode_metadata(draft.metadata),
-        entry.prev_hash,
-        entry.hash,
-    )
-    return row, [(p.account, p.asset, p.amount) for p in draft.postings]
+    return entry_row(entry), [(p.account, p.asset, p.amount) for p in draft.postings]
 
 
 def _credited(progress: Callable[[int], None] | None, done: int) -> Callable[[int], None] | None:
