@@ -50,7 +50,12 @@ def book(db_url: str) -> Iterator[Ledger]:
 
 
 def _split_at(monkeypatch: pytest.MonkeyPatch, first: int) -> None:
-    monkeypatch.setattr(ledger_module, "split_point", lambda last, parallel: first)
+    real = ledger_module.split_point
+
+    def split_point(last: int, *, parallel: bool | None) -> int | None:
+        return real(last, parallel=False) if parallel is False else first
+
+    monkeypatch.setattr(ledger_module, "split_point", split_point)
 
 
 def _verify(lg: Ledger, **kwargs: Any) -> tuple[VerifyReport, int]:
@@ -252,6 +257,11 @@ def test_the_child_takes_a_little_less_than_half(last: int, first: int | None) -
     """The parent also reads the stored balances and starts the child: it folds up to
     HEAD_START / 2 entries beyond half, at most an eighth of the book."""
     assert verify_slice.split_point(last, parallel=True) == first
+
+
+def test_parallel_false_is_one_pass_whatever_the_book() -> None:
+    """The fallback after a failed slice asks for parallel=False: it must never split again."""
+    assert verify_slice.split_point(10**7, parallel=False) is None
 
 
 def test_a_snapshot_identifier_is_checked_before_it_is_spoken() -> None:

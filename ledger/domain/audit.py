@@ -235,7 +235,8 @@ class Auditor:
             while i < count and postings[i][0] == seq:
                 i += 1
             lines = postings[start:i]
-            if i - start == 2:  # the common case: its codes' JSON memoised as a whole
+            two = i - start == 2
+            if two:  # the common case: its codes' JSON memoised as a whole
                 (_, a0, c0, u0), (_, a1, c1, u1) = lines
                 pair = pairs.get((a0, c0, a1, c1))
                 if pair is None:
@@ -275,7 +276,7 @@ class Auditor:
                 if head_encoding is None:
                     self.first_encoding = found
                 head_encoding = found
-            if i - start == 2:
+            if two:
                 if not (0 < u0 <= UINT256_MAX or 0 > u0 >= -UINT256_MAX):
                     return self._found(seq, f"posting to {a0} of {u0} is out of range")
                 if not (0 < u1 <= UINT256_MAX or 0 > u1 >= -UINT256_MAX):

@@ -47,7 +47,7 @@ from ledger.services.append import AppendBatch
 from ledger.services.bulk import BULK_POSTINGS, collector_paused
 from ledger.services.prefetch import prefetch
 from ledger.services.restore import Record, Restore
-from ledger.services.verify_slice import SliceHelper, SliceJob, slice_child, split_point
+from ledger.services.verify_slice import SliceJob, slice_child, split_point
 from ledger.storage import migrate
 from ledger.storage.engine import make_engine
 from ledger.storage.errors import DRIVER_ERRORS, connection_problem, translate
@@ -539,11 +539,10 @@ class Ledger:
         way) is audited in two slices at once, the second in a child process
         (`ledger.services.verify_slice`); the report is the one-pass audit's either way.
         """
-        helper: list[SliceHelper] = []
         settled = threading.Event()  # the snapshot may go: the child is done or given up
-        feed = prefetch(lambda: self._audit_rows(book, parallel, helper, settled))
+        feed = prefetch(lambda: self._audit_rows(book, parallel, settled))
         try:
-            stored_head, definitions, targets = next(feed)
+            stored_head, definitions, targets, helper = next(feed)
             auditor = Auditor(book, definitions, targets)
             stored_balances: dict[tuple[str, str], int] = {}
             for item in feed:
@@ -555,10 +554,10 @@ class Ledger:
                     break
                 if progress is not None:
                     progress(len(rows))
-            if helper and auditor.finding is None:
-                part = helper[0].result(progress)
+            if helper is not None and auditor.finding is None:
+                part = helper.result(progress)
                 if part is None or not auditor.join(part):
-                    done = auditor.head_seq + helper[0].reported  # reported so far
+                    done = auditor.head_seq + helper.reported  # reported so far
                     return self.verify(book, progress=_credited(progress, done), parallel=False)
         finally:
             settled.set()
@@ -575,34 +574,28 @@ class Ledger:
         )
 
     def _audit_rows(
-        self,
-        book: str,
-        parallel: bool | None,
-        helper: list[SliceHelper],
-        settled: threading.Event,
+        self, book: str, parallel: bool | None, settled: threading.Event
     ) -> Iterator[Any]:
-        """Yield (stored head, definitions, reversal targets), then (entry rows, posting rows)
-        chunks, then the stored balances; with a child auditing the rest of the book
-        (appended to `helper`), the chunks stop where its slice begins, and the snapshot is
-        held until `settled`."""
+        """Yield (stored head, definitions, reversal targets, the child's helper or None),
+        then (entry rows, posting rows) chunks, then the stored balances; with a child
+        auditing the rest of the book, the chunks stop where its slice begins, and the
+        snapshot is held until `settled`."""
         with self._tx(write=False) as store:
             stored_head = store.head(book)
             if stored_head is None:
                 raise Rejected(Reason.UNKNOWN_BOOK, f"unknown book {book!r}")
-            definitions = Definitions(store.assets(), store.accounts(book))
-            yield stored_head, definitions, frozenset(store.reversal_targets(book))
+            definitions, targets = _audit_definitions(store, book)
             last = max(stored_head[0], store.max_seq(book))
-            if parallel is False or not self._url():
-                first = None  # one pass (the fallback's too), or no other process can read
-            else:
-                first = split_point(last, parallel=parallel)
-            if first is None:
+            url = self._url()
+            first = None if url is None else split_point(last, parallel=parallel)
+            if url is None or first is None:  # one pass, or no other process can open it
+                yield stored_head, definitions, targets, None
                 yield from store.iter_chunks(book, 1, last, VERIFY_CHUNK)
                 yield store.all_balances(book)
                 return
-            job = SliceJob(self._url() or "", book, first, last, store.export_snapshot())
-            with slice_child(job, settled) as child:
-                helper.append(child)
+            job = SliceJob(url, book, first, last, store.export_snapshot())
+            with slice_child(job, settled) as helper:
+                yield stored_head, definitions, targets, helper
                 yield from store.iter_chunks(book, 1, first - 1, VERIFY_CHUNK)
                 yield store.all_balances(book)
                 settled.wait()
@@ -635,13 +628,8 @@ class Ledger:
 
     def _slice_rows(self, book: str, first: int, last: int, snapshot: str | None) -> Iterator[Any]:
         with self._tx(write=False, snapshot=snapshot) as store:
-            definitions = Definitions(store.assets(), store.accounts(book))
             before = store.entry_rows(book, first - 1, first - 1)
-            yield (
-                definitions,
-                frozenset(store.reversal_targets(book)),
-                (before[0][-1] if before else None),
-            )
+            yield *_audit_definitions(store, book), (before[0][-1] if before else None)
             yield from store.iter_chunks(book, first, last, VERIFY_CHUNK)
 
     def _url(self) -> str | None:
@@ -818,16 +806,24 @@ def _record(book: str, draft: EntryDraft, entry: JournalEntry) -> Record:
     return entry_row(entry), [(p.account, p.asset, p.amount) for p in draft.postings]
 
 
+def _audit_definitions(store: JournalStore, book: str) -> tuple[Definitions, frozenset[int]]:
+    """What an audit of `book` needs before its first entry: the definitions of its codes
+    and the entries that some entry reverses."""
+    definitions = Definitions(store.assets(), store.accounts(book))
+    return definitions, frozenset(store.reversal_targets(book))
+
+
 def _credited(progress: Callable[[int], None] | None, done: int) -> Callable[[int], None] | None:
     """Return `progress` that passes on counts only beyond the first `done` (a pass that
     repeats work already reported)."""
     if progress is None:
         return None
-    owed = [done]
+    owed = done
 
     def report(count: int) -> None:
-        skip = min(owed[0], count)
-        owed[0] -= skip
+        nonlocal owed
+        skip = min(owed, count)
+        owed -= skip
         if count > skip:
             progress(count - skip)
 

@@ -87,10 +87,7 @@ class SliceHelper:
             )
             return None
         finally:
-            self.settle()
-
-    def settle(self) -> None:
-        self.settled.set()
+            self.settled.set()  # the parent's snapshot is no longer needed
 
 
 @contextmanager
